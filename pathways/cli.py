@@ -1,0 +1,221 @@
+"""The ``pathways`` command line (Typer). Every command exits non-zero with a one-line reason on error.
+
+Commands only parse arguments, call one function of the layer that owns the work, and print; they
+hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from pathways.logging import configure_logging
+from pathways.settings import Settings, get_settings
+
+app = typer.Typer(name="pathways", help="Learning-pathway recommendations.", no_args_is_help=True)
+db_app = typer.Typer(help="Create or migrate the database.", no_args_is_help=True)
+models_app = typer.Typer(help="List, promote and roll back model versions.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and their bearer tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+app.add_typer(users_app, name="users")
+
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger(__name__)
+
+
+def fail(reason: str, code: int = 1) -> NoReturn:
+    """Print a one-line reason on stderr and exit non-zero."""
+    err_console.print(f"error: {reason}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def not_available(what: str) -> NoReturn:
+    fail(f"{what} is not available yet", code=2)
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _engine(settings: Settings, upgrade: bool = True):  # type: ignore[no-untyped-def]
+    from records.db import make_engine
+    from records.db import upgrade as upgrade_db
+
+    if upgrade:
+        upgrade_db(settings.database_url)
+    return make_engine(settings.database_url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Database
+# ---------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Create or migrate the database (Alembic) at PATHWAYS_DATABASE_URL."""
+    from records.db import upgrade
+
+    settings = _settings()
+    try:
+        upgrade(settings.database_url, revision)
+    except Exception as exc:
+        fail(f"database upgrade failed: {exc}")
+    console.print(f"database at revision {revision}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Records: generate and import
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    size: Annotated[str, typer.Option(help="tiny, small, medium or large")] = "small",
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same institution")] = 7,
+    out: Annotated[Path | None, typer.Option(help="write a CSV set into this folder instead")] = None,
+) -> None:
+    """Generate a synthetic institution into the database, or as a CSV set with --out."""
+    not_available("generate")
+
+
+@app.command("import")
+def import_csv(
+    directory: Annotated[Path, typer.Argument(help="folder holding the CSV set (data/README.md)")],
+    allow_uncatalogued: Annotated[
+        bool, typer.Option(help="create unknown students and modules found in enrollments.csv")
+    ] = False,
+) -> None:
+    """Import a CSV set atomically: every row or none, with a report of every rejected row."""
+    not_available("import")
+
+
+@app.command("import-onet")
+def import_onet(
+    directory: Annotated[Path, typer.Argument(help="folder holding O*NET database text files")],
+) -> None:
+    """Import occupations and competencies from the O*NET database text release."""
+    not_available("import-onet")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and recommendations
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def train() -> None:
+    """The nightly job: fit, evaluate, gate, register, promote, batch-score and flag."""
+    not_available("train")
+
+
+@app.command()
+def evaluate(
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Evaluate the hybrid and its baselines on the newest closed term; print the report."""
+    not_available("evaluate")
+
+
+@app.command()
+def recommend(
+    student_id: Annotated[str, typer.Argument()],
+    term: Annotated[str | None, typer.Option(help="target term code; default the next term")] = None,
+    k: Annotated[int, typer.Option(min=1, max=50)] = 10,
+    occupation: Annotated[str | None, typer.Option(help="what-if: aim at this occupation")] = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print a student's next-term recommendations with their explanations."""
+    not_available("recommend")
+
+
+@app.command("export-recommendations")
+def export_recommendations(out: Annotated[Path, typer.Option(help="CSV file to write")]) -> None:
+    """Write student_id,rank,module_id,score from the promoted model's latest batch."""
+    not_available("export-recommendations")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List model versions with their metrics and which one is promoted."""
+    not_available("models list")
+
+
+@models_app.command("promote")
+def models_promote(version: str) -> None:
+    """Promote VERSION (one atomic step)."""
+    not_available("models promote")
+
+
+@models_app.command("rollback")
+def models_rollback() -> None:
+    """Promote the version that was promoted before the current one."""
+    not_available("models rollback")
+
+
+# ---------------------------------------------------------------------------------------------
+# Users and the service
+# ---------------------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="student, advisor or admin")],
+    student_id: Annotated[str | None, typer.Option(help="the student this user is")] = None,
+    advisor_id: Annotated[str | None, typer.Option(help="the advisor this user is")] = None,
+) -> None:
+    """Create a user; the new token is the last line of output."""
+    from records.db import session_scope
+    from records.users import UserError, add_user
+
+    engine = _engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            user, token = add_user(session, name, role, student_id=student_id, advisor_id=advisor_id)
+            console.print(f"created {user.role} user {user.name}", markup=False)
+    except UserError as exc:
+        fail(str(exc))
+    print(token)
+
+
+@users_app.command("token")
+def users_token(name: str) -> None:
+    """Issue a new token for NAME (the old one stops working); the token is the last line of output."""
+    from records.db import session_scope
+    from records.users import UserError, rotate_token
+
+    engine = _engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            token = rotate_token(session, name)
+    except UserError as exc:
+        fail(str(exc))
+    print(token)
+
+
+@app.command()
+def serve() -> None:
+    """Serve the HTTP API and pages on PATHWAYS_HOST:PATHWAYS_PORT."""
+    not_available("serve")
+
+
+@app.command()
+def demo(
+    size: Annotated[str, typer.Option(help="institution size")] = "small",
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """The main job: create the database, generate an institution, train, and serve with demo tokens."""
+    not_available("demo")
+
+
+if __name__ == "__main__":
+    app()
