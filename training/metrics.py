@@ -54,7 +54,7 @@ def _check_k(hits: np.ndarray, k: int) -> None:
 def hit_rate_per_student(hits: np.ndarray, k: int) -> np.ndarray:
     """(n,) float64: 1 when any of the first k is relevant."""
     _check_k(hits, k)
-    return hits[:, :k].any(axis=1).astype(np.float64)
+    return np.asarray(hits[:, :k].any(axis=1), dtype=np.float64)
 
 
 def precision_per_student(hits: np.ndarray, k: int) -> np.ndarray:
