@@ -12,7 +12,10 @@ FILES: dict[str, str] = {
         '2.C.3.a,Computers and Electronics,knowledge,Engineering,"Circuit boards, processors"\n'
         "T43232306,Data base user interface software,technology,Software,\n"
     ),
-    "occupations.csv": "id,title,description\n15-2051.00,Data Scientists,Develop models\n47-2111.00,Electricians,Install wiring\n",
+    "occupations.csv": (
+        "id,title,description\n"
+        "15-2051.00,Data Scientists,Develop models\n47-2111.00,Electricians,Install wiring\n"
+    ),
     "occupation_competencies.csv": (
         "occupation_id,competency_id,importance,level\n"
         "15-2051.00,2.A.1.a,0.75,4.5\n15-2051.00,T43232306,1,\n47-2111.00,2.C.3.a,0.8,5\n"
