@@ -1,0 +1,124 @@
+"""The FastAPI app factory. Nothing is connected at import: the engine, the session factory, the
+model holder and the metrics are created in the lifespan and live on ``app.state``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from pathways.settings import Settings, get_settings
+from records.db import make_engine, session_factory
+from service.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
+from service.live import LiveRecommender
+from service.middleware import RequestMetricsMiddleware, ServiceMetrics
+from service.model_holder import HolderPoller, ModelHolder, ModelLoader, load_hybrid
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+STATUS_OF: dict[type[ServiceError], int] = {
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    Invalid: 422,
+    Unavailable: 503,
+}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    model_loader: ModelLoader = load_hybrid,
+    model_check_interval_s: float = 2.0,
+    context_ttl_s: float = 30.0,
+) -> FastAPI:
+    """The Pathways HTTP app: JSON API under /v1, pages, health and metrics.
+
+    ``settings`` default to the environment. The promoted model is loaded at start-up and a
+    background thread checks every ``model_check_interval_s`` seconds for a newer promotion.
+    """
+    settings = settings or get_settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        sessions = session_factory(engine)
+        holder = ModelHolder(
+            sessions, settings.artifacts_dir, loader=model_loader, check_interval_s=model_check_interval_s
+        )
+        holder.refresh()
+        poller = HolderPoller(holder, model_check_interval_s)
+        poller.start()
+        app.state.engine = engine
+        app.state.sessions = sessions
+        app.state.holder = holder
+        app.state.live = LiveRecommender(holder, engine, settings, context_ttl_s=context_ttl_s)
+        loaded = holder.current
+        log.info("service ready; model %s", loaded.version if loaded else None)
+        try:
+            yield
+        finally:
+            poller.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Pathways",
+        version="1",
+        summary="Next-term module recommendations with explanations, pathways and advisor review.",
+        lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    _install_error_handlers(app)
+
+    from service.routes import catalog, health, models, pages, recommendations, students
+
+    app.include_router(health.router)
+    app.include_router(students.router)
+    app.include_router(recommendations.router)
+    app.include_router(catalog.router)
+    app.include_router(models.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 400)
+        if isinstance(exc, Invalid) and exc.field:
+            detail: object = [{"loc": list(exc.field), "msg": str(exc), "type": "value_error"}]
+        else:
+            detail = str(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default, minus the echoed input (it may hold personal data or be large).
+        errors = [
+            {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", None)
+        log.exception("unhandled error on %s (request %s)", request.url.path, request_id)
+        return JSONResponse(
+            {"detail": f"internal error; quote request id {request_id}"},
+            status_code=500,
+        )

@@ -1,0 +1,92 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the unit of work, the caller, settings, the model.
+
+Everything comes from ``app.state`` (built in the app's lifespan), never from module globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from pathways.settings import Settings
+from records.db import UnitOfWork
+from service.auth import Principal, authenticate
+from service.live import LiveRecommender
+from service.model_holder import ModelHolder
+
+TOKEN_COOKIE = "pathways_token"
+
+bearer_scheme = HTTPBearer(auto_error=False, description="a token from `pathways users add|token`")
+
+
+def get_uow(request: Request) -> Iterator[UnitOfWork]:
+    """A unit of work per request; it rolls back unless a handler commits."""
+    with UnitOfWork(request.app.state.sessions) as uow:
+        yield uow
+
+
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+def get_session(uow: UowDep) -> Session:
+    return uow.session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_holder(request: Request) -> ModelHolder:
+    holder: ModelHolder = request.app.state.holder
+    return holder
+
+
+HolderDep = Annotated[ModelHolder, Depends(get_holder)]
+
+
+def get_live(request: Request) -> LiveRecommender:
+    live: LiveRecommender = request.app.state.live
+    return live
+
+
+LiveDep = Annotated[LiveRecommender, Depends(get_live)]
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The caller named by the ``Authorization: Bearer`` header; 401 when missing or unknown."""
+    if credentials is None:
+        raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    principal = authenticate(session, credentials.credentials)
+    if principal is None:
+        raise _unauthorized("unknown or revoked token")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def get_page_user(request: Request, session: SessionDep) -> Principal | None:
+    """The caller of a page, from the sign-in cookie; None when not signed in."""
+    token = request.cookies.get(TOKEN_COOKIE)
+    return authenticate(session, token) if token else None
+
+
+PageUser = Annotated[Principal | None, Depends(get_page_user)]

@@ -1,0 +1,445 @@
+"""Live scoring with the promoted model held in memory: recommendations, pathways, eligibility.
+
+Framework-free. The expensive, student-independent part of a request (the target term's
+offerings, seats and in-progress enrollments as a :class:`TermContext`) is cached per model version
+and term for ``context_ttl_s`` seconds; the student's own exclusions (advisor rejections, their
+dismissals) are read fresh on every request so a rejected module never reappears.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from pathways.settings import Settings
+from records.schema import Occupation, Student, Term
+from service import handlers
+from service.errors import Invalid, NotFound, Unavailable
+from service.model_holder import LoadedModel, ModelHolder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModuleSummary:
+    id: str
+    code: str | None
+    title: str | None
+    track: str | None
+    credits: float | None
+
+
+@dataclass
+class Item:
+    rank: int
+    module: ModuleSummary
+    score: float
+    components: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    expected_grade: float | None = None
+    fail_probability: float | None = None
+    risk: str = "unknown"
+    flags: list[dict[str, str]] = field(default_factory=list)
+    recommendation_id: int | None = None
+
+
+@dataclass
+class RecommendationList:
+    student_id: str
+    term: str | None
+    occupation: str | None
+    model_version: str
+    source: str
+    items: list[Item]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PathwayTerm:
+    term: str | None
+    modules: list[tuple[ModuleSummary, list[str]]]
+    credits: float
+
+
+@dataclass
+class PathwayPlan:
+    student_id: str
+    occupation: str | None
+    model_version: str
+    terms: list[PathwayTerm]
+    notes: list[str] = field(default_factory=list)
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if np.isnan(number) else number
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+class LiveRecommender:
+    """Answers recommendation, pathway and eligibility questions from the held model."""
+
+    def __init__(
+        self, holder: ModelHolder, engine: Engine, settings: Settings, context_ttl_s: float = 30.0
+    ) -> None:
+        self.holder = holder
+        self.engine = engine
+        self.settings = settings
+        self.context_ttl_s = context_ttl_s
+        self._context_lock = threading.Lock()
+
+    # -----------------------------------------------------------------------------------------
+    # Recommendations
+    # -----------------------------------------------------------------------------------------
+
+    def recommend(
+        self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
+    ) -> RecommendationList:
+        """The student's top-``k`` for ``term`` (default: the next term), optionally aimed at ``occupation``.
+
+        Without a loaded model the stored nightly list answers (``source='batch'``); without either,
+        Unavailable.
+        """
+        loaded = self.holder.maybe_refresh()
+        if occupation is not None and session.get(Occupation, occupation) is None:
+            raise Invalid(f"no occupation with id {occupation!r}", ("query", "occupation"))
+        if term is not None and session.get(Term, term) is None:
+            raise Invalid(f"no term with code {term!r}", ("query", "term"))
+        if loaded is None:
+            return self._stored(session, student, term, k, occupation)
+        model = loaded.model
+        fs = model.fs_
+        if student.id not in fs.students:
+            stored = self._stored(session, student, term, k, occupation, required=False)
+            if stored is not None:
+                stored.notes.append(f"student {student.id} is newer than model {loaded.version}")
+                return stored
+            raise Unavailable(
+                f"student {student.id!r} joined after model {loaded.version} was trained; "
+                "recommendations follow the next training run"
+            )
+        if occupation is not None and occupation not in fs.occupations:
+            raise Invalid(
+                f"occupation {occupation!r} has no competency profile in model {loaded.version}",
+                ("query", "occupation"),
+            )
+        row = fs.students.row(student.id)
+        context = self._student_context(session, loaded, term, student.id, row)
+        rows = np.array([row], dtype=np.int64)
+        lists = model.recommend(rows, context, k, occupation)
+        explanations = model.explain(lists, context, occupation)
+        items = self._items(session, loaded, student.id, lists, explanations[0] if explanations else [])
+        return RecommendationList(
+            student_id=student.id,
+            term=context.target_term,
+            occupation=occupation,
+            model_version=loaded.version,
+            source="live",
+            items=items,
+            notes=list(getattr(fs, "missing", [])),
+        )
+
+    def _items(
+        self, session: Session, loaded: LoadedModel, student_id: str, lists: Any, explanations: list[Any]
+    ) -> list[Item]:
+        fs = loaded.model.fs_
+        module_rows = np.asarray(lists.module_rows[0])
+        valid = module_rows >= 0
+        module_rows = module_rows[valid]
+        scores = np.asarray(lists.scores[0])[valid]
+        contributions = np.asarray(lists.contributions[0])[valid]
+        module_ids = [fs.modules.id(int(r)) for r in module_rows]
+        stored_flags = self._stored_flags(session, student_id, module_ids)
+        items: list[Item] = []
+        for position, (module_row, module_id) in enumerate(zip(module_rows, module_ids, strict=True)):
+            explanation = explanations[position] if position < len(explanations) else None
+            fail_probability = _optional_float(getattr(explanation, "fail_probability", None))
+            expected_grade = _optional_float(getattr(explanation, "expected_grade", None))
+            recommendation_id, flags = stored_flags.get(module_id, (None, []))
+            flags = list(flags)
+            if (
+                fail_probability is not None
+                and fail_probability >= self.settings.fail_risk_threshold
+                and not any(f["kind"] == "fail_risk" for f in flags)
+            ):
+                flags.append(
+                    {"kind": "fail_risk", "reason": f"predicted chance of failing is {fail_probability:.0%}"}
+                )
+            items.append(
+                Item(
+                    rank=position + 1,
+                    module=self._summary(fs, int(module_row)),
+                    score=float(scores[position]),
+                    components={
+                        name: float(value)
+                        for name, value in zip(lists.component_names, contributions[position], strict=True)
+                    },
+                    reasons=[str(r) for r in getattr(explanation, "reasons", []) or []],
+                    expected_grade=expected_grade,
+                    fail_probability=fail_probability,
+                    risk=handlers.risk_level(fail_probability, self.settings.fail_risk_threshold),
+                    flags=flags,
+                    recommendation_id=recommendation_id,
+                )
+            )
+        return items
+
+    @staticmethod
+    def _summary(fs: Any, module_row: int) -> ModuleSummary:
+        info = fs.module_info.iloc[module_row]
+        return ModuleSummary(
+            id=fs.modules.id(module_row),
+            code=_optional_str(info.get("code")),
+            title=_optional_str(info.get("title")),
+            track=_optional_str(info.get("track")),
+            credits=_optional_float(info.get("credits")),
+        )
+
+    @staticmethod
+    def _stored_flags(
+        session: Session, student_id: str, module_ids: list[str]
+    ) -> dict[str, tuple[int, list[dict[str, str]]]]:
+        """module_id -> (stored recommendation id, its flags) for matches in the current batch."""
+        stored = handlers.stored_recommendations(session, student_id)
+        if stored is None:
+            return {}
+        wanted = set(module_ids)
+        return {
+            r.module_id: (r.id, [{"kind": f.kind, "reason": f.reason} for f in stored.flags.get(r.id, [])])
+            for r in stored.recommendations
+            if r.module_id in wanted
+        }
+
+    def _stored(
+        self,
+        session: Session,
+        student: Student,
+        term: str | None,
+        k: int,
+        occupation: str | None,
+        required: bool = True,
+    ) -> Any:
+        stored = handlers.stored_recommendations(session, student.id)
+        usable = (
+            stored is not None
+            and occupation is None
+            and (term is None or term == stored.batch.target_term)
+            and stored.recommendations
+        )
+        if not usable or stored is None:
+            if not required:
+                return None
+            raise Unavailable(self.holder.last_error or "no promoted model is loaded")
+        threshold = self.settings.fail_risk_threshold
+        items = [
+            Item(
+                rank=position + 1,
+                module=ModuleSummary(
+                    id=r.module_id,
+                    code=stored.modules[r.module_id].code,
+                    title=stored.modules[r.module_id].title,
+                    track=stored.modules[r.module_id].track,
+                    credits=stored.modules[r.module_id].credits,
+                ),
+                score=r.score,
+                components={name: float(v) for name, v in (r.components or {}).items()},
+                reasons=[str(reason) for reason in r.reasons or []],
+                expected_grade=r.expected_grade,
+                fail_probability=r.fail_probability,
+                risk=handlers.risk_level(r.fail_probability, threshold),
+                flags=[{"kind": f.kind, "reason": f.reason} for f in stored.flags.get(r.id, [])],
+                recommendation_id=r.id,
+            )
+            for position, r in enumerate(stored.recommendations[:k])
+        ]
+        notes = []
+        if self.holder.current is None:
+            notes.append("the live model is not loaded: showing the stored nightly list")
+        return RecommendationList(
+            student_id=student.id,
+            term=stored.batch.target_term,
+            occupation=None,
+            model_version=stored.batch.model_version,
+            source="batch",
+            items=items,
+            notes=notes,
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Pathways
+    # -----------------------------------------------------------------------------------------
+
+    def pathway(
+        self, session: Session, student: Student, n_terms: int, occupation: str | None
+    ) -> PathwayPlan:
+        """The planner's term-by-term plan for the student over the next ``n_terms`` terms."""
+        loaded = self.holder.maybe_refresh()
+        if occupation is not None and session.get(Occupation, occupation) is None:
+            raise Invalid(f"no occupation with id {occupation!r}", ("query", "occupation"))
+        if loaded is None:
+            raise Unavailable(self.holder.last_error or "no promoted model is loaded")
+        model = loaded.model
+        fs = model.fs_
+        if student.id not in fs.students:
+            raise Unavailable(
+                f"student {student.id!r} joined after model {loaded.version} was trained; "
+                "a pathway follows the next training run"
+            )
+        if occupation is not None and occupation not in fs.occupations:
+            raise Invalid(
+                f"occupation {occupation!r} has no competency profile in model {loaded.version}",
+                ("query", "occupation"),
+            )
+        row = fs.students.row(student.id)
+        contexts = self._pathway_contexts(session, loaded, student.id, row, n_terms)
+        plan = model.plan(row, contexts, occupation)
+        terms: list[PathwayTerm] = []
+        for planned in getattr(plan, "terms", []):
+            module_rows = [int(r) for r in getattr(planned, "module_rows", [])]
+            reasons = list(getattr(planned, "reasons", [[] for _ in module_rows]))
+            modules = [
+                (self._summary(fs, r), [str(x) for x in (reasons[i] if i < len(reasons) else [])])
+                for i, r in enumerate(module_rows)
+            ]
+            credits = float(getattr(planned, "credits", sum(m.credits or 0.0 for m, _ in modules)))
+            terms.append(PathwayTerm(term=getattr(planned, "term", None), modules=modules, credits=credits))
+        return PathwayPlan(
+            student_id=student.id,
+            occupation=occupation,
+            model_version=loaded.version,
+            terms=terms,
+            notes=[str(n) for n in getattr(plan, "notes", [])],
+        )
+
+    def _pathway_contexts(
+        self, session: Session, loaded: LoadedModel, student_id: str, row: int, n_terms: int
+    ) -> list[Any]:
+        """Term contexts for the next ``n_terms`` terms; terms the records do not list yet are open."""
+        first = self._student_context(session, loaded, None, student_id, row)
+        codes = self._terms_after(session, first.target_term, n_terms - 1)
+        contexts = [first]
+        for code in codes:
+            contexts.append(self._student_context(session, loaded, code, student_id, row))
+        while len(contexts) < n_terms:
+            contexts.append(replace(contexts[-1], target_term=None))
+        return contexts
+
+    @staticmethod
+    def _terms_after(session: Session, term: str | None, count: int) -> list[str]:
+        if term is None or count <= 0:
+            return []
+        ordinal = session.scalar(select(Term.ordinal).where(Term.code == term))
+        if ordinal is None:
+            return []
+        return list(
+            session.scalars(
+                select(Term.code).where(Term.ordinal > ordinal).order_by(Term.ordinal).limit(count)
+            )
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Eligibility (advisor replacements)
+    # -----------------------------------------------------------------------------------------
+
+    def eligibility_check(self, session: Session) -> handlers.EligibilityCheck | None:
+        """A check for :func:`service.handlers.review_recommendation`, or None without a model."""
+        loaded = self.holder.maybe_refresh()
+        if loaded is None:
+            return None
+
+        def check(student_id: str, module_id: str, term: str | None) -> str | None:
+            from recommender.eligibility import eligible_mask
+
+            fs = loaded.model.fs_
+            if student_id not in fs.students:
+                return f"student {student_id!r} is unknown to model {loaded.version}"
+            if module_id not in fs.modules:
+                return f"module {module_id!r} is unknown to model {loaded.version}"
+            row = fs.students.row(student_id)
+            context = self._student_context(session, loaded, term, student_id, row)
+            mask = eligible_mask(fs, np.array([row], dtype=np.int64), context)
+            if bool(mask[0, fs.modules.row(module_id)]):
+                return None
+            return "prerequisites unmet, not offered or full that term, already taken, or excluded"
+
+        return check
+
+    def eligible_modules(
+        self, session: Session, student_id: str, term: str | None, limit: int = 60
+    ) -> list[ModuleSummary]:
+        """Modules the student may take in ``term`` (the replacement choices), by code; [] without a model."""
+        from recommender.eligibility import eligible_mask
+
+        loaded = self.holder.maybe_refresh()
+        if loaded is None or student_id not in loaded.model.fs_.students:
+            return []
+        fs = loaded.model.fs_
+        row = fs.students.row(student_id)
+        context = self._student_context(session, loaded, term, student_id, row)
+        module_rows = np.flatnonzero(eligible_mask(fs, np.array([row], dtype=np.int64), context)[0])
+        summaries = [self._summary(fs, int(r)) for r in module_rows]
+        summaries.sort(key=lambda m: m.code or m.id)
+        return summaries[:limit]
+
+    # -----------------------------------------------------------------------------------------
+    # Term contexts
+    # -----------------------------------------------------------------------------------------
+
+    def _student_context(
+        self, session: Session, loaded: LoadedModel, term: str | None, student_id: str, row: int
+    ) -> Any:
+        """The cached term context with this student's current exclusions laid over it."""
+        context = self._term_context(loaded, term)
+        fs = loaded.model.fs_
+        excluded_ids = handlers.excluded_modules(session, [student_id]).get(student_id, set())
+        if not excluded_ids:
+            return context
+        columns = fs.modules.rows(sorted(excluded_ids))
+        columns = columns[columns >= 0]
+        if columns.size == 0:
+            return context
+        overlay = sp.csr_matrix(
+            (np.ones(columns.size, dtype=np.float32), (np.full(columns.size, row), columns)),
+            shape=(fs.n_students, fs.n_modules),
+        )
+        return replace(context, excluded=(context.excluded + overlay).tocsr())
+
+    def _term_context(self, loaded: LoadedModel, term: str | None) -> Any:
+        key = f"context:{term}"
+        cached = loaded.cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.context_ttl_s:
+            return cached[1]
+        with self._context_lock:
+            cached = loaded.cache.get(key)
+            if cached is not None and now - cached[0] < self.context_ttl_s:
+                return cached[1]
+            context = self._build_context(loaded, term)
+            loaded.cache[key] = (time.monotonic(), context)
+            return context
+
+    def _build_context(self, loaded: LoadedModel, term: str | None) -> Any:
+        from features.build import build_term_context
+
+        from records.frames import load_term_state
+
+        try:
+            state = load_term_state(self.engine, term)
+        except ValueError as exc:
+            raise NotFound(str(exc)) from exc
+        return build_term_context(loaded.model.fs_, state)

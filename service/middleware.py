@@ -1,0 +1,106 @@
+"""Pure ASGI middleware: request ids, and metrics per route template.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request overhead small on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    """The Prometheus series of one app, in a registry of its own (several apps may share a process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "pathways_http_requests",
+            "HTTP requests by method, route template and status",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "pathways_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            ("method", "route"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "pathways_model_info",
+            "1 for the model version this server holds in memory",
+            ("version",),
+            registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "pathways_model_loaded", "1 when a promoted model is loaded, else 0", registry=self.registry
+        )
+        self.model_swaps = Gauge(
+            "pathways_model_swaps", "models swapped in since the server started", registry=self.registry
+        )
+
+    def set_model(self, version: str | None, swaps: int) -> None:
+        self.model_info.clear()
+        if version is not None:
+            self.model_info.labels(version=version).set(1)
+        self.model_loaded.set(1 if version is not None else 0)
+        self.model_swaps.set(swaps)
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every HTTP request by its route template (``/v1/students/{student_id}/...``).
+
+    Unmatched paths are counted under ``<unmatched>`` so that arbitrary URLs cannot blow up the
+    label set. Each request gets an ``X-Request-ID`` (the caller's, if it sent a sane one).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("ascii")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            elapsed = time.perf_counter() - started
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            log.debug("%s %s %s %.1fms id=%s", method, template, status, elapsed * 1000, request_id)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if 0 < len(candidate) <= 64 and candidate.replace("-", "").isalnum():
+                return candidate
+    return uuid.uuid4().hex

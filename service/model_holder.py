@@ -1,0 +1,170 @@
+"""Holds the promoted model in memory and swaps in a newly promoted one without a restart.
+
+The holder reads the newest ``promotion`` row at most every ``check_interval_s`` seconds (a
+one-row indexed query), loads the named version's artifacts off the request path's lock, and swaps
+the reference atomically. A version that fails to load is logged and remembered; the old model
+keeps serving until a loadable version is promoted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from records.db import promoted_version
+
+log = logging.getLogger(__name__)
+
+ModelLoader = Callable[[Path], Any]
+
+
+def load_hybrid(artifact_dir: Path) -> Any:
+    """The production loader: ``recommender.hybrid.HybridRecommender.load(dir)``."""
+    from recommender.hybrid import HybridRecommender
+
+    return HybridRecommender.load(artifact_dir)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded model version; immutable so readers never see a half-swapped model."""
+
+    version: str
+    model: Any
+    artifact_dir: Path
+    loaded_at: float
+    cache: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Per-version derived data (term contexts, lookups), dropped with the model."""
+
+
+class ModelHolder:
+    """The promoted model of one server process.
+
+    ``current`` is None until a model loads. ``refresh()`` may be called from any thread; loads are
+    serialised by a lock and never block readers of ``current``.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        artifacts_dir: Path,
+        loader: ModelLoader = load_hybrid,
+        check_interval_s: float = 2.0,
+    ) -> None:
+        self._sessions = sessions
+        self._artifacts_dir = artifacts_dir
+        self._loader = loader
+        self._check_interval_s = check_interval_s
+        self._lock = threading.Lock()
+        self._current: LoadedModel | None = None
+        self._last_check = float("-inf")
+        self._failed: dict[str, str] = {}
+        self.last_error: str | None = None
+        self.promoted: str | None = None
+        self.swaps = 0
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
+
+    def maybe_refresh(self) -> LoadedModel | None:
+        """Refresh when the last check is older than the interval; returns the current model."""
+        if time.monotonic() - self._last_check >= self._check_interval_s:
+            self.refresh()
+        return self._current
+
+    def refresh(self) -> LoadedModel | None:
+        """Load the promoted version if it differs from the held one; never raises."""
+        if not self._lock.acquire(blocking=False):
+            return self._current  # another thread is checking or loading right now
+        try:
+            self._last_check = time.monotonic()
+            try:
+                with self._sessions() as session:
+                    promoted = promoted_version(session)
+                    version = promoted.version if promoted is not None else None
+                    artifact_path = promoted.artifact_path if promoted is not None else None
+            except Exception as exc:  # the database is down: keep serving what we hold
+                self.last_error = f"cannot read the promoted version: {type(exc).__name__}"
+                log.warning("model holder: %s", self.last_error)
+                return self._current
+            self.promoted = version
+            if version is None:
+                self.last_error = "no model has been promoted yet"
+                return self._current
+            held = self._current
+            if held is not None and held.version == version:
+                self.last_error = None
+                return held
+            if version in self._failed:
+                self.last_error = self._failed[version]
+                return held
+            self._load(version, artifact_path)
+            return self._current
+        finally:
+            self._lock.release()
+
+    def _load(self, version: str, artifact_path: str | None) -> None:
+        if not artifact_path:
+            self._remember_failure(version, f"model {version} has no artifact path")
+            return
+        artifact_dir = self._resolve(artifact_path)
+        started = time.perf_counter()
+        try:
+            model = self._loader(artifact_dir)
+        except Exception as exc:
+            self._remember_failure(version, f"model {version} failed to load: {type(exc).__name__}: {exc}")
+            log.exception("model holder: loading %s failed; keeping %s", version, self._held_version())
+            return
+        previous = self._held_version()
+        self._current = LoadedModel(version, model, artifact_dir, time.time())
+        self.swaps += 1
+        self.last_error = None
+        log.info(
+            "model holder: serving %s (was %s), loaded in %.2fs",
+            version,
+            previous,
+            time.perf_counter() - started,
+        )
+
+    def _resolve(self, artifact_path: str) -> Path:
+        path = Path(artifact_path)
+        if path.is_absolute() or path.exists():
+            return path
+        return self._artifacts_dir / path
+
+    def _remember_failure(self, version: str, reason: str) -> None:
+        self._failed[version] = reason
+        self.last_error = reason
+        log.error("model holder: %s", reason)
+
+    def _held_version(self) -> str | None:
+        return self._current.version if self._current is not None else None
+
+
+class HolderPoller:
+    """A daemon thread calling ``holder.refresh()`` every interval until stopped."""
+
+    def __init__(self, holder: ModelHolder, interval_s: float) -> None:
+        self._holder = holder
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-holder", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._holder.refresh()

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource. Routes parse, call one handler, and shape the answer."""

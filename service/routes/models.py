@@ -1,0 +1,76 @@
+"""Model versions (admin): list, promote, roll back, and each version's report."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, status
+from fastapi.responses import FileResponse
+
+from service import handlers
+from service.deps import CurrentUser, HolderDep, SessionDep, SettingsDep, UowDep
+from service.schemas import ERROR_RESPONSES, ErrorOut, ModelOut, PromotionOut
+
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
+
+Version = Annotated[str, Path(min_length=1, max_length=64)]
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "the promotion would change nothing or is impossible"}
+}
+
+
+@router.get("", response_model=list[ModelOut], summary="Model versions with metrics (admin)")
+def get_models(session: SessionDep, user: CurrentUser, holder: HolderDep) -> list[ModelOut]:
+    loaded = holder.current
+    return [
+        ModelOut(
+            version=listing.model.version,
+            status=listing.model.status,
+            created_at=listing.model.created_at,
+            cutoff_term=listing.model.cutoff_term,
+            duration_s=listing.model.duration_s,
+            metrics=listing.model.metrics,
+            gate_reason=listing.model.gate_reason,
+            promoted=listing.promoted,
+            loaded=loaded is not None and loaded.version == listing.model.version,
+            report_url=f"/v1/models/{listing.model.version}/report" if listing.model.report_path else None,
+        )
+        for listing in handlers.list_models(session, user)
+    ]
+
+
+@router.post(
+    "/{version}/promote",
+    response_model=PromotionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=CONFLICT,
+    summary="Promote a version (admin); servers swap to it within seconds",
+)
+def promote(version: Version, uow: UowDep, user: CurrentUser, holder: HolderDep) -> PromotionOut:
+    promotion = handlers.promote_model(uow, user, version)
+    holder.refresh()
+    return PromotionOut.model_validate(promotion)
+
+
+@router.post(
+    "/rollback",
+    response_model=PromotionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=CONFLICT,
+    summary="Promote again the version promoted before the current one (admin)",
+)
+def rollback(uow: UowDep, user: CurrentUser, holder: HolderDep) -> PromotionOut:
+    promotion = handlers.rollback_model(uow, user)
+    holder.refresh()
+    return PromotionOut.model_validate(promotion)
+
+
+@router.get(
+    "/{version}/report",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "the HTML training report"}},
+    summary="The training report of a version (admin)",
+)
+def report(version: Version, session: SessionDep, user: CurrentUser, settings: SettingsDep) -> FileResponse:
+    path = handlers.model_report_path(session, user, version, [settings.reports_dir, settings.artifacts_dir])
+    return FileResponse(path, media_type="text/html")

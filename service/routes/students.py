@@ -1,0 +1,125 @@
+"""Student resources: live recommendations, the pathway plan, and feedback on suggestions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, status
+
+from service import handlers
+from service.auth import visible_student
+from service.deps import CurrentUser, LiveDep, SessionDep, UowDep
+from service.live import Item, RecommendationList
+from service.schemas import (
+    ERROR_RESPONSES,
+    ErrorOut,
+    FeedbackIn,
+    FeedbackOut,
+    FlagOut,
+    ModuleOut,
+    PathwayModuleOut,
+    PathwayOut,
+    PathwayTermOut,
+    RecommendationItemOut,
+    RecommendationsOut,
+)
+
+router = APIRouter(prefix="/v1/students", tags=["students"], responses=ERROR_RESPONSES)
+
+StudentId = Annotated[str, Path(min_length=1, max_length=64, description="the student's id")]
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "no model is loaded and no stored list matches"}
+}
+
+
+def recommendations_out(result: RecommendationList) -> RecommendationsOut:
+    return RecommendationsOut(
+        student_id=result.student_id,
+        term=result.term,
+        occupation=result.occupation,
+        model_version=result.model_version,
+        source="live" if result.source == "live" else "batch",
+        items=[item_out(item) for item in result.items],
+        notes=result.notes,
+    )
+
+
+def item_out(item: Item) -> RecommendationItemOut:
+    return RecommendationItemOut(
+        rank=item.rank,
+        module=ModuleOut.model_validate(item.module),
+        score=item.score,
+        components=item.components,
+        reasons=item.reasons,
+        expected_grade=item.expected_grade,
+        fail_probability=item.fail_probability,
+        risk=item.risk,  # type: ignore[arg-type]
+        flags=[FlagOut(**flag) for flag in item.flags],
+        recommendation_id=item.recommendation_id,
+    )
+
+
+@router.get(
+    "/{student_id}/recommendations",
+    response_model=RecommendationsOut,
+    responses=UNAVAILABLE,
+    summary="Next-term recommendations, scored live by the promoted model",
+)
+def get_recommendations(
+    student_id: StudentId,
+    session: SessionDep,
+    user: CurrentUser,
+    live: LiveDep,
+    term: Annotated[str | None, Query(max_length=32, description="target term; default the next")] = None,
+    k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
+    occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
+) -> RecommendationsOut:
+    student = visible_student(session, user, student_id)
+    return recommendations_out(live.recommend(session, student, term, k, occupation))
+
+
+@router.get(
+    "/{student_id}/pathway",
+    response_model=PathwayOut,
+    responses=UNAVAILABLE,
+    summary="A term-by-term plan over the next terms",
+)
+def get_pathway(
+    student_id: StudentId,
+    session: SessionDep,
+    user: CurrentUser,
+    live: LiveDep,
+    terms: Annotated[int, Query(ge=1, le=12, description="how many terms to plan")] = 4,
+    occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
+) -> PathwayOut:
+    student = visible_student(session, user, student_id)
+    plan = live.pathway(session, student, terms, occupation)
+    return PathwayOut(
+        student_id=plan.student_id,
+        occupation=plan.occupation,
+        model_version=plan.model_version,
+        terms=[
+            PathwayTermOut(
+                term=term.term,
+                credits=term.credits,
+                modules=[
+                    PathwayModuleOut(**vars(module), reasons=reasons) for module, reasons in term.modules
+                ],
+            )
+            for term in plan.terms
+        ],
+        notes=plan.notes,
+    )
+
+
+@router.post(
+    "/{student_id}/feedback",
+    response_model=FeedbackOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="The student accepts or dismisses a suggested module",
+)
+def post_feedback(student_id: StudentId, body: FeedbackIn, uow: UowDep, user: CurrentUser) -> FeedbackOut:
+    feedback = handlers.record_feedback(
+        uow, user, student_id, body.module_id, body.action, body.recommendation_id
+    )
+    return FeedbackOut.model_validate(feedback)

@@ -1,0 +1,276 @@
+"""The HTTP shapes: input models refuse unknown fields; output models describe every answer.
+
+Inputs and outputs are separate classes so that ``/openapi.json`` documents exactly what goes in
+and what comes out. Handlers return plain dataclasses/dicts; routes shape them into these models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Track = Literal["academic", "vocational", "project"]
+RiskLevel = Literal["low", "medium", "high", "unknown"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+class ErrorOut(_Out):
+    """Every 4xx/5xx answer: a reason a person can act on."""
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="why the request failed; a list of {loc, msg, type} for validation errors",
+        examples=["no student with id 'S404'"],
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or unknown bearer token"},
+    403: {"model": ErrorOut, "description": "the caller's role may not do this"},
+    404: {"model": ErrorOut, "description": "no such resource (or not visible to the caller)"},
+    413: {"model": ErrorOut, "description": "request body too large"},
+    422: {"model": ErrorOut, "description": "invalid input, with field paths"},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalog
+# ---------------------------------------------------------------------------------------------
+
+
+class ModuleOut(_Out):
+    id: str = Field(examples=["M-DS101"])
+    code: str | None = Field(default=None, examples=["DS101"])
+    title: str | None = Field(default=None, examples=["Introduction to data analysis"])
+    track: str | None = Field(default=None, examples=["academic"])
+    credits: float | None = Field(default=None, examples=[5.0])
+
+
+class ModuleDetailOut(ModuleOut):
+    description: str | None = None
+    department: str | None = None
+    level: int | None = None
+    delivery: str | None = None
+    capacity: int | None = None
+    pass_grade: float = 60.0
+    competencies: list[ModuleCompetencyOut] = Field(default_factory=list)
+    prerequisites: list[PrerequisiteOut] = Field(default_factory=list)
+    offered_terms: list[str] = Field(default_factory=list, description="empty: offered every term")
+
+
+class ModuleCompetencyOut(_Out):
+    competency_id: str
+    name: str | None = None
+    weight: float
+    level: int | None = None
+
+
+class PrerequisiteOut(_Out):
+    group: int = Field(description="modules in one group are alternatives; every group is required")
+    requires_module_id: str
+    min_grade: float | None = None
+
+
+class ModulePageOut(_Out):
+    items: list[ModuleOut]
+    total: int = Field(ge=0, examples=[120])
+    offset: int = Field(ge=0, examples=[0])
+    limit: int = Field(ge=1, examples=[50])
+
+
+class OccupationOut(_Out):
+    id: str = Field(examples=["15-2051.00"])
+    title: str = Field(examples=["Data Scientists"])
+    description: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Recommendations and pathways
+# ---------------------------------------------------------------------------------------------
+
+
+class FlagOut(_Out):
+    kind: str = Field(examples=["fail_risk"])
+    reason: str = Field(examples=["predicted chance of failing is 41%"])
+
+
+class RecommendationItemOut(_Out):
+    rank: int = Field(ge=1, examples=[1])
+    module: ModuleOut
+    score: float = Field(examples=[0.82])
+    components: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-component contributions; with the intercept they sum to the score",
+        examples=[{"sequence": 0.41, "collaborative": 0.2, "risk": -0.05}],
+    )
+    reasons: list[str] = Field(default_factory=list, examples=[["of 212 students with your last-term ..."]])
+    expected_grade: float | None = Field(default=None, examples=[71.5])
+    fail_probability: float | None = Field(default=None, ge=0.0, le=1.0, examples=[0.12])
+    risk: RiskLevel = Field(default="unknown", examples=["low"])
+    flags: list[FlagOut] = Field(default_factory=list)
+    recommendation_id: int | None = Field(
+        default=None, description="id of the stored batch recommendation, when one matches"
+    )
+
+
+class RecommendationsOut(_Out):
+    student_id: str = Field(examples=["S0001"])
+    term: str | None = Field(description="the target term", examples=["2026-1"])
+    occupation: str | None = Field(default=None, description="the what-if occupation, if any")
+    model_version: str = Field(examples=["20261126-0200"])
+    source: Literal["live", "batch"] = Field(
+        description="live: scored now by the promoted model; "
+        "batch: the stored nightly list (model not loaded)"
+    )
+    items: list[RecommendationItemOut]
+    notes: list[str] = Field(default_factory=list, description="what the records lack, in plain words")
+
+
+class PathwayModuleOut(ModuleOut):
+    reasons: list[str] = Field(default_factory=list)
+
+
+class PathwayTermOut(_Out):
+    term: str | None = Field(examples=["2026-1"])
+    modules: list[PathwayModuleOut]
+    credits: float = Field(examples=[30.0])
+
+
+class PathwayOut(_Out):
+    student_id: str
+    occupation: str | None = None
+    model_version: str
+    terms: list[PathwayTermOut]
+    notes: list[str] = Field(default_factory=list)
+
+
+class FeedbackIn(_In):
+    module_id: str = Field(min_length=1, max_length=64, examples=["M-DS101"])
+    action: Literal["accept", "dismiss"] = Field(examples=["dismiss"])
+    recommendation_id: int | None = Field(
+        default=None, ge=1, description="the stored recommendation this answers, if known"
+    )
+
+
+class FeedbackOut(_Out):
+    id: int
+    student_id: str
+    module_id: str
+    action: str
+    recommendation_id: int | None = None
+    created_at: dt.datetime
+
+
+# ---------------------------------------------------------------------------------------------
+# Advisor queue and reviews
+# ---------------------------------------------------------------------------------------------
+
+
+class QueueItemOut(_Out):
+    recommendation_id: int = Field(examples=[42])
+    student_id: str = Field(examples=["S0001"])
+    rank: int
+    module: ModuleOut
+    score: float
+    components: dict[str, float] = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
+    expected_grade: float | None = None
+    fail_probability: float | None = None
+    risk: RiskLevel = "unknown"
+    flags: list[FlagOut]
+    model_version: str
+    target_term: str | None = None
+
+
+class QueueOut(_Out):
+    batch_id: int | None = Field(description="the current batch; null when none is stored")
+    model_version: str | None = None
+    items: list[QueueItemOut]
+
+
+class ReviewIn(_In):
+    action: Literal["approve", "reject", "replace"] = Field(examples=["replace"])
+    replacement_module_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="required for replace", examples=["M-PR201"]
+    )
+    comment: str | None = Field(default=None, max_length=2000, examples=["Take the project module first."])
+
+
+class AuditEntryOut(_Out):
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+class ReviewOut(_Out):
+    id: int
+    recommendation_id: int
+    student_id: str
+    module_id: str
+    action: str
+    replacement_module_id: str | None = None
+    comment: str | None = None
+    created_at: dt.datetime
+    audit: AuditEntryOut
+
+
+# ---------------------------------------------------------------------------------------------
+# Models (admin)
+# ---------------------------------------------------------------------------------------------
+
+
+class ModelOut(_Out):
+    version: str = Field(examples=["20261126-0200"])
+    status: str = Field(examples=["promoted"])
+    created_at: dt.datetime
+    cutoff_term: str | None = None
+    duration_s: float | None = None
+    metrics: dict[str, Any] | None = Field(default=None, examples=[{"ndcg@10": 0.31}])
+    gate_reason: str | None = None
+    promoted: bool = Field(description="true for the version currently promoted")
+    loaded: bool = Field(description="true for the version this server holds in memory")
+    report_url: str | None = Field(default=None, examples=["/v1/models/20261126-0200/report"])
+
+
+class PromotionOut(_Out):
+    version: str
+    previous_version: str | None = None
+    action: str = Field(examples=["promote"])
+    at: dt.datetime
+    actor: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Health
+# ---------------------------------------------------------------------------------------------
+
+
+class HealthOut(_Out):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyOut(_Out):
+    status: Literal["ready", "not ready"]
+    model_version: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
+ModuleDetailOut.model_rebuild()
