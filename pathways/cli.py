@@ -95,7 +95,16 @@ def import_csv(
     ] = False,
 ) -> None:
     """Import a CSV set atomically: every row or none, with a report of every rejected row."""
-    not_available("import")
+    from pathways.import_display import print_import_report, print_rejections
+    from records.ingest import ImportRejected, import_directory
+
+    engine = _engine(_settings())
+    try:
+        report = import_directory(engine, directory, allow_uncatalogued=allow_uncatalogued)
+    except ImportRejected as rejected:
+        print_rejections(err_console, rejected.rejections, rejected.notes)
+        fail(f"import rejected, nothing written: {len(rejected.rejections)} problem(s) in {directory}")
+    print_import_report(console, report, title=f"Import of {directory}")
 
 
 @app.command("import-onet")
@@ -103,7 +112,17 @@ def import_onet(
     directory: Annotated[Path, typer.Argument(help="folder holding O*NET database text files")],
 ) -> None:
     """Import occupations and competencies from the O*NET database text release."""
-    not_available("import-onet")
+    from pathways.import_display import print_import_report, print_rejections
+    from records.ingest import ImportRejected
+    from records.onet import import_onet_directory
+
+    engine = _engine(_settings())
+    try:
+        report = import_onet_directory(engine, directory)
+    except ImportRejected as rejected:
+        print_rejections(err_console, rejected.rejections, rejected.notes)
+        fail(f"O*NET import rejected, nothing written: {len(rejected.rejections)} problem(s) in {directory}")
+    print_import_report(console, report, title=f"O*NET import of {directory}")
 
 
 # ---------------------------------------------------------------------------------------------

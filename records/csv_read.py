@@ -46,8 +46,8 @@ def _decode_problem(raw: bytes, error: UnicodeDecodeError) -> CsvProblem:
     )
 
 
-def _structure_without_quotes(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Line numbers and field counts of the non-blank lines of a file without quote characters."""
+def _structure_without_quotes(raw: bytes, delimiter: int = COMMA) -> tuple[np.ndarray, np.ndarray]:
+    """Line numbers and field counts of the non-blank lines of a file without quoting."""
     data = np.frombuffer(raw, dtype=np.uint8)
     ends = np.flatnonzero(data == NEWLINE)
     if len(data) and data[-1] != NEWLINE:
@@ -59,16 +59,16 @@ def _structure_without_quotes(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     nonempty = lengths > 0
     ends_with_cr[nonempty] = data[ends[nonempty] - 1] == ord("\r")
     blank = (lengths == 0) | ((lengths == 1) & ends_with_cr)
-    commas = np.flatnonzero(data == COMMA)
+    commas = np.flatnonzero(data == delimiter)
     per_line = np.bincount(np.searchsorted(ends, commas), minlength=len(ends))[: len(ends)]
     line_numbers = np.arange(1, len(ends) + 1, dtype=np.int64)
     keep = ~blank
     return line_numbers[keep], per_line[keep] + 1
 
 
-def _structure_with_quotes(text: str) -> tuple[np.ndarray, np.ndarray]:
+def _structure_with_quotes(text: str, delimiter: str = ",") -> tuple[np.ndarray, np.ndarray]:
     """Start lines and field counts of the records, honouring quoted commas and line breaks."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     starts: list[int] = []
     counts: list[int] = []
     previous_end = 0
@@ -82,8 +82,13 @@ def _structure_with_quotes(text: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(starts, dtype=np.int64), np.asarray(counts, dtype=np.int64)
 
 
-def read_csv_text(raw: bytes) -> tuple[CsvTable | None, list[CsvProblem]]:
+def read_csv_text(
+    raw: bytes, delimiter: str = ",", quoting: bool = True
+) -> tuple[CsvTable | None, list[CsvProblem]]:
     """Parse a CSV file's bytes; return the table, or None with every problem found.
+
+    ``quoting=False`` reads files where quote characters are plain text (O*NET's tab-delimited
+    files); ``delimiter`` is one character.
 
     Problems: not UTF-8 (with the line of the first bad byte), unbalanced quotes, no header,
     duplicate or empty header names, and every record whose field count differs from the header's.
@@ -92,17 +97,21 @@ def read_csv_text(raw: bytes) -> tuple[CsvTable | None, list[CsvProblem]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         return None, [_decode_problem(raw, error)]
-    quoted = QUOTE in raw
+    quoted = quoting and QUOTE in raw
     try:
         if quoted:
-            record_lines, field_counts = _structure_with_quotes(text)
+            record_lines, field_counts = _structure_with_quotes(text, delimiter)
         else:
-            record_lines, field_counts = _structure_without_quotes(raw)
+            record_lines, field_counts = _structure_without_quotes(raw, ord(delimiter))
     except csv.Error as error:
         return None, [CsvProblem(None, f"malformed CSV: {error}")]
     if len(record_lines) == 0:
         return None, [CsvProblem(1, "the file is empty: a header row is required")]
-    header_text = next(csv.reader(io.StringIO(text.lstrip("\r\n"))))
+    first_line = text.lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
+    if quoting:
+        header_text = next(csv.reader(io.StringIO(first_line), delimiter=delimiter))
+    else:
+        header_text = first_line.split(delimiter)
     header = [name.strip() for name in header_text]
     problems: list[CsvProblem] = []
     if any(not name for name in header):
@@ -129,6 +138,8 @@ def read_csv_text(raw: bytes) -> tuple[CsvTable | None, list[CsvProblem]]:
         skip_blank_lines=True,
         index_col=False,
         skipinitialspace=True,
+        sep=delimiter,
+        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
     )
     frame.columns = header
     lines = record_lines[1:]

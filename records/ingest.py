@@ -411,7 +411,7 @@ def import_directory(engine: Engine, directory: Path, allow_uncatalogued: bool =
 # ---------------------------------------------------------------------------------------------
 
 
-class _Rejections:
+class RejectionCollector:
     """Collects rejections; one check lists at most MAX_ROWS_PER_CHECK rows and counts the rest."""
 
     def __init__(self) -> None:
@@ -469,7 +469,7 @@ def _typed_column(
     file: str,
     lines: np.ndarray,
     required: bool,
-    rejections: _Rejections,
+    rejections: RejectionCollector,
 ) -> pd.Series:
     """Parse one text column into its type; reject empty required values, bad types and ranges."""
     column = spec_field.column
@@ -529,7 +529,7 @@ def _typed_column(
 
 
 def _validate_file(
-    spec: FileSpec, raw: pd.DataFrame, rejections: _Rejections, notes: list[str]
+    spec: FileSpec, raw: pd.DataFrame, rejections: RejectionCollector, notes: list[str]
 ) -> pd.DataFrame | None:
     """Typed frame with the table's column names (and ``__line__``), or None when unusable.
 
@@ -566,7 +566,7 @@ def _validate_file(
     return typed.reset_index(drop=True)
 
 
-def _reject_duplicates(spec: FileSpec, typed: pd.DataFrame, rejections: _Rejections) -> None:
+def _reject_duplicates(spec: FileSpec, typed: pd.DataFrame, rejections: RejectionCollector) -> None:
     keys = list(spec.key)
     complete = typed[keys].notna().all(axis=1)
     candidates = typed[complete]
@@ -651,14 +651,14 @@ def _validate(
     allow_uncatalogued: bool,
     report: ImportReport,
 ) -> _Plan:
-    rejections = _Rejections()
+    rejections = RejectionCollector()
     plan = _Plan()
     for spec in SPECS:
         raw = tables.get(spec.name)
         if raw is None:
             continue
         report.rows_read[spec.name] = len(raw)
-        typed = _validate_file(spec, _as_text(raw), rejections, report.notes)
+        typed = _validate_file(spec, as_text(raw), rejections, report.notes)
         if typed is None:
             continue
         _reject_duplicates(spec, typed, rejections)
@@ -719,7 +719,7 @@ def _validate(
     return plan
 
 
-def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Every column but ``__line__`` as strings ("" for missing); whole floats lose their ``.0``."""
     out = pd.DataFrame(index=frame.index)
     for column in frame.columns:
@@ -749,7 +749,7 @@ def _plan_terms(
     connection: Connection,
     frames: dict[str, pd.DataFrame],
     known: dict[str, pd.Index],
-    rejections: _Rejections,
+    rejections: RejectionCollector,
     notes: list[str],
 ) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
     """The term rows to write (code, ordinal[, starts_on]) or None when the set names no term.
@@ -822,7 +822,7 @@ def _plan_terms(
 
 
 def _reject_unorderable_terms(
-    frames: dict[str, pd.DataFrame], reasons: dict[str, str], rejections: _Rejections
+    frames: dict[str, pd.DataFrame], reasons: dict[str, str], rejections: RejectionCollector
 ) -> None:
     for spec in SPECS:
         frame = frames.get(spec.name)
@@ -843,7 +843,7 @@ def _reject_unorderable_terms(
 
 
 def _reject_prerequisite_problems(
-    connection: Connection, prerequisites: pd.DataFrame, rejections: _Rejections
+    connection: Connection, prerequisites: pd.DataFrame, rejections: RejectionCollector
 ) -> None:
     """Self-requirements and cycles (over the set's and the database's prerequisites together)."""
     lines = prerequisites["__line__"].to_numpy()
@@ -912,7 +912,9 @@ def _fill_enrollment_status(
 
 def _write(connection: Connection, plan: _Plan, report: ImportReport) -> None:
     if plan.terms is not None:
-        _upsert(connection, "terms.csv", table_of(Term), ("code",), plan.terms, plan.term_columns, report)
+        upsert_frame(
+            connection, "terms.csv", table_of(Term), ("code",), plan.terms, plan.term_columns, report
+        )
     for spec in SPECS:
         if spec.name == "terms.csv":
             continue
@@ -926,7 +928,7 @@ def _write(connection: Connection, plan: _Plan, report: ImportReport) -> None:
         if frame is None:
             continue
         columns = tuple(c for c in frame.columns if c != "__line__")
-        _upsert(connection, spec.name, table_of(spec.table), spec.key, frame, columns, report)
+        upsert_frame(connection, spec.name, table_of(spec.table), spec.key, frame, columns, report)
 
 
 def _canonical(series: pd.Series) -> pd.Series:
@@ -949,7 +951,7 @@ def _same(left: pd.Series, right: pd.Series) -> np.ndarray:
     return both_missing | equal
 
 
-def _upsert(
+def upsert_frame(
     connection: Connection,
     file: str,
     table: Table,
