@@ -1,0 +1,164 @@
+"""Student × module matrices from the enrollment history: confidence, passed, attempted, in progress, recent.
+
+Plain functions (nothing is learned). Every matrix is CSR float32 of shape (n_students, n_modules);
+duplicates of a (student, module) pair (retakes) keep the strongest evidence (the maximum).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.idindex import IdIndex
+
+log = logging.getLogger(__name__)
+
+STATUS_CATEGORIES = ("completed", "failed", "withdrawn", "in_progress")
+
+
+def build_history(
+    enrollments: pd.DataFrame, students: IdIndex, modules: IdIndex, pass_grade: np.ndarray
+) -> pd.DataFrame:
+    """The long-format history of the FeatureSet from a Frames.enrollments table.
+
+    ``pass_grade`` (n_modules,) float32 per module row. A ``completed`` enrollment with a grade below the
+    module's pass grade does not count as passed; an ungraded completion does. Returns columns
+    ``student_row``, ``module_row``, ``term_ordinal`` (int32), ``status`` (category), ``grade`` (float32),
+    ``passed`` (bool), in the order of ``enrollments``; rows of unknown students/modules are dropped.
+    """
+    student_rows = _category_rows(enrollments["student_id"], students)
+    module_rows = _category_rows(enrollments["module_id"], modules)
+    known = (student_rows >= 0) & (module_rows >= 0)
+    if not known.all():
+        log.warning("history: %d enrollments of unknown students or modules dropped", int((~known).sum()))
+    status = pd.Categorical(
+        np.asarray(enrollments["status"].astype(object))[known],
+        dtype=pd.CategoricalDtype(list(STATUS_CATEGORIES)),
+    )
+    grade = enrollments["grade"].to_numpy(np.float32)[known]
+    module_rows = module_rows[known].astype(np.int32)
+    completed = np.asarray(status == "completed")
+    passed = completed & (np.isnan(grade) | (grade >= pass_grade[module_rows]))
+    return pd.DataFrame(
+        {
+            "student_row": student_rows[known].astype(np.int32),
+            "module_row": module_rows,
+            "term_ordinal": enrollments["term_ordinal"].to_numpy(np.int32)[known],
+            "status": status,
+            "grade": grade,
+            "passed": passed,
+        }
+    )
+
+
+def _category_rows(values: pd.Series, index: IdIndex) -> np.ndarray:
+    """Rows of ``index`` for a (categorical or plain) id column, via its categories when it has them."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        category_rows = index.rows(values.cat.categories.astype(object).to_numpy())
+        codes = values.cat.codes.to_numpy()
+        return np.where(codes >= 0, category_rows[np.maximum(codes, 0)] if len(category_rows) else -1, -1)
+    return index.rows(values.astype(object).to_numpy())
+
+
+def max_csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A CSR float32 matrix keeping, for duplicate (row, col) pairs, the largest value."""
+    if len(rows) == 0:
+        return sp.csr_matrix(shape, dtype=np.float32)
+    keys = rows.astype(np.int64) * shape[1] + cols.astype(np.int64)
+    order = np.lexsort((-values, keys))
+    keys, values = keys[order], values[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    keys, values = keys[first], values[first]
+    return sp.csr_matrix(
+        (values.astype(np.float32), (keys // shape[1], keys % shape[1])), shape=shape, dtype=np.float32
+    )
+
+
+def confidence(
+    history: pd.DataFrame,
+    pass_grade: np.ndarray,
+    alpha: float = 1.0,
+    fail_confidence: float = 0.2,
+    withdraw_confidence: float = 0.1,
+    in_progress_confidence: float = 1.0,
+) -> np.ndarray:
+    """Per-enrollment confidence (float32, one per history row).
+
+    Passed: ``1 + alpha * (grade - pass) / (100 - pass)`` (ungraded pass: 1); failed (status failed or a
+    completion below the pass grade): ``fail_confidence``; withdrawn: ``withdraw_confidence``; in
+    progress: ``in_progress_confidence`` (the student chose it).
+    """
+    status = history["status"].to_numpy()
+    grade = history["grade"].to_numpy(np.float32)
+    passing = pass_grade[history["module_row"].to_numpy()]
+    headroom = np.maximum(100.0 - passing, 1.0)
+    above = np.nan_to_num((grade - passing) / headroom, nan=0.0)
+    values = np.full(len(history), fail_confidence, dtype=np.float32)
+    passed = history["passed"].to_numpy()
+    values[passed] = (1.0 + alpha * np.clip(above, 0.0, 1.0))[passed]
+    values[status == "withdrawn"] = withdraw_confidence
+    values[status == "in_progress"] = in_progress_confidence
+    return values
+
+
+@dataclass
+class InteractionMatrices:
+    """The student × module matrices of a FeatureSet (see featureset.py for each one's meaning)."""
+
+    interactions: sp.csr_matrix
+    passed: sp.csr_matrix
+    attempted: sp.csr_matrix
+    in_progress: sp.csr_matrix
+    recent: sp.csr_matrix
+
+
+def student_term_rank(history: pd.DataFrame) -> np.ndarray:
+    """Per history row, the 0-based rank of its term among the student's own terms (int32)."""
+    if history.empty:
+        return np.empty(0, dtype=np.int32)
+    pairs = pd.DataFrame({"s": history["student_row"].to_numpy(), "t": history["term_ordinal"].to_numpy()})
+    return (pairs.groupby("s")["t"].rank(method="dense").to_numpy() - 1).astype(np.int32)
+
+
+def interaction_matrices(
+    history: pd.DataFrame,
+    shape: tuple[int, int],
+    pass_grade: np.ndarray,
+    alpha: float = 1.0,
+    recent_terms: int = 3,
+    recent_decay: float = 0.5,
+) -> InteractionMatrices:
+    """All student × module matrices from ``history`` (FeatureSet.history); ``shape`` (n_students, n_modules).
+
+    ``recent``: the student's newest term (with any enrollment) weighs 1, the one before
+    ``recent_decay``, down to ``recent_terms`` terms back.
+    """
+    rows = history["student_row"].to_numpy()
+    cols = history["module_row"].to_numpy()
+    status = history["status"].to_numpy()
+    grade = history["grade"].to_numpy(np.float32)
+    passed_mask = history["passed"].to_numpy()
+
+    interactions = max_csr(rows, cols, confidence(history, pass_grade, alpha=alpha), shape)
+    pass_value = np.where(np.isnan(grade), pass_grade[cols], grade)[passed_mask]
+    passed = max_csr(rows[passed_mask], cols[passed_mask], pass_value, shape)
+    ones = np.ones(len(history), dtype=np.float32)
+    attempted = max_csr(rows, cols, ones, shape)
+    going = status == "in_progress"
+    in_progress = max_csr(rows[going], cols[going], ones[going], shape)
+
+    if len(history):
+        rank = student_term_rank(history)
+        last_rank = pd.Series(rank).groupby(rows).transform("max").to_numpy()
+        distance = last_rank - rank
+        near = distance < recent_terms
+        weight = (recent_decay ** distance[near]).astype(np.float32)
+        recent = max_csr(rows[near], cols[near], weight, shape)
+    else:
+        recent = sp.csr_matrix(shape, dtype=np.float32)
+    return InteractionMatrices(interactions, passed, attempted, in_progress, recent)
