@@ -475,73 +475,60 @@ def list_models(session: Session, principal: Principal) -> list[ModelListing]:
 
 
 def promote_model(uow: UnitOfWork, principal: Principal, version: str) -> Promotion:
-    """Promote ``version`` (one INSERT into ``promotion``), audited and committed."""
+    """Promote ``version`` (one INSERT into ``promotion``, by ``training.registry``), audited, committed."""
+    from training.registry import RegistryError, promote
+
     require_role(principal, "admin")
     session = uow.session
-    model = session.get(ModelVersion, version)
-    if model is None:
+    if session.get(ModelVersion, version) is None:
         raise NotFound(f"no model version {version!r}")
-    if model.status in ("failed",) or not model.artifact_path:
-        raise Conflict(f"model version {version!r} has no usable artifacts (status {model.status})")
-    current = promoted_version(session)
-    if current is not None and current.version == version:
-        raise Conflict(f"model version {version!r} is already promoted")
-    promotion = _insert_promotion(session, principal, version, current, "promote")
+    previous = promoted_version(session)
+    previous_name = previous.version if previous is not None else None
+    try:
+        promotion = promote(session, version, actor=principal.actor)
+    except RegistryError as exc:
+        raise Conflict(str(exc)) from exc
+    _audit_promotion(session, principal, promotion, previous_name)
     uow.commit()
     return promotion
 
 
 def rollback_model(uow: UnitOfWork, principal: Principal) -> Promotion:
-    """Promote again the version that was promoted before the current one; audited and committed."""
+    """Promote again the version promoted before the current one (``training.registry``); committed."""
+    from training.registry import RegistryError, rollback
+
     require_role(principal, "admin")
     session = uow.session
-    current = promoted_version(session)
-    if current is None:
-        raise Conflict("no model is promoted, so there is nothing to roll back")
-    history = list(session.scalars(select(Promotion).order_by(Promotion.id.desc())))
-    previous = next((p.version for p in history if p.version != current.version), None)
-    if previous is None:
-        raise Conflict(f"no version was promoted before {current.version!r}")
-    promotion = _insert_promotion(session, principal, previous, current, "rollback")
+    previous = promoted_version(session)
+    previous_name = previous.version if previous is not None else None
+    try:
+        promotion = rollback(session, actor=principal.actor)
+    except RegistryError as exc:
+        raise Conflict(str(exc)) from exc
+    _audit_promotion(session, principal, promotion, previous_name)
     uow.commit()
     return promotion
 
 
-def _insert_promotion(
-    session: Session, principal: Principal, version: str, current: ModelVersion | None, action: str
-) -> Promotion:
-    registry = _training_registry()
-    previous_name = current.version if current is not None else None
-    if registry is not None and hasattr(registry, "record_promotion"):
-        promotion: Promotion = registry.record_promotion(
-            session, version, action=action, actor=principal.actor
-        )
-    else:
-        promotion = Promotion(
-            version=version, previous_version=previous_name, action=action, actor=principal.actor
-        )
-        session.add(promotion)
-        session.flush()
+def _audit_promotion(
+    session: Session, principal: Principal, promotion: Promotion, previous_name: str | None
+) -> None:
     _audit(
         session,
         principal,
-        f"model.{action}",
+        f"model.{promotion.action}",
         "model_version",
-        version,
+        promotion.version,
         before={"promoted": previous_name},
-        after={"promoted": version},
+        after={"promoted": promotion.version, "promotion_id": promotion.id},
     )
-    log.info("model %s: %s (was %s) by user %s", action, version, previous_name, principal.user_id)
-    return promotion
-
-
-def _training_registry() -> Any:
-    """training.registry when the training package provides it, else None."""
-    try:
-        from training import registry
-    except ImportError:
-        return None
-    return registry
+    log.info(
+        "model %s: %s (was %s) by user %s",
+        promotion.action,
+        promotion.version,
+        previous_name,
+        principal.user_id,
+    )
 
 
 def model_report_path(

@@ -192,7 +192,8 @@ class LiveRecommender:
                     reasons=[str(r) for r in getattr(explanation, "reasons", []) or []],
                     expected_grade=expected_grade,
                     fail_probability=fail_probability,
-                    risk=handlers.risk_level(fail_probability, self.settings.fail_risk_threshold),
+                    risk=getattr(explanation, "risk_level", None)
+                    or handlers.risk_level(fail_probability, self.settings.fail_risk_threshold),
                     flags=flags,
                     recommendation_id=recommendation_id,
                 )
@@ -435,7 +436,6 @@ class LiveRecommender:
 
     def _build_context(self, loaded: LoadedModel, term: str | None) -> Any:
         from features.build import build_term_context
-
         from records.frames import load_term_state
 
         try:

@@ -22,14 +22,16 @@ from records.db import promoted_version
 
 log = logging.getLogger(__name__)
 
-ModelLoader = Callable[[Path], Any]
+ModelLoader = Callable[[Path, str | None], Any]
+"""(artifact folder, checksum recorded in the registry) -> a loaded model; raises when unusable."""
 
 
-def load_hybrid(artifact_dir: Path) -> Any:
-    """The production loader: ``recommender.hybrid.HybridRecommender.load(dir)``."""
+def load_hybrid(artifact_dir: Path, checksum: str | None) -> Any:
+    """The production loader: verify the folder's checksums, then ``HybridRecommender.load(dir)``."""
     from recommender.hybrid import HybridRecommender
+    from training.registry import verify_artifacts
 
-    return HybridRecommender.load(artifact_dir)
+    return HybridRecommender.load(verify_artifacts(artifact_dir, checksum))
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class ModelHolder:
                     promoted = promoted_version(session)
                     version = promoted.version if promoted is not None else None
                     artifact_path = promoted.artifact_path if promoted is not None else None
+                    checksum = promoted.checksum if promoted is not None else None
             except Exception as exc:  # the database is down: keep serving what we hold
                 self.last_error = f"cannot read the promoted version: {type(exc).__name__}"
                 log.warning("model holder: %s", self.last_error)
@@ -106,19 +109,19 @@ class ModelHolder:
             if version in self._failed:
                 self.last_error = self._failed[version]
                 return held
-            self._load(version, artifact_path)
+            self._load(version, artifact_path, checksum)
             return self._current
         finally:
             self._lock.release()
 
-    def _load(self, version: str, artifact_path: str | None) -> None:
+    def _load(self, version: str, artifact_path: str | None, checksum: str | None) -> None:
         if not artifact_path:
             self._remember_failure(version, f"model {version} has no artifact path")
             return
         artifact_dir = self._resolve(artifact_path)
         started = time.perf_counter()
         try:
-            model = self._loader(artifact_dir)
+            model = self._loader(artifact_dir, checksum)
         except Exception as exc:
             self._remember_failure(version, f"model {version} failed to load: {type(exc).__name__}: {exc}")
             log.exception("model holder: loading %s failed; keeping %s", version, self._held_version())
