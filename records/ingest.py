@@ -899,10 +899,11 @@ def _fill_enrollment_status(
         enrollments["grade"] if "grade" in enrollments.columns else pd.Series(np.nan, index=enrollments.index)
     )
     derived = pd.Series(np.where(grade < threshold, "failed", "completed"), index=enrollments.index)
-    current = (
-        enrollments["status"] if "status" in enrollments.columns else pd.Series(None, index=enrollments.index)
-    )
-    enrollments["status"] = current.fillna(derived)
+    if "status" not in enrollments.columns:
+        enrollments["status"] = derived
+        return
+    current = enrollments["status"]
+    enrollments["status"] = current.where(current.notna(), derived)
 
 
 # ---------------------------------------------------------------------------------------------
