@@ -240,3 +240,27 @@ def test_term_context_aligns_state_with_the_feature_set(small_engine: Engine) ->
         for r, c in zip(*context.extra_in_progress.nonzero(), strict=True)
     }
     assert in_progress == {("S1", "M3"), ("S2", "M5")}  # S4 entered after the cutoff: not in the feature set
+
+
+@pytest.fixture
+def tiny_engine(engine: Engine) -> Engine:
+    synthetic = pytest.importorskip("records.synthetic")
+    ingest = pytest.importorskip("records.ingest")
+    ingest.import_tables(engine, synthetic.generate("tiny", seed=7))
+    return engine
+
+
+def test_generated_institution_feature_set_does_not_leak_later_terms(tiny_engine: Engine) -> None:
+    """The leak test on the generated institution: features as of a middle term T are identical whether
+    or not the enrollments, goals, demand, offerings and students after T exist."""
+    terms = load_frames(tiny_engine).terms["code"].tolist()
+    middle = terms[len(terms) // 2]
+    later = load_frames(tiny_engine, terms[-1])
+    with_later = build_feature_set(load_frames(tiny_engine, middle))
+    assert len(later.enrollments) > len(load_frames(tiny_engine, middle).enrollments) > 0
+    assert len(later.demand) > len(load_frames(tiny_engine, middle).demand)
+    delete_after(tiny_engine, middle)
+    without_later = build_feature_set(load_frames(tiny_engine, middle))
+    assert without_later.interactions.nnz > 0 and without_later.module_competency.nnz > 0
+    assert_feature_sets_equal(with_later, without_later)
+    assert_feature_sets_equal(with_later, build_feature_set(later.as_of(middle)))
