@@ -84,7 +84,44 @@ def generate(
     out: Annotated[Path | None, typer.Option(help="write a CSV set into this folder instead")] = None,
 ) -> None:
     """Generate a synthetic institution into the database, or as a CSV set with --out."""
-    not_available("generate")
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from records.synthetic import SIZES
+    from records.synthetic import generate as generate_institution
+
+    if size not in SIZES:
+        fail(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    settings = _settings()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console
+    ) as progress:
+        task = progress.add_task(f"generating a {size} institution (seed {seed})", total=1.0)
+
+        def report(message: str, fraction: float) -> None:
+            progress.update(task, description=message, completed=fraction)
+
+        tables = generate_institution(size, seed, progress=report)
+    if out is not None:
+        from records.synthetic import write_csv_set
+
+        with console.status(f"writing the CSV set to {out}"):
+            rows = write_csv_set(tables, out)
+        for name, count in rows.items():
+            console.print(f"{name}: {count} rows", markup=False, highlight=False)
+        console.print(f"wrote {len(rows)} files to {out}", markup=False)
+        return
+
+    from pathways.import_display import print_import_report, print_rejections
+    from records.ingest import ImportRejected, import_tables
+
+    engine = _engine(settings)
+    try:
+        with console.status("writing the institution into the database"):
+            import_report = import_tables(engine, tables)
+    except ImportRejected as rejected:
+        print_rejections(err_console, rejected.rejections, rejected.notes)
+        fail(f"generated institution rejected, nothing written: {len(rejected.rejections)} problem(s)")
+    print_import_report(console, import_report, title=f"Generated {size} institution (seed {seed})")
 
 
 @app.command("import")
