@@ -27,7 +27,7 @@ class CsvProblem:
 
 @dataclass
 class CsvTable:
-    """The text of a CSV file: every value a string as written (``""`` when empty).
+    """The text of a CSV file: every value a string without surrounding spaces (``""`` when empty).
 
     ``lines[i]`` is the file line where data row ``i`` starts (int64 array, header is line 1).
     """
@@ -80,6 +80,23 @@ def _structure_with_quotes(text: str, delimiter: str = ",") -> tuple[np.ndarray,
         starts.append(start)
         counts.append(len(record))
     return np.asarray(starts, dtype=np.int64), np.asarray(counts, dtype=np.int64)
+
+
+def _has_padding(raw: bytes, delimiter: int) -> bool:
+    """True when a space or tab touches a delimiter, a line end or the ends of the file.
+
+    Stripping millions of values costs seconds; files without padding (the common case) skip it.
+    """
+    data = np.frombuffer(raw, dtype=np.uint8)
+    if len(data) == 0:
+        return False
+    space = data == ord(" ")
+    if delimiter != ord("\t"):
+        space |= data == ord("\t")
+    boundary = (data == delimiter) | (data == NEWLINE) | (data == ord("\r"))
+    return bool(
+        space[0] or space[-1] or np.any(space[1:] & boundary[:-1]) or np.any(space[:-1] & boundary[1:])
+    )
 
 
 def read_csv_text(
@@ -142,6 +159,10 @@ def read_csv_text(
         quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
     )
     frame.columns = header
+    if _has_padding(raw, ord(delimiter)):
+        for column in frame.columns:
+            frame[column] = frame[column].str.strip()
+    frame.attrs["text"] = True  # every value a stripped string: callers need not convert again
     lines = record_lines[1:]
     if len(frame) != len(lines):  # blank-looking lines counted differently: keep going, lines approximate
         lines = np.arange(2, len(frame) + 2, dtype=np.int64)

@@ -19,8 +19,9 @@ Rules (documented for people in data/README.md):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -426,12 +427,18 @@ class RejectionCollector:
         lines: np.ndarray,
         mask: np.ndarray,
         column: str | None,
-        reasons: pd.Series | str,
+        reasons: pd.Series | str | Callable[[], pd.Series],
     ) -> None:
-        """Reject the rows where ``mask`` is true; ``reasons`` is one text or one per row."""
+        """Reject the rows where ``mask`` is true.
+
+        ``reasons`` is one text, one text per row, or a function giving them (called only when some row
+        is rejected, so that building texts costs nothing on clean data).
+        """
         picked = np.flatnonzero(mask)
         if len(picked) == 0:
             return
+        if callable(reasons):
+            reasons = reasons()
         shown = picked[:MAX_ROWS_PER_CHECK]
         texts = [reasons] * len(shown) if isinstance(reasons, str) else reasons.iloc[shown].tolist()
         self.items.extend(
@@ -482,10 +489,10 @@ def _typed_column(
         finite = np.isfinite(values.to_numpy())
         values = values.where(finite)
         bad = ~empty & ~finite
-        rejections.rows(file, lines, bad, column, "not a number: " + text.map(repr))
+        rejections.rows(file, lines, bad, column, lambda: "not a number: " + text.map(repr))
         if spec_field.kind == "int":
             fractional = finite & (values.to_numpy() != np.round(values.to_numpy()))
-            rejections.rows(file, lines, fractional, column, "not a whole number: " + text.map(repr))
+            rejections.rows(file, lines, fractional, column, lambda: "not a whole number: " + text.map(repr))
         numbers = values.to_numpy()
         for bound, outside, word in (
             (spec_field.minimum, lambda b: numbers < b, "below the minimum"),
@@ -495,7 +502,7 @@ def _typed_column(
             if bound is not None:
                 with np.errstate(invalid="ignore"):
                     out = finite & outside(bound)
-                rejections.rows(file, lines, out, column, text + f" is {word} {bound:g}")
+                rejections.rows(file, lines, out, column, partial(_suffixed, text, f" is {word} {bound:g}"))
         if spec_field.kind == "int":
             return values.round().astype("Int64")
         return values
@@ -506,7 +513,7 @@ def _typed_column(
             lines,
             ~empty & dates.isna().to_numpy(),
             column,
-            "not a date (YYYY-MM-DD): " + text.map(repr),
+            lambda: "not a date (YYYY-MM-DD): " + text.map(repr),
         )
         return dates
     if spec_field.kind == "period":
@@ -516,14 +523,14 @@ def _typed_column(
             lines,
             ~empty & starts.isna().to_numpy(),
             column,
-            "not a period (YYYY, YYYY-MM or YYYY-Qn): " + text.map(repr),
+            lambda: "not a period (YYYY, YYYY-MM or YYYY-Qn): " + text.map(repr),
         )
         return text.where(~empty)
     if spec_field.choices:
         lowered = text.str.lower()
         bad = ~empty & ~lowered.isin(spec_field.choices).to_numpy()
         allowed = ", ".join(spec_field.choices)
-        rejections.rows(file, lines, bad, column, text.map(repr) + f" is not one of {allowed}")
+        rejections.rows(file, lines, bad, column, lambda: text.map(repr) + f" is not one of {allowed}")
         return lowered.where(~empty)
     return text.where(~empty)
 
@@ -554,7 +561,7 @@ def _validate_file(
     for spec_field in spec.fields:
         if spec_field.column not in columns:
             continue
-        text = raw[spec_field.column].str.strip()
+        text = raw[spec_field.column]
         values = _typed_column(
             spec_field, text, spec.name, lines, spec_field.column in csv_file.required, rejections
         )
@@ -705,9 +712,7 @@ def _validate(
                 frame["__line__"].to_numpy(),
                 unknown,
                 spec_field.column,
-                f"unknown {spec_field.refers_to} "
-                + values.astype(str).map(repr)
-                + f" (not in {defining_file} nor in the database{hint})",
+                partial(_unknown_id_reasons, values, spec_field.refers_to, defining_file, hint),
             )
 
     prerequisites = plan.frames.get("prerequisites.csv")
@@ -719,8 +724,25 @@ def _validate(
     return plan
 
 
+def _suffixed(text: pd.Series, suffix: str) -> pd.Series:
+    return text + suffix
+
+
+def _unknown_id_reasons(values: pd.Series, entity: str, defining_file: str, hint: str) -> pd.Series:
+    return (
+        f"unknown {entity} "
+        + values.astype(str).map(repr)
+        + f" (not in {defining_file} nor in the database{hint})"
+    )
+
+
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column but ``__line__`` as strings ("" for missing); whole floats lose their ``.0``."""
+    """Every column but ``__line__`` as stripped strings ("" for missing); whole floats lose their ``.0``.
+
+    Frames read by :func:`read_csv_set` are text already (``attrs["text"]``) and returned as they are.
+    """
+    if frame.attrs.get("text"):
+        return frame
     out = pd.DataFrame(index=frame.index)
     for column in frame.columns:
         series = frame[column]
@@ -740,7 +762,7 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = series.dt.strftime("%Y-%m-%d").fillna("")
         else:
             missing = series.isna()
-            text = series.astype(str)
+            text = series.astype(str).str.strip()
             out[column] = text.where(~missing, "")
     return out
 

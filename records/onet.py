@@ -114,7 +114,6 @@ def _read(
     frame = table.frame[
         list(required) + [c for c in ("Recommend Suppress", "Not Relevant") if c in table.header]
     ]
-    frame = frame.apply(lambda column: column.str.strip())
     frame["__line__"] = table.lines
     return frame
 
