@@ -1,0 +1,133 @@
+"""The collaborative component: implicit's ALS or BPR on the grade-weighted student × module matrix."""
+
+from __future__ import annotations
+
+import logging
+from typing import Self
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from features.featureset import FeatureSet
+from recommender.base import TermContext
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ("als", "bpr")
+SMALL_MATRIX = 50_000
+
+
+class CollaborativeComponent:
+    """Matrix factorisation with ``implicit.cpu`` (``algorithm`` 'als' or 'bpr').
+
+    ``score`` = student factors @ module factors (float32). Students unknown at fit time get factors
+    solved from their interaction row against the fitted module factors (the ALS user step), or zeros
+    without interactions. Learned: ``user_factors_`` (n_students, f), ``item_factors_`` (n_modules, f),
+    ``student_ids_``.
+    """
+
+    name = "collaborative"
+
+    def __init__(
+        self,
+        *,
+        algorithm: str = "als",
+        factors: int = 48,
+        regularization: float = 0.05,
+        iterations: int = 15,
+        learning_rate: float = 0.05,
+        alpha: float = 1.0,
+        num_threads: int = 0,
+        random_state: int = 0,
+    ) -> None:
+        self.algorithm = algorithm
+        self.factors = factors
+        self.regularization = regularization
+        self.iterations = iterations
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.num_threads = num_threads
+        self.random_state = random_state
+
+    def _model(self, num_threads: int):  # type: ignore[no-untyped-def]
+        if self.algorithm == "als":
+            from implicit.cpu.als import AlternatingLeastSquares
+
+            return AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                num_threads=num_threads,
+                random_state=self.random_state,
+            )
+        if self.algorithm == "bpr":
+            from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+            return BayesianPersonalizedRanking(
+                factors=self.factors,
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                iterations=self.iterations * 10,
+                num_threads=num_threads,
+                random_state=self.random_state,
+            )
+        raise ValueError(f"collaborative: unknown algorithm {self.algorithm!r}, expected one of {ALGORITHMS}")
+
+    def fit(self, fs: FeatureSet) -> Self:
+        interactions = sp.csr_matrix(fs.interactions, dtype=np.float32)
+        self.student_ids_ = fs.students.ids.copy()
+        self.has_data_ = interactions.nnz > 0
+        if not self.has_data_:
+            log.info("collaborative: no interactions, scores are zero")
+            self.user_factors_ = np.zeros((fs.n_students, 1), dtype=np.float32)
+            self.item_factors_ = np.zeros((fs.n_modules, 1), dtype=np.float32)
+            return self
+        # implicit runs its own threads; keep BLAS single-threaded underneath it.
+        with threadpool_limits(1, "blas"):
+            # Small matrices: one thread (thread start-up and spinning cost more than they save).
+            model = self._model(1 if interactions.nnz < SMALL_MATRIX else self.num_threads)
+            model.fit(interactions, show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        return self
+
+    def student_factors(self, fs: FeatureSet, student_rows: np.ndarray) -> np.ndarray:
+        """(n, f) float32 factors for FeatureSet rows; solved from interactions for unknown students."""
+        rows = np.asarray(student_rows, dtype=np.int64)
+        if len(fs.students) == len(self.student_ids_) and np.array_equal(fs.students.ids, self.student_ids_):
+            return self.user_factors_[rows]
+        from features.idindex import IdIndex
+
+        fitted = IdIndex(self.student_ids_)
+        fitted_rows = fitted.rows(fs.students.ids[rows])
+        factors = np.zeros((len(rows), self.user_factors_.shape[1]), dtype=np.float32)
+        known = fitted_rows >= 0
+        factors[known] = self.user_factors_[fitted_rows[known]]
+        unknown = np.flatnonzero(~known)
+        if len(unknown):
+            factors[unknown] = self.solve_factors(fs.interactions[rows[unknown]])
+        return factors
+
+    def solve_factors(self, interaction_rows: sp.csr_matrix) -> np.ndarray:
+        """ALS user step against the fitted module factors: (n, f) float32 (zeros for empty rows)."""
+        items = self.item_factors_.astype(np.float64)
+        n_factors = items.shape[1]
+        gram = items.T @ items + self.regularization * np.eye(n_factors)
+        rows = sp.csr_matrix(interaction_rows)
+        out = np.zeros((rows.shape[0], n_factors), dtype=np.float32)
+        for i in range(rows.shape[0]):
+            start, end = rows.indptr[i], rows.indptr[i + 1]
+            if start == end:
+                continue
+            columns = rows.indices[start:end]
+            confidence = self.alpha * rows.data[start:end].astype(np.float64)
+            seen = items[columns]
+            system = gram + (seen.T * confidence) @ seen
+            out[i] = np.linalg.solve(system, seen.T @ (1.0 + confidence))
+        return out
+
+    def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
+        """(n, n_modules) float32 dot products of student and module factors."""
+        return self.student_factors(fs, student_rows) @ self.item_factors_.T

@@ -1,0 +1,281 @@
+"""Explanations: plain-language reasons built only from the numbers behind each recommendation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.featureset import TRACKS, FeatureSet
+from recommender.base import RankedLists, TermContext
+from recommender.competency_gap import CompetencyGapComponent
+
+if TYPE_CHECKING:
+    from recommender.hybrid import HybridRecommender
+
+log = logging.getLogger(__name__)
+
+MIN_REASONS, MAX_REASONS = 2, 4
+
+
+@dataclass
+class Explanation:
+    """Why one module is on one student's list.
+
+    ``contributions`` maps component name → its term in the blend score; ``reasons`` holds 2 to 4
+    sentences, each backed by a number in ``evidence``; ``risk_level`` is low, medium, high or unknown.
+    """
+
+    module_id: str
+    score: float
+    contributions: dict[str, float]
+    reasons: list[str]
+    expected_grade: float | None
+    fail_probability: float | None
+    risk_level: str
+    track: str | None
+    builds: list[str] = field(default_factory=list)
+    for_occupations: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _label(labels: Mapping[str, str], external_id: str) -> str:
+    return labels.get(external_id, external_id)
+
+
+def _join(names: list[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def demand_word(weight: float) -> str:
+    """Labour-market demand in words from the occupation weight (mean about 1)."""
+    if weight >= 1.2:
+        return "strong"
+    if weight >= 0.8:
+        return "steady"
+    return "modest"
+
+
+def risk_level(fail_probability: float | None, levels: tuple[float, float]) -> str:
+    if fail_probability is None or not np.isfinite(fail_probability):
+        return "unknown"
+    if fail_probability < levels[0]:
+        return "low"
+    if fail_probability < levels[1]:
+        return "medium"
+    return "high"
+
+
+def _target_occupations(fs: FeatureSet, student_row: int, occupation: int | None) -> np.ndarray:
+    """Occupation rows the student aims at (the what-if occupation replaces them)."""
+    if occupation is not None:
+        return np.array([occupation], dtype=np.int64)
+    goals = fs.student_goals[student_row]
+    return goals.indices[goals.data > 0].astype(np.int64)
+
+
+def _competency_reason(
+    model: HybridRecommender, student_row: int, module_row: int, occupation: int | None
+) -> tuple[str | None, list[str], list[str], dict[str, Any]]:
+    """'Builds X and Y, which Z roles demand (strong demand) and you have not shown yet.'"""
+    fs = model.fs_
+    targets = _target_occupations(fs, student_row, occupation)
+    evidence: dict[str, Any] = {}
+    if len(targets) == 0 or fs.module_competency.nnz == 0:
+        return None, [], [], evidence
+    competencies, closed = CompetencyGapComponent.closes(fs, student_row, module_row, occupation)
+    if len(competencies) == 0:
+        return None, [], [], evidence
+    top = competencies[:3]
+    demand = fs.occupation_demand[np.ix_(targets, top)]
+    # An occupation counts when it demands at least one of the competencies the module builds.
+    wanting = targets[demand.max(axis=1) > 0]
+    if len(wanting) == 0:
+        return None, [], [], evidence
+    wanting = wanting[np.argsort(-fs.occupation_demand[np.ix_(wanting, top)].sum(axis=1), kind="stable")][:2]
+    comp_labels = getattr(model, "labels_", {}).get("competencies", {})
+    occ_labels = getattr(model, "labels_", {}).get("occupations", {})
+    builds = [_label(comp_labels, fs.competencies.id(int(c))) for c in top]
+    occupations = [_label(occ_labels, fs.occupations.id(int(o))) for o in wanting]
+    weight = float(fs.occupation_weight[wanting[0]]) if len(fs.occupation_weight) else 1.0
+    evidence.update(
+        competencies=[fs.competencies.id(int(c)) for c in top],
+        gap_closed=[round(float(x), 4) for x in closed[:3]],
+        occupations=[fs.occupations.id(int(o)) for o in wanting],
+        occupation_weight=round(weight, 3),
+    )
+    reason = (
+        f"Builds {_join(builds)}, which {_join(occupations)} roles demand ({demand_word(weight)} demand) "
+        f"and you have not shown yet."
+    )
+    return reason, builds, [fs.occupations.id(int(o)) for o in wanting], evidence
+
+
+def _peer_reason(
+    model: HybridRecommender, student_row: int, module_row: int
+) -> tuple[str | None, dict[str, Any]]:
+    evidence_all = model.components_["sequence"].evidence(student_row, np.array([module_row]))
+    n_peers, took = evidence_all.n_peers, int(evidence_all.took_next[0])
+    passed = int(evidence_all.passed_next[0])
+    evidence = {"n_peers": n_peers, "took_next": took, "passed_next": passed}
+    if n_peers == 0 or took == 0:
+        return None, evidence
+    took_share = round(100 * took / n_peers)
+    passed_share = round(100 * passed / took)
+    if took_share == 0:
+        return None, evidence
+    return (
+        f"Of {n_peers} students with your last-term modules, {took_share}% took it next and "
+        f"{passed_share}% of them passed.",
+        evidence,
+    )
+
+
+def _risk_reason(expected_grade: float | None, fail_probability: float | None, level: str) -> str | None:
+    if fail_probability is None or not np.isfinite(fail_probability):
+        return None
+    chance = f"{round(100 * fail_probability)}% chance of failing"
+    if expected_grade is not None and np.isfinite(expected_grade):
+        return f"Your expected grade is about {round(expected_grade)} ({level} risk: {chance})."
+    return f"{level.capitalize()} risk for you: {chance}."
+
+
+def _track_reason(
+    fs: FeatureSet, student_row: int, module_row: int, credits: float
+) -> tuple[str | None, dict]:
+    track_row = int(fs.module_info["track_row"].to_numpy()[module_row])
+    if track_row < 0:
+        return None, {}
+    track = TRACKS[track_row]
+    deficit = float(fs.track_deficit[student_row, track_row])
+    earned = float(fs.track_credits[student_row, track_row])
+    target = float(fs.track_targets[student_row, track_row])
+    evidence = {"track": track, "track_deficit": round(deficit, 2), "track_credits": round(earned, 2)}
+    if target <= 0:
+        return None, evidence
+    if earned == 0:
+        return f"Your plan has no {track} module yet.", evidence
+    if deficit > 0:
+        return (
+            f"Adds {credits:g} {track} credits toward your program's target ({deficit:g} credits short).",
+            evidence,
+        )
+    return None, evidence
+
+
+def _prerequisite_reason(
+    model: HybridRecommender, student_row: int, module_row: int
+) -> tuple[str | None, dict[str, Any]]:
+    """Which not-yet-passed modules it unlocks (it is required by a group of theirs)."""
+    fs = model.fs_
+    table = fs.prerequisites
+    dependents = np.unique(table.loc[table["requires_row"] == module_row, "module_row"].to_numpy(np.int64))
+    if len(dependents) == 0:
+        return None, {}
+    passed = fs.passed[student_row]
+    dependents = dependents[~np.isin(dependents, passed.indices)][:3]
+    if len(dependents) == 0:
+        return None, {}
+    titles = fs.module_info["title"]
+    names = [
+        str(titles.iat[d]) if isinstance(titles.iat[d], str) else fs.modules.id(int(d)) for d in dependents
+    ]
+    return f"It opens the way to {_join(names)}.", {"unlocks": [fs.modules.id(int(d)) for d in dependents]}
+
+
+def _popularity_reason(
+    fs: FeatureSet, student_row: int, module_row: int
+) -> tuple[str | None, dict[str, Any]]:
+    n_programs_plus_none, n_stages = fs.popularity.shape[:2]
+    if n_stages == 0:
+        return None, {}
+    program = int(fs.student_info["program_row"].to_numpy()[student_row])
+    stage = min(int(fs.student_info["stage"].to_numpy()[student_row]), n_stages - 1)
+    share = float(fs.popularity[program if program >= 0 else n_programs_plus_none - 1, stage, module_row])
+    evidence = {"program_stage_share": round(share, 4)}
+    if round(100 * share) < 1:
+        return None, evidence
+    who = "your program" if program >= 0 else "students without a program"
+    return f"{round(100 * share)}% of students of {who} took it at your stage.", evidence
+
+
+def explain_lists(
+    model: HybridRecommender, lists: RankedLists, context: TermContext, occupation: int | None
+) -> list[list[Explanation]]:
+    """Explanations for every (student, module) of ``lists``, in list order (empty places skipped)."""
+    fs = model.fs_
+    grades, fails = model.components_["risk"].predict(fs, lists.student_rows, lists.module_rows)
+    credits = fs.module_info["credits"].to_numpy(np.float64)
+    out: list[list[Explanation]] = []
+    for i, student_row in enumerate(np.asarray(lists.student_rows, np.int64)):
+        explanations: list[Explanation] = []
+        for j, module_row in enumerate(lists.module_rows[i]):
+            if module_row < 0:
+                continue
+            module_row = int(module_row)
+            contributions = {
+                name: float(lists.contributions[i, j, c]) for c, name in enumerate(lists.component_names)
+            }
+            grade = float(grades[i, j]) if np.isfinite(grades[i, j]) else None
+            fail = float(fails[i, j]) if np.isfinite(fails[i, j]) else None
+            level = risk_level(fail, model.risk_levels)
+            candidates: list[tuple[float, str]] = []
+            evidence: dict[str, Any] = {}
+            comp_reason, builds, for_occupations, comp_evidence = _competency_reason(
+                model, int(student_row), module_row, occupation
+            )
+            evidence.update(comp_evidence)
+            if comp_reason:
+                candidates.append((contributions.get("competency_gap", 0.0) + 0.5, comp_reason))
+            peer, peer_evidence = _peer_reason(model, int(student_row), module_row)
+            evidence.update(peer_evidence)
+            if peer:
+                candidates.append((contributions.get("sequence", 0.0) + 1.0, peer))
+            track_text, track_evidence = _track_reason(
+                fs, int(student_row), module_row, float(credits[module_row])
+            )
+            evidence.update(track_evidence)
+            if track_text:
+                candidates.append((contributions.get("track_balance", 0.0) + 0.4, track_text))
+            risk_text = _risk_reason(grade, fail, level)
+            if risk_text:
+                # Risk is always worth saying when it is high.
+                candidates.append((1.5 if level == "high" else 0.1, risk_text))
+            unlock, unlock_evidence = _prerequisite_reason(model, int(student_row), module_row)
+            evidence.update(unlock_evidence)
+            if unlock:
+                candidates.append((0.05, unlock))
+            popular, popular_evidence = _popularity_reason(fs, int(student_row), module_row)
+            evidence.update(popular_evidence)
+            if popular:
+                candidates.append((contributions.get("popularity", 0.0), popular))
+            candidates.sort(key=lambda item: -item[0])
+            reasons = [text for _, text in candidates[:MAX_REASONS]]
+            if len(reasons) < MIN_REASONS:
+                term = f" in {context.target_term}" if context.target_term else ""
+                reasons.append(f"It is offered{term} and you meet its prerequisites.")
+            if len(reasons) < MIN_REASONS:
+                reasons.append("You have not taken it yet.")
+            track_row = int(fs.module_info["track_row"].to_numpy()[module_row])
+            explanations.append(
+                Explanation(
+                    module_id=fs.modules.id(module_row),
+                    score=float(lists.scores[i, j]),
+                    contributions=contributions,
+                    reasons=reasons,
+                    expected_grade=grade,
+                    fail_probability=fail,
+                    risk_level=level,
+                    track=TRACKS[track_row] if track_row >= 0 else None,
+                    builds=builds,
+                    for_occupations=for_occupations,
+                    evidence=evidence,
+                )
+            )
+        out.append(explanations)
+    return out

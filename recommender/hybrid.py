@@ -1,0 +1,484 @@
+"""The hybrid recommender: components, a learned decomposable blend, eligibility, re-ranking,
+explanations and the pathway planner behind one object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+
+from features.featureset import FeatureSet
+from recommender.base import RankedLists, TermContext
+from recommender.blend import LinearBlend
+from recommender.collaborative import ALGORITHMS, CollaborativeComponent
+from recommender.competency_gap import CompetencyGapComponent
+from recommender.eligibility import PrerequisiteIndex, eligible_mask, prerequisite_index
+from recommender.popularity import PopularityComponent
+from recommender.ranking import top_k
+from recommender.rerank import module_similarity, rerank
+from recommender.risk import RiskComponent
+from recommender.sequence import SequenceComponent
+from recommender.track_balance import TrackBalanceComponent, module_credits, module_track_rows
+
+if TYPE_CHECKING:
+    from recommender.explain import Explanation
+    from recommender.planner import Pathway
+
+log = logging.getLogger(__name__)
+
+COMPONENT_NAMES: tuple[str, ...] = (
+    "sequence",
+    "collaborative",
+    "competency_gap",
+    "risk",
+    "track_balance",
+    "popularity",
+)
+# Components scored on every module; risk is scored on the candidates only (a model per pair).
+MATRIX_COMPONENTS = tuple(name for name in COMPONENT_NAMES if name != "risk")
+MODEL_FILE = "hybrid.joblib"
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def validation_context(past: FeatureSet, offered_rows: np.ndarray) -> TermContext:
+    """A context on ``past``'s modules where only ``offered_rows`` are offered (what ran in term T)."""
+    context = TermContext.open_everything(past)
+    offered = np.zeros(past.n_modules, dtype=bool)
+    offered[offered_rows] = True
+    context.offered = offered
+    return context
+
+
+class HybridRecommender:
+    """Next-term module recommendations from a learned linear blend of component scores.
+
+    ``fit(past, current)``: components fit on ``past`` (records as of T-1) score the students of ``past``;
+    a logistic blend over their standardised scores learns which predict the modules taken in
+    ``current.cutoff_term`` (T); components are then refit on ``current`` for serving from ``fs_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        k_candidates: int = 100,
+        diversity: float = 0.1,
+        track_weight: float = 0.15,
+        random_state: int = 0,
+        num_threads: int = 0,
+        collaborative_algorithms: tuple[str, ...] = ALGORITHMS,
+        hard_negatives: int = 15,
+        random_negatives: int = 10,
+        max_validation_students: int = 20_000,
+        chunk_size: int = 2000,
+        blend_regularization: float = 1.0,
+        risk_levels: tuple[float, float] = (0.15, 0.35),
+        plan_fail_threshold: float = 0.35,
+    ) -> None:
+        self.k_candidates = k_candidates
+        self.diversity = diversity
+        self.track_weight = track_weight
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.collaborative_algorithms = collaborative_algorithms
+        self.hard_negatives = hard_negatives
+        self.random_negatives = random_negatives
+        self.max_validation_students = max_validation_students
+        self.chunk_size = chunk_size
+        self.blend_regularization = blend_regularization
+        self.risk_levels = risk_levels
+        self.plan_fail_threshold = plan_fail_threshold
+
+    # -- construction --------------------------------------------------------------------------
+    def _components(self, algorithm: str) -> dict[str, Any]:
+        return {
+            "sequence": SequenceComponent(),
+            "collaborative": CollaborativeComponent(
+                algorithm=algorithm, num_threads=self.num_threads, random_state=self.random_state
+            ),
+            "competency_gap": CompetencyGapComponent(),
+            "risk": RiskComponent(random_state=self.random_state),
+            "track_balance": TrackBalanceComponent(),
+            "popularity": PopularityComponent(),
+        }
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return COMPONENT_NAMES
+
+    # -- fitting -------------------------------------------------------------------------------
+    def _validation_targets(
+        self, past: FeatureSet, current: FeatureSet
+    ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
+        """Students of ``past`` who enrolled in T, what they took then ((n, past.n_modules) csr), and the
+        modules that ran in T (past module rows)."""
+        history = current.history
+        in_term = history[history["term_ordinal"] == current.cutoff_ordinal]
+        student_ids = current.students.ids[in_term["student_row"].to_numpy(np.int64)]
+        module_ids = current.modules.ids[in_term["module_row"].to_numpy(np.int64)]
+        past_students = past.students.rows(student_ids)
+        past_modules = past.modules.rows(module_ids)
+        known = (past_students >= 0) & (past_modules >= 0)
+        offered_rows = np.unique(past_modules[past_modules >= 0])
+        rows = np.unique(past_students[known])
+        # Students with some history in the past: the ones a next-term recommendation is for.
+        has_history = past.student_info["n_terms"].to_numpy()[rows] > 0
+        rows = rows[has_history]
+        rng = np.random.default_rng(self.random_state)
+        if len(rows) > self.max_validation_students:
+            rows = np.sort(rng.choice(rows, self.max_validation_students, replace=False))
+        position = np.full(past.n_students, -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows))
+        pair_rows = position[past_students[known]]
+        keep = pair_rows >= 0
+        taken = sp.csr_matrix(
+            (np.ones(int(keep.sum()), np.float32), (pair_rows[keep], past_modules[known][keep])),
+            shape=(len(rows), past.n_modules),
+        )
+        taken.data[:] = 1.0
+        return rows, taken, offered_rows
+
+    def fit(self, past: FeatureSet, current: FeatureSet) -> HybridRecommender:
+        """Fit components on ``past``, learn the blend on ``current.cutoff_term``, refit on ``current``."""
+        if past.modules != current.modules:
+            log.info("fit: module index differs between past and current; ids are mapped")
+        rows, taken, offered_rows = self._validation_targets(past, current)
+        log.info(
+            "fit: blend learned on %d students of term %s (%d enrolments)",
+            len(rows),
+            current.cutoff_term,
+            taken.nnz,
+        )
+        variants = {algorithm: self._components(algorithm) for algorithm in self.collaborative_algorithms}
+        first = variants[self.collaborative_algorithms[0]]
+        for name, component in first.items():
+            component.fit(past)
+            log.info("fit: %s fitted on %s", name, past.cutoff_term)
+        for components in variants.values():
+            if components is not first:
+                components["collaborative"].fit(past)
+                for name in COMPONENT_NAMES:
+                    if name != "collaborative":
+                        components[name] = first[name]
+        context = validation_context(past, offered_rows)
+        pairs, labels, raw, collaborative_recall = self._candidate_pairs(past, rows, taken, context, variants)
+        self.collaborative_algorithm_ = max(
+            collaborative_recall, key=lambda name: (collaborative_recall[name], name == "als")
+        )
+        self.validation_ = {
+            "n_students": len(rows),
+            "n_pairs": len(labels),
+            "collaborative_recall@10": collaborative_recall,
+        }
+        chosen = raw.pop(f"collaborative:{self.collaborative_algorithm_}")
+        raw["collaborative"] = chosen
+        risk = first["risk"]
+        if len(labels):
+            raw["risk"] = risk.score_pairs(past, pairs[:, 0], pairs[:, 1:2]).ravel()
+        else:
+            raw["risk"] = np.zeros(0, np.float32)
+        matrix = np.column_stack([raw[name] for name in COMPONENT_NAMES]) if len(labels) else None
+        self.blend_ = LinearBlend(regularization=self.blend_regularization, random_state=self.random_state)
+        self.blend_.fit(
+            matrix if matrix is not None else np.zeros((0, len(COMPONENT_NAMES))),
+            labels.astype(bool),
+        )
+        self.validation_["risk_metrics_on_past"] = dict(risk.metrics_)
+        log.info(
+            "fit: blend weights %s, intercept %.3f, collaborative=%s",
+            dict(zip(COMPONENT_NAMES, np.round(self.blend_.weights_, 3), strict=True)),
+            self.blend_.intercept_,
+            self.collaborative_algorithm_,
+        )
+        self.components_ = self._components(self.collaborative_algorithm_)
+        for name, component in self.components_.items():
+            component.fit(current)
+            log.info("fit: %s refitted on %s", name, current.cutoff_term)
+        self.risk_metrics_ = dict(self.components_["risk"].metrics_)
+        self.fs_ = current
+        self.labels_: dict[str, dict[str, str]] = getattr(self, "labels_", {})
+        self._prepare_serving()
+        return self
+
+    def set_labels(
+        self,
+        *,
+        competencies: dict[str, str] | None = None,
+        occupations: dict[str, str] | None = None,
+    ) -> None:
+        """Names used in explanations: competency id → name, occupation id → title (ids otherwise)."""
+        labels = dict(getattr(self, "labels_", {}))
+        if competencies is not None:
+            labels["competencies"] = dict(competencies)
+        if occupations is not None:
+            labels["occupations"] = dict(occupations)
+        self.labels_ = labels
+
+    def _candidate_pairs(
+        self,
+        past: FeatureSet,
+        rows: np.ndarray,
+        taken: sp.csr_matrix,
+        context: TermContext,
+        variants: dict[str, dict[str, Any]],
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, float]]:
+        """Training pairs for the blend: positives = eligible modules taken in T; negatives = each
+        component's top eligible modules not taken plus random eligible ones. Returns ``pairs`` (p, 2)
+        (student row, module row), ``labels`` (p,), raw scores per component at the pairs, and each
+        collaborative variant's Recall@10 over the eligible modules."""
+        rng = np.random.default_rng(self.random_state)
+        index = prerequisite_index(past)
+        first = next(iter(variants.values()))
+        pair_blocks: list[np.ndarray] = []
+        label_blocks: list[np.ndarray] = []
+        raw_blocks: dict[str, list[np.ndarray]] = {}
+        hits = dict.fromkeys(variants, 0.0)
+        for part in _chunks(len(rows), self.chunk_size):
+            chunk_rows = rows[part]
+            eligible = eligible_mask(past, chunk_rows, context, index=index)
+            positives = taken[part].toarray() > 0
+            positives &= eligible
+            scores: dict[str, np.ndarray] = {}
+            for name in MATRIX_COMPONENTS:
+                if name == "collaborative":
+                    for algorithm, components in variants.items():
+                        scores[f"collaborative:{algorithm}"] = components[name].score(
+                            past, chunk_rows, context
+                        )
+                else:
+                    scores[name] = first[name].score(past, chunk_rows, context)
+            chosen = positives.copy()
+            n_positive = positives.sum(axis=1)
+            for name, matrix in scores.items():
+                masked = np.where(eligible, matrix, -np.inf).astype(np.float32)
+                columns, _ = top_k(masked, max(self.hard_negatives, 10))
+                ok = columns >= 0
+                chosen[np.nonzero(ok)[0], columns[ok]] = True
+                if name.startswith("collaborative:"):
+                    top10 = columns[:, :10]
+                    hit = np.zeros(len(chunk_rows))
+                    valid = top10 >= 0
+                    hit_rows, hit_cols = np.nonzero(valid)
+                    got = positives[hit_rows, top10[hit_rows, hit_cols]]
+                    np.add.at(hit, hit_rows, got)
+                    hits[name.split(":", 1)[1]] += float(
+                        (hit[n_positive > 0] / np.minimum(n_positive[n_positive > 0], 10)).sum()
+                    )
+            random_pick = (
+                rng.random(eligible.shape)
+                < self.random_negatives / np.maximum(eligible.sum(axis=1, keepdims=True), 1)
+            ) & eligible
+            chosen |= random_pick
+            chosen &= eligible
+            pair_local, pair_module = np.nonzero(chosen)
+            pair_blocks.append(np.column_stack([chunk_rows[pair_local], pair_module]))
+            label_blocks.append(positives[pair_local, pair_module])
+            for name, matrix in scores.items():
+                raw_blocks.setdefault(name, []).append(matrix[pair_local, pair_module])
+        n_scored = max(1, int((taken.getnnz(axis=1) > 0).sum()))
+        recall = {name: value / n_scored for name, value in hits.items()}
+        pairs = np.concatenate(pair_blocks) if pair_blocks else np.zeros((0, 2), np.int64)
+        labels = np.concatenate(label_blocks) if label_blocks else np.zeros(0, bool)
+        raw = {name: np.concatenate(blocks) for name, blocks in raw_blocks.items()}
+        if not raw:
+            raw = {name: np.zeros(0, np.float32) for name in MATRIX_COMPONENTS if name != "collaborative"}
+            for algorithm in variants:
+                raw[f"collaborative:{algorithm}"] = np.zeros(0, np.float32)
+        log.info("fit: %d candidate pairs, %d positive", len(labels), int(labels.sum()))
+        return pairs.astype(np.int64), labels, raw, recall
+
+    def _prepare_serving(self) -> None:
+        fs = self.fs_
+        self.prerequisites_: PrerequisiteIndex = prerequisite_index(fs)
+        self.similarity_ = module_similarity(fs.module_competency)
+        self.module_track_ = module_track_rows(fs)
+        self.module_credits_ = module_credits(fs)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _column(self, name: str) -> int:
+        return COMPONENT_NAMES.index(name)
+
+    def _raw_scores(
+        self, student_rows: np.ndarray, context: TermContext, occupation: int | None, names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        scores: dict[str, np.ndarray] = {}
+        for name in names:
+            component = self.components_[name]
+            if name == "competency_gap":
+                scores[name] = component.score(self.fs_, student_rows, context, occupation=occupation)
+            else:
+                scores[name] = component.score(self.fs_, student_rows, context)
+        return scores
+
+    def occupation_row(self, occupation: str | None) -> int | None:
+        """The row of an occupation id; ValueError when unknown."""
+        if occupation is None:
+            return None
+        if occupation not in self.fs_.occupations:
+            raise ValueError(f"unknown occupation {occupation!r}")
+        return self.fs_.occupations.row(occupation)
+
+    def component_scores(
+        self, student_rows: np.ndarray, context: TermContext, occupation: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each component's (n, n_modules) float32 scores, standardised as the blend sees them."""
+        rows = np.asarray(student_rows, np.int64)
+        raw = self._raw_scores(rows, context, self.occupation_row(occupation), COMPONENT_NAMES)
+        return {name: self.blend_.standardise(self._column(name), raw[name]) for name in COMPONENT_NAMES}
+
+    def blended_scores(
+        self, student_rows: np.ndarray, context: TermContext, occupation: str | None = None
+    ) -> np.ndarray:
+        """(n, n_modules) float32 final blend score of every module (risk included), no eligibility."""
+        rows = np.asarray(student_rows, np.int64)
+        occupation_row = self.occupation_row(occupation)
+        total = np.full((len(rows), self.fs_.n_modules), self.blend_.intercept_, dtype=np.float32)
+        raw = self._raw_scores(rows, context, occupation_row, COMPONENT_NAMES)
+        for name in COMPONENT_NAMES:
+            total += self.blend_.contribution(self._column(name), raw[name])
+        return total
+
+    def recommend(
+        self,
+        student_rows: np.ndarray,
+        context: TermContext,
+        k: int = 10,
+        occupation: str | None = None,
+        rerank: bool = True,
+    ) -> RankedLists:
+        """Top-k eligible modules per student, re-ranked for track targets and competency spread.
+
+        ``scores`` are the blend scores (intercept + Σ contributions); the order is the re-ranked order.
+        """
+        rows = np.asarray(student_rows, np.int64)
+        occupation_row = self.occupation_row(occupation)
+        n_components = len(COMPONENT_NAMES)
+        module_rows = np.full((len(rows), k), -1, np.int32)
+        scores = np.full((len(rows), k), -np.inf, np.float32)
+        contributions = np.zeros((len(rows), k, n_components), np.float32)
+        risk_column = self._column("risk")
+        for part in _chunks(len(rows), self.chunk_size):
+            chunk_rows = rows[part]
+            raw = self._raw_scores(chunk_rows, context, occupation_row, MATRIX_COMPONENTS)
+            total = np.full((len(chunk_rows), self.fs_.n_modules), self.blend_.intercept_, np.float32)
+            for name in MATRIX_COMPONENTS:
+                total += self.blend_.contribution(self._column(name), raw[name])
+            eligible = eligible_mask(self.fs_, chunk_rows, context, index=self.prerequisites_)
+            total[~eligible] = -np.inf
+            width = max(k, self.k_candidates)
+            candidates, candidate_scores = top_k(total, width)
+            risk_raw = np.zeros(candidates.shape, np.float32)
+            if self.blend_.weights_[risk_column] != 0:
+                risk_raw = self.components_["risk"].score_pairs(self.fs_, chunk_rows, candidates)
+            risk_contribution = self.blend_.contribution(risk_column, risk_raw)
+            candidate_scores = np.where(candidates >= 0, candidate_scores + risk_contribution, -np.inf)
+            if rerank:
+                positions = self._rerank(chunk_rows, candidates, candidate_scores, k)
+            else:
+                positions, _ = top_k(candidate_scores, k)
+                positions = positions.astype(np.int64)
+            safe = np.where(positions >= 0, positions, 0)
+            chosen = np.where(positions >= 0, np.take_along_axis(candidates, safe, axis=1), -1)
+            module_rows[part] = chosen
+            scores[part] = np.where(chosen >= 0, np.take_along_axis(candidate_scores, safe, axis=1), -np.inf)
+            local = np.arange(len(chunk_rows))[:, None]
+            safe_modules = np.where(chosen >= 0, chosen, 0)
+            for name in MATRIX_COMPONENTS:
+                column = self._column(name)
+                values = self.blend_.contribution(column, raw[name][local, safe_modules])
+                contributions[part, :, column] = np.where(chosen >= 0, values, 0.0)
+            contributions[part, :, risk_column] = np.where(
+                chosen >= 0, np.take_along_axis(risk_contribution, safe, axis=1), 0.0
+            )
+        return RankedLists(
+            student_rows=rows,
+            module_rows=module_rows,
+            scores=scores,
+            contributions=contributions,
+            component_names=COMPONENT_NAMES,
+            intercept=float(self.blend_.intercept_),
+        )
+
+    def _rerank(
+        self, chunk_rows: np.ndarray, candidates: np.ndarray, candidate_scores: np.ndarray, k: int
+    ) -> np.ndarray:
+        return rerank(
+            candidate_scores,
+            candidates,
+            k,
+            similarity=self.similarity_,
+            module_track=self.module_track_,
+            module_credits=self.module_credits_,
+            deficit=self.fs_.track_deficit[chunk_rows],
+            diversity=self.diversity,
+            track_weight=self.track_weight,
+            must_include=(self.fs_.track_deficit[chunk_rows] > 0) & (self.fs_.track_credits[chunk_rows] == 0),
+        )
+
+    def rank_by(
+        self, component: str, student_rows: np.ndarray, context: TermContext, k: int = 10
+    ) -> RankedLists:
+        """One component's own top-k (eligibility applied): the single-component baselines.
+
+        ``scores`` are that component's raw scores; ``contributions`` hold them in its column only, with
+        intercept 0.
+        """
+        if component not in COMPONENT_NAMES:
+            raise ValueError(f"unknown component {component!r}; expected one of {COMPONENT_NAMES}")
+        rows = np.asarray(student_rows, np.int64)
+        column = self._column(component)
+        module_rows = np.full((len(rows), k), -1, np.int32)
+        scores = np.full((len(rows), k), -np.inf, np.float32)
+        for part in _chunks(len(rows), self.chunk_size):
+            chunk_rows = rows[part]
+            raw = self._raw_scores(chunk_rows, context, None, [component])[component]
+            eligible = eligible_mask(self.fs_, chunk_rows, context, index=self.prerequisites_)
+            raw = np.where(eligible, raw, -np.inf).astype(np.float32)
+            module_rows[part], scores[part] = top_k(raw, k)
+        contributions = np.zeros((len(rows), k, len(COMPONENT_NAMES)), np.float32)
+        contributions[:, :, column] = np.where(module_rows >= 0, scores, 0.0)
+        return RankedLists(rows, module_rows, scores, contributions, COMPONENT_NAMES, 0.0)
+
+    # -- explanations and plans ----------------------------------------------------------------
+    def explain(
+        self, lists: RankedLists, context: TermContext, occupation: str | None = None
+    ) -> list[list[Explanation]]:
+        """Reasons, risk and evidence for every module of ``lists`` (see recommender.explain)."""
+        from recommender.explain import explain_lists
+
+        return explain_lists(self, lists, context, self.occupation_row(occupation))
+
+    def plan(
+        self, student_row: int, contexts: Sequence[TermContext], occupation: str | None = None
+    ) -> Pathway:
+        """A term-by-term plan over ``contexts`` (one per future term); with ``occupation`` the what-if,
+        whose ``changes`` compare it with the student's own plan (see recommender.planner)."""
+        from recommender.planner import plan_pathway
+
+        return plan_pathway(self, student_row, contexts, occupation)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write the fitted model (with the FeatureSet it serves from) into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self, directory / MODEL_FILE, compress=3)
+
+    @classmethod
+    def load(cls, directory: Path) -> HybridRecommender:
+        """Read a model written by :meth:`save`; ValueError when the folder holds none."""
+        path = Path(directory) / MODEL_FILE
+        if not path.is_file():
+            raise ValueError(f"no saved model at {path}")
+        model = joblib.load(path)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path} does not hold a {cls.__name__}")
+        return model

@@ -1,0 +1,42 @@
+"""The popularity component: what students of the same program at the same stage took (prior, cold start)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+
+from features.featureset import FeatureSet
+from recommender.base import TermContext
+
+
+class PopularityComponent:
+    """``score[s, m] = popularity[program(s), stage(s), m] + global_weight · global_popularity[m]``.
+
+    Students without a program use the last (no-program) row; stages beyond the table use its last stage.
+    The small global term breaks ties and carries cold-start students of empty program/stage cells.
+    """
+
+    name = "popularity"
+
+    def __init__(self, *, global_weight: float = 0.05) -> None:
+        self.global_weight = global_weight
+
+    def fit(self, fs: FeatureSet) -> Self:
+        self.has_data_ = bool(np.any(fs.popularity)) or bool(np.any(fs.global_popularity))
+        return self
+
+    def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
+        """(n, n_modules) float32 shares in [0, 1 + global_weight]."""
+        rows = np.asarray(student_rows, dtype=np.int64)
+        table = fs.popularity
+        n_programs_plus_none, n_stages = table.shape[0], table.shape[1]
+        program = fs.student_info["program_row"].to_numpy(dtype=np.int64)[rows]
+        program = np.where(program >= 0, program, n_programs_plus_none - 1)
+        stage = np.clip(fs.student_info["stage"].to_numpy(dtype=np.int64)[rows], 0, max(n_stages - 1, 0))
+        if n_stages == 0:
+            scores = np.zeros((len(rows), fs.n_modules), dtype=np.float32)
+        else:
+            scores = table[program, stage].astype(np.float32, copy=True)
+        scores += np.float32(self.global_weight) * fs.global_popularity.astype(np.float32)[None, :]
+        return scores

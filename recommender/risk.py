@@ -1,0 +1,393 @@
+"""The risk component: a scikit-learn model of the grade a student would get in a module and the chance
+of failing it, trained on time-ordered pairs (records before term t → result in term t)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import mean_absolute_error, roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from features.featureset import FeatureSet
+from recommender.base import TermContext
+
+log = logging.getLogger(__name__)
+
+ENTRY_ROUTE_CODES = {"general": 0.0, "vocational": 1.0, "transfer": 2.0}
+FEATURE_NAMES = (
+    "mean_grade",
+    "n_failed",
+    "n_terms",
+    "entry_route",
+    "track_mean_grade",
+    "prerequisite_mean_grade",
+    "prerequisites_passed",
+    "competency_match",
+    "attempted_before",
+    "module_mean_grade",
+    "module_fail_rate",
+    "module_log_attempts",
+    "module_level",
+    "module_track",
+    "module_credits",
+)
+CLOSED = ("completed", "failed")
+# Below this many rows OpenMP threads cost more than they save (and spin on a busy machine).
+SMALL_WORK = 20_000
+
+
+def _threads(n_rows: int) -> int | None:
+    return 1 if n_rows < SMALL_WORK else None
+
+
+@dataclass
+class RecordState:
+    """What the records said about every student and module before one term (no later rows)."""
+
+    mean_grade: np.ndarray  # (n_students,) float32, NaN none
+    n_failed: np.ndarray  # (n_students,) float32
+    n_terms: np.ndarray  # (n_students,) float32
+    track_mean_grade: np.ndarray  # (n_students, 4) float32: TRACKS order + unknown track; NaN none
+    passed: sp.csr_matrix  # (n_students, n_modules) best passed grade
+    attempted: sp.csr_matrix  # (n_students, n_modules) number of earlier attempts
+    module_mean_grade: np.ndarray  # (n_modules,) float32, NaN none
+    module_fail_rate: np.ndarray  # (n_modules,) float32, NaN none
+    module_attempts: np.ndarray  # (n_modules,) float32
+
+
+def record_state(fs: FeatureSet, before_ordinal: int | None) -> RecordState:
+    """The state from ``fs.history`` rows with ``term_ordinal < before_ordinal`` (None: all closed rows)."""
+    history = fs.history
+    keep = history["status"].isin((*CLOSED, "withdrawn")).to_numpy()
+    if before_ordinal is not None:
+        keep = keep & (history["term_ordinal"].to_numpy() < before_ordinal)
+    past = history.loc[keep]
+    n_students, n_modules = fs.n_students, fs.n_modules
+    student = past["student_row"].to_numpy(np.int64)
+    module = past["module_row"].to_numpy(np.int64)
+    grade = past["grade"].to_numpy(np.float32)
+    passed = past["passed"].to_numpy(bool)
+    closed = past["status"].isin(CLOSED).to_numpy()
+    failed = closed & ~passed
+    graded = ~np.isnan(grade)
+
+    def per_student_mean(values: np.ndarray, mask: np.ndarray, key: np.ndarray, size: int) -> np.ndarray:
+        total = np.bincount(key[mask], weights=values[mask], minlength=size)
+        count = np.bincount(key[mask], minlength=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+    track_rows = fs.module_info["track_row"].to_numpy(np.int64)
+    track_of = np.where(track_rows[module] >= 0, track_rows[module], 3)
+    track_key = student * 4 + track_of
+    track_mean = per_student_mean(grade, graded, track_key, n_students * 4).reshape(n_students, 4)
+    terms_per_student = (
+        past[["student_row", "term_ordinal"]].drop_duplicates()["student_row"].to_numpy(np.int64)
+    )
+    passed_grade = np.where(np.isnan(grade), fs.module_info["pass_grade"].to_numpy(np.float32)[module], grade)
+    passed_matrix = sp.coo_matrix(
+        (passed_grade[passed], (student[passed], module[passed])), shape=(n_students, n_modules)
+    ).tocsr()
+    # Duplicates (passed twice) summed: recompute the best grade instead.
+    if passed.any():
+        best = (
+            pd.DataFrame({"s": student[passed], "m": module[passed], "g": passed_grade[passed]})
+            .groupby(["s", "m"], sort=False)["g"]
+            .max()
+        )
+        passed_matrix = sp.csr_matrix(
+            (
+                best.to_numpy(np.float32),
+                (best.index.get_level_values(0).to_numpy(), best.index.get_level_values(1).to_numpy()),
+            ),
+            shape=(n_students, n_modules),
+        )
+    attempted = sp.csr_matrix(
+        (np.ones(len(student), np.float32), (student, module)), shape=(n_students, n_modules)
+    )
+    module_attempts = np.bincount(module[closed], minlength=n_modules).astype(np.float32)
+    module_failures = np.bincount(module[failed], minlength=n_modules).astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fail_rate = np.where(module_attempts > 0, module_failures / module_attempts, np.nan)
+    return RecordState(
+        mean_grade=per_student_mean(grade, graded, student, n_students),
+        n_failed=np.bincount(student[failed], minlength=n_students).astype(np.float32),
+        n_terms=np.bincount(terms_per_student, minlength=n_students).astype(np.float32),
+        track_mean_grade=track_mean,
+        passed=passed_matrix,
+        attempted=attempted,
+        module_mean_grade=per_student_mean(grade, graded, module, n_modules),
+        module_fail_rate=fail_rate.astype(np.float32),
+        module_attempts=module_attempts,
+    )
+
+
+@dataclass
+class ModuleStatic:
+    """Catalog facts and operators the pair features need."""
+
+    level: np.ndarray
+    track: np.ndarray
+    credits: np.ndarray
+    prerequisite_of: sp.csr_matrix  # (n_modules, n_modules): [m, r] = 1 when r is a prerequisite of m
+    tags: sp.csr_matrix  # (n_modules, n_competencies)
+    tag_total: np.ndarray  # (n_modules,)
+    entry_route: np.ndarray  # (n_students,) float32 code, NaN unknown
+
+
+def module_static(fs: FeatureSet) -> ModuleStatic:
+    info = fs.module_info
+    table = fs.prerequisites
+    n = fs.n_modules
+    prerequisite_of = sp.csr_matrix(
+        (
+            np.ones(len(table), np.float32),
+            (table["module_row"].to_numpy(np.int64), table["requires_row"].to_numpy(np.int64)),
+        ),
+        shape=(n, n),
+    )
+    prerequisite_of.data[:] = 1.0
+    tags = sp.csr_matrix(fs.module_competency, dtype=np.float32)
+    routes = fs.student_info["entry_route"].map(ENTRY_ROUTE_CODES).to_numpy(dtype=np.float32, na_value=np.nan)
+    return ModuleStatic(
+        level=info["level"].to_numpy(np.float32),
+        track=info["track_row"].to_numpy(np.float32),
+        credits=info["credits"].to_numpy(np.float32),
+        prerequisite_of=prerequisite_of,
+        tags=tags,
+        tag_total=np.asarray(tags.sum(axis=1)).ravel().astype(np.float32),
+        entry_route=routes,
+    )
+
+
+def pair_features(
+    state: RecordState,
+    static: ModuleStatic,
+    pair_students: np.ndarray,
+    pair_modules: np.ndarray,
+    chunk_size: int = 2000,
+) -> np.ndarray:
+    """(n_pairs, len(FEATURE_NAMES)) float32 features of (student row, module row) pairs, NaN unknown."""
+    pair_students = np.asarray(pair_students, np.int64)
+    pair_modules = np.asarray(pair_modules, np.int64)
+    out = np.empty((len(pair_students), len(FEATURE_NAMES)), dtype=np.float32)
+    out[:, 0] = state.mean_grade[pair_students]
+    out[:, 1] = state.n_failed[pair_students]
+    out[:, 2] = state.n_terms[pair_students]
+    out[:, 3] = static.entry_route[pair_students]
+    track = np.where(static.track[pair_modules] >= 0, static.track[pair_modules], 3).astype(np.int64)
+    out[:, 4] = state.track_mean_grade[pair_students, track]
+    out[:, 9] = state.module_mean_grade[pair_modules]
+    out[:, 10] = state.module_fail_rate[pair_modules]
+    out[:, 11] = np.log1p(state.module_attempts[pair_modules])
+    out[:, 12] = static.level[pair_modules]
+    out[:, 13] = static.track[pair_modules]
+    out[:, 14] = static.credits[pair_modules]
+    unique_students, inverse = np.unique(pair_students, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(0, len(unique_students) + chunk_size, chunk_size))
+    prerequisite_t = sp.csr_matrix(static.prerequisite_of.T)
+    tags_t = sp.csr_matrix(static.tags.T)
+    for chunk_no in range(len(bounds) - 1):
+        pairs = order[bounds[chunk_no] : bounds[chunk_no + 1]]
+        if len(pairs) == 0:
+            continue
+        first = chunk_no * chunk_size
+        students = unique_students[first : first + chunk_size]
+        local = inverse[pairs] - first
+        modules = pair_modules[pairs]
+        passed = state.passed[students]
+        grade_sum = (passed @ prerequisite_t).toarray()
+        passed_ones = passed.copy()
+        passed_ones.data[:] = 1.0
+        passed_count = (passed_ones @ prerequisite_t).toarray()
+        n_required = np.asarray(static.prerequisite_of.sum(axis=1)).ravel()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[pairs, 5] = np.where(
+                passed_count[local, modules] > 0,
+                grade_sum[local, modules] / np.maximum(passed_count[local, modules], 1),
+                np.nan,
+            )
+            out[pairs, 6] = np.where(
+                n_required[modules] > 0,
+                passed_count[local, modules] / np.maximum(n_required[modules], 1),
+                np.nan,
+            )
+        profile = (passed * np.float32(0.01)) @ static.tags
+        profile = 1.0 - np.exp(-np.asarray(profile.toarray(), dtype=np.float32))
+        match = np.asarray(tags_t.T @ profile.T).T if profile.shape[1] else np.zeros((len(students), 0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[pairs, 7] = np.where(
+                static.tag_total[modules] > 0,
+                match[local, modules] / np.maximum(static.tag_total[modules], 1e-9),
+                np.nan,
+            )
+        attempted = state.attempted[students]
+        out[pairs, 8] = np.asarray(attempted[local, modules]).ravel()
+    return out
+
+
+class RiskComponent:
+    """Expected grade (HistGradientBoostingRegressor) and fail probability (HistGradientBoostingClassifier)
+    of a student in a module. ``score`` = ``-fail_probability``.
+
+    Learned: ``grade_model_``, ``fail_model_`` (None when the records hold too few grades or no fails;
+    then the module's fail rate or the overall rate stands in), ``metrics_`` (MAE of the grade and AUC of
+    the fail model on the newest term of the fitted history, trained on the terms before it).
+    """
+
+    name = "risk"
+
+    def __init__(
+        self,
+        *,
+        n_train_terms: int = 6,
+        max_pairs: int = 150_000,
+        max_iter: int = 120,
+        learning_rate: float = 0.1,
+        random_state: int = 0,
+    ) -> None:
+        self.n_train_terms = n_train_terms
+        self.max_pairs = max_pairs
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+
+    # -- training ------------------------------------------------------------------------------
+    def _training_pairs(self, fs: FeatureSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Features, grades (NaN unknown), failed (bool) and term ordinal of time-ordered pairs."""
+        history = fs.history
+        closed = history["status"].isin(CLOSED).to_numpy()
+        terms = np.unique(history.loc[closed, "term_ordinal"].to_numpy())
+        # The first term has no past to learn from.
+        terms = terms[1:][-self.n_train_terms :]
+        static = module_static(fs)
+        rng = np.random.default_rng(self.random_state)
+        per_term = max(1, self.max_pairs // max(len(terms), 1))
+        blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        for term in terms:
+            rows = np.flatnonzero(closed & (history["term_ordinal"].to_numpy() == term))
+            if len(rows) > per_term:
+                rows = np.sort(rng.choice(rows, per_term, replace=False))
+            pairs = history.iloc[rows]
+            state = record_state(fs, int(term))
+            x = pair_features(
+                state, static, pairs["student_row"].to_numpy(np.int64), pairs["module_row"].to_numpy(np.int64)
+            )
+            grade = pairs["grade"].to_numpy(np.float32)
+            failed = ~pairs["passed"].to_numpy(bool)
+            blocks.append((x, grade, failed, np.full(len(rows), term)))
+        if not blocks:
+            empty = np.zeros((0, len(FEATURE_NAMES)), np.float32)
+            return empty, np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.int64)
+        return tuple(np.concatenate(parts) for parts in zip(*blocks, strict=True))  # type: ignore[return-value]
+
+    def _fit_models(
+        self, x: np.ndarray, grade: np.ndarray, failed: np.ndarray
+    ) -> tuple[HistGradientBoostingRegressor | None, HistGradientBoostingClassifier | None]:
+        x = x[:, self.used_features_]
+        graded = ~np.isnan(grade)
+        grade_model = None
+        fail_model = None
+        with threadpool_limits(limits=_threads(len(x)), user_api="openmp"):
+            if graded.sum() >= 50:
+                grade_model = HistGradientBoostingRegressor(
+                    max_iter=self.max_iter, learning_rate=self.learning_rate, random_state=self.random_state
+                ).fit(x[graded], grade[graded])
+            if len(failed) >= 50 and 0 < failed.sum() < len(failed):
+                fail_model = HistGradientBoostingClassifier(
+                    max_iter=self.max_iter, learning_rate=self.learning_rate, random_state=self.random_state
+                ).fit(x, failed)
+        return grade_model, fail_model
+
+    def fit(self, fs: FeatureSet) -> Self:
+        x, grade, failed, term = self._training_pairs(fs)
+        # Features the records never fill (e.g. no catalog: no levels, no tags) are left out.
+        self.used_features_ = np.flatnonzero(np.isfinite(x).any(axis=0)) if len(x) else np.arange(0)
+        self.overall_fail_rate_ = float(failed.mean()) if len(failed) else float("nan")
+        self.metrics_: dict[str, float] = {}
+        if len(term):
+            newest = term.max()
+            test = term == newest
+            if (~test).sum() >= 50 and test.sum() >= 10:
+                grade_model, fail_model = self._fit_models(x[~test], grade[~test], failed[~test])
+                graded = test & ~np.isnan(grade)
+                if grade_model is not None and graded.any():
+                    self.metrics_["grade_mae"] = float(
+                        mean_absolute_error(
+                            grade[graded], grade_model.predict(x[graded][:, self.used_features_])
+                        )
+                    )
+                if fail_model is not None and 0 < failed[test].sum() < test.sum():
+                    self.metrics_["fail_auc"] = float(
+                        roc_auc_score(
+                            failed[test], fail_model.predict_proba(x[test][:, self.used_features_])[:, 1]
+                        )
+                    )
+                self.metrics_["n_test_pairs"] = float(test.sum())
+        self.grade_model_, self.fail_model_ = self._fit_models(x, grade, failed)
+        self.has_data_ = self.fail_model_ is not None or self.grade_model_ is not None
+        if not self.has_data_:
+            log.info("risk: too few graded records to learn from; using module fail rates")
+        self._cache_key: tuple[object, ...] | None = None
+        log.info("risk: fitted on %d pairs, held-out newest term %s", len(term), self.metrics_)
+        return self
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _state_for(self, fs: FeatureSet) -> tuple[RecordState, ModuleStatic]:
+        key = (fs.cutoff_term, fs.n_students, fs.n_modules, len(fs.history))
+        if getattr(self, "_cache_key", None) != key:
+            self._cache = (record_state(fs, None), module_static(fs))
+            self._cache_key = key
+        return self._cache
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_cache", None)
+        state["_cache_key"] = None
+        return state
+
+    def predict(
+        self, fs: FeatureSet, student_rows: np.ndarray, module_rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected grade and fail probability, each float32 shaped like ``module_rows`` (n, c); row i of
+        ``module_rows`` belongs to ``student_rows[i]``; module rows < 0 give NaN."""
+        student_rows = np.asarray(student_rows, np.int64)
+        module_rows = np.asarray(module_rows, np.int64)
+        shape = module_rows.shape
+        flat_students = np.repeat(student_rows, shape[1] if len(shape) > 1 else 1)
+        flat_modules = module_rows.ravel()
+        valid = flat_modules >= 0
+        grade = np.full(flat_modules.shape, np.nan, np.float32)
+        fail = np.full(flat_modules.shape, np.nan, np.float32)
+        if valid.any():
+            state, static = self._state_for(fs)
+            x = pair_features(state, static, flat_students[valid], flat_modules[valid])[
+                :, self.used_features_
+            ]
+            with threadpool_limits(limits=_threads(len(x)), user_api="openmp"):
+                if self.grade_model_ is not None:
+                    grade[valid] = self.grade_model_.predict(x)
+                if self.fail_model_ is not None:
+                    fail[valid] = self.fail_model_.predict_proba(x)[:, 1]
+            if self.fail_model_ is None:
+                rate = state.module_fail_rate[flat_modules[valid]]
+                fail[valid] = np.where(np.isnan(rate), self.overall_fail_rate_, rate)
+        return grade.reshape(shape), fail.reshape(shape)
+
+    def score_pairs(self, fs: FeatureSet, student_rows: np.ndarray, module_rows: np.ndarray) -> np.ndarray:
+        """(n, c) float32 ``-fail_probability`` for the given candidates (0 where unknown)."""
+        _, fail = self.predict(fs, student_rows, module_rows)
+        return np.nan_to_num(-fail, nan=0.0).astype(np.float32)
+
+    def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
+        """(n, n_modules) float32 ``-fail_probability`` of every module (costly: every pair is predicted)."""
+        rows = np.asarray(student_rows, np.int64)
+        every_module = np.broadcast_to(np.arange(fs.n_modules), (len(rows), fs.n_modules))
+        return self.score_pairs(fs, rows, every_module)

@@ -1,0 +1,138 @@
+"""Contract tests run against every component (implicit's test-mixin idea) on a hand-made FeatureSet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from features.featureset import FeatureSet
+from recommender.base import Component, TermContext
+from recommender.collaborative import CollaborativeComponent
+from recommender.competency_gap import CompetencyGapComponent
+from recommender.eligibility import eligible_mask
+from recommender.popularity import PopularityComponent
+from recommender.risk import RiskComponent
+from recommender.sequence import SequenceComponent
+from recommender.track_balance import TrackBalanceComponent
+from tests.unit.recommender.conftest import closed_x0
+
+# component factory, the student, the module it must clearly prefer among the eligible ones, and why.
+CASES: dict[str, tuple[Callable[[], Any], str, str]] = {
+    # s20 took A1 and V1 last; 20 of the 30 who took A1 took P0 next, 10 took H0, none A2.
+    "sequence": (SequenceComponent, "s20", "P0"),
+    # P0 co-occurs with everything s20 took; A2 never does.
+    "collaborative": (lambda: CollaborativeComponent(factors=8, iterations=20), "s20", "P0"),
+    # s30 aims at O0 (C3, C4); P0 builds both.
+    "competency_gap": (CompetencyGapComponent, "s30", "P0"),
+    # H0 is failed by most students; P0 by none.
+    "risk": (RiskComponent, "s20", "P0"),
+    # s20 has 40 credits and no project credits against a 20% project target.
+    "track_balance": (TrackBalanceComponent, "s20", "P0"),
+    # Most of s20's program took P0 at stage 2.
+    "popularity": (PopularityComponent, "s20", "P0"),
+}
+
+
+@pytest.fixture(scope="module")
+def fitted(request: pytest.FixtureRequest) -> dict[str, Any]:
+    from tests.unit.recommender.conftest import feature_set_from_tables, small_world
+
+    fs = feature_set_from_tables(small_world())
+    return {"fs": fs, "components": {name: case[0]().fit(fs) for name, case in CASES.items()}}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_component_satisfies_the_protocol_and_shapes(name: str, fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    component = fitted["components"][name]
+    assert isinstance(component, Component)
+    assert component.name == name
+    rows = np.arange(fs.n_students)
+    scores = component.score(fs, rows, TermContext.open_everything(fs))
+    assert scores.shape == (fs.n_students, fs.n_modules)
+    assert scores.dtype == np.float32
+    assert np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_component_is_deterministic(name: str, fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    rows = np.array([0, 20, 30, 35, 36])
+    context = TermContext.open_everything(fs)
+    again = CASES[name][0]().fit(fs)
+    first = fitted["components"][name].score(fs, rows, context)
+    np.testing.assert_allclose(first, again.score(fs, rows, context), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(first, fitted["components"][name].score(fs, rows, context))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_component_ranks_the_known_answer_first(name: str, fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    _, student, expected = CASES[name]
+    row = np.array([fs.students.row(student)])
+    context = closed_x0(fs)
+    scores = fitted["components"][name].score(fs, row, context)[0]
+    eligible = eligible_mask(fs, row, context)[0]
+    ranked = [fs.modules.id(int(m)) for m in np.argsort(-np.where(eligible, scores, -np.inf), kind="stable")]
+    assert ranked[0] == expected, (name, ranked, scores)
+
+
+def test_sequence_scores_are_shares_of_peers(fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    sequence: SequenceComponent = fitted["components"]["sequence"]
+    # s36 took only A0 (in the last term): 30 students took A0, all 30 took A1 next.
+    row = np.array([fs.students.row("s36")])
+    scores = sequence.score(fs, row, TermContext.open_everything(fs))[0]
+    assert scores[fs.modules.row("A1")] == pytest.approx(1.0)
+    assert scores[fs.modules.row("A2")] == 0.0
+
+
+def test_sequence_evidence_counts_peers_and_passes(fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    sequence: SequenceComponent = fitted["components"]["sequence"]
+    modules = np.array([fs.modules.row("P0"), fs.modules.row("H0"), fs.modules.row("A2")])
+    evidence = sequence.evidence(fs.students.row("s25"), modules)
+    # s25 took A1+V1 last; cohort 1 (20 students) took A1+V1 and then a next term; cohort 2 has no next.
+    assert evidence.n_peers == 20
+    assert evidence.took_next.tolist() == [20, 10, 0]
+    # H0 is passed only by the strongest students (ability - 25 >= 60).
+    assert 0 < evidence.passed_next[1] < 10
+    cold = sequence.evidence(fs.students.row("s35"), modules)
+    assert cold.n_peers == 0
+
+
+def test_competency_gap_what_if_changes_the_target(fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    gap: CompetencyGapComponent = fitted["components"]["competency_gap"]
+    row = np.array([fs.students.row("s36")])  # no goals, no program: no gap of their own
+    context = TermContext.open_everything(fs)
+    assert not gap.score(fs, row, context).any()
+    aiming = gap.score(fs, row, context, occupation=fs.occupations.row("O1"))[0]
+    # O1 demands C0 and C1; A2 builds C1 only, and s36 already has some C0 from A0.
+    assert aiming[fs.modules.row("A2")] > 0
+    assert aiming[fs.modules.row("V0")] == 0
+
+
+def test_risk_predicts_grades_and_fail_probabilities(fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    risk: RiskComponent = fitted["components"]["risk"]
+    rows = np.array([fs.students.row("s20"), fs.students.row("s27")])
+    modules = np.array([[fs.modules.row("P0"), fs.modules.row("H0")]] * 2)
+    grade, fail = risk.predict(fs, rows, modules)
+    assert grade.shape == fail.shape == (2, 2)
+    assert ((fail >= 0) & (fail <= 1)).all()
+    assert (fail[:, 1] > fail[:, 0]).all()
+    assert (grade[:, 1] < grade[:, 0]).all()
+    assert "grade_mae" in risk.metrics_
+
+
+def test_track_balance_scores_the_share_of_credits_that_fill_a_deficit(fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    row = np.array([fs.students.row("s20")])
+    scores = fitted["components"]["track_balance"].score(fs, row, TermContext.open_everything(fs))[0]
+    # 40 credits earned, 20% project target -> 8 credits short; P0 has 10 credits.
+    assert scores[fs.modules.row("P0")] == pytest.approx(0.8)
+    assert scores[fs.modules.row("A2")] == 0.0

@@ -1,0 +1,120 @@
+"""Eligibility: each rule on hand-made records, and a brute-force cross-check on random contexts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from features.featureset import FeatureSet
+from recommender.base import TermContext
+from recommender.eligibility import eligible_mask
+from recommender.ranking import top_k
+from tests.unit.recommender.conftest import World, closed_x0, feature_set_from_tables
+
+
+def _eligible_ids(fs: FeatureSet, student: str, context: TermContext) -> set[str]:
+    row = np.array([fs.students.row(student)])
+    return {fs.modules.id(int(m)) for m in np.flatnonzero(eligible_mask(fs, row, context)[0])}
+
+
+def test_prerequisites_offerings_and_passed_modules(small_fs: FeatureSet) -> None:
+    context = closed_x0(small_fs)
+    # s30 passed A0 and V0: A1 (needs A0) and V1 (needs V0 or A2 at 70) open; X0 is not offered.
+    assert _eligible_ids(small_fs, "s30", context) == {"A1", "A2", "V1", "P0", "H0"}
+    # s36 passed A0 only: V1's group (V0, or A2 at 70) is unmet.
+    assert _eligible_ids(small_fs, "s36", context) == {"A1", "A2", "V0", "P0", "H0"}
+    # s35 has no records: nothing with prerequisites.
+    assert _eligible_ids(small_fs, "s35", context) == {"A0", "A2", "V0", "P0", "H0"}
+
+
+@pytest.mark.parametrize(("grade", "eligible"), [(65.0, False), (70.0, True), (85.0, True)])
+def test_an_alternative_must_be_passed_at_its_minimum_grade(
+    world: World, grade: float, eligible: bool
+) -> None:
+    world.enrollments = [e for e in world.enrollments if e[0] != "s36"] + [
+        ("s36", "A2", 3, "completed", grade)
+    ]
+    fs = feature_set_from_tables(world)
+    assert ("V1" in _eligible_ids(fs, "s36", closed_x0(fs))) is eligible
+
+
+def test_a_failed_module_can_be_retaken_but_does_not_unlock(world: World) -> None:
+    world.enrollments = [e for e in world.enrollments if e[0] != "s36"] + [("s36", "A0", 3, "failed", 40.0)]
+    fs = feature_set_from_tables(world)
+    ids = _eligible_ids(fs, "s36", closed_x0(fs))
+    assert "A0" in ids
+    assert "A1" not in ids
+
+
+def test_in_progress_excluded_and_full_modules_are_never_eligible(small_fs: FeatureSet) -> None:
+    context = closed_x0(small_fs)
+    s30 = small_fs.students.row("s30")
+    n, m = small_fs.n_students, small_fs.n_modules
+    context.extra_in_progress = sp.csr_matrix(([1.0], ([s30], [small_fs.modules.row("A1")])), shape=(n, m))
+    context.excluded = sp.csr_matrix(([1.0], ([s30], [small_fs.modules.row("V1")])), shape=(n, m))
+    context.seats_left = context.seats_left.copy()
+    context.seats_left[small_fs.modules.row("H0")] = 0
+    assert _eligible_ids(small_fs, "s30", context) == {"A2", "P0"}
+    # Other students are not affected by s30's exclusions.
+    assert _eligible_ids(small_fs, "s31", context) == {"A1", "A2", "V1", "P0"}
+
+
+def test_in_progress_at_the_cutoff_blocks(world: World) -> None:
+    world.enrollments = [*world.enrollments, ("s36", "A2", 3, "in_progress", None)]
+    fs = feature_set_from_tables(world)
+    assert "A2" not in _eligible_ids(fs, "s36", closed_x0(fs))
+
+
+def _brute_force(world: World, fs: FeatureSet, student: str, context: TermContext) -> set[str]:
+    """The rule written out per module, straight from the tables."""
+    best: dict[str, float] = {}
+    blocked: set[str] = set()
+    for sid, module, _, status, grade in world.enrollments:
+        if sid != student:
+            continue
+        if status == "in_progress":
+            blocked.add(module)
+        elif status == "completed" and (grade is None or grade >= 60):
+            best[module] = max(best.get(module, 0.0), 60.0 if grade is None else grade)
+    row = fs.students.row(student)
+    out = set()
+    for module in fs.modules.ids:
+        mrow = fs.modules.row(module)
+        if module in best or module in blocked or not context.offered[mrow] or context.seats_left[mrow] <= 0:
+            continue
+        if context.excluded[row, mrow] or context.extra_in_progress[row, mrow]:
+            continue
+        groups: dict[int, bool] = {}
+        for owner, group, required, min_grade in world.prerequisites:
+            if owner == module:
+                need = 60.0 if min_grade is None else min_grade
+                groups[group] = groups.get(group, False) or best.get(required, -1.0) >= need
+        if all(groups.values()):
+            out.add(module)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_eligibility_matches_the_rule_on_random_contexts(
+    world: World, small_fs: FeatureSet, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = small_fs.n_students, small_fs.n_modules
+    context = TermContext(
+        target_term="T4",
+        offered=rng.random(m) < 0.8,
+        seats_left=np.where(rng.random(m) < 0.2, 0.0, np.inf).astype(np.float32),
+        excluded=sp.csr_matrix((rng.random((n, m)) < 0.1).astype(np.float32)),
+        extra_in_progress=sp.csr_matrix((rng.random((n, m)) < 0.05).astype(np.float32)),
+    )
+    mask = eligible_mask(small_fs, np.arange(n), context)
+    for student in small_fs.students.ids:
+        row = small_fs.students.row(student)
+        got = {small_fs.modules.id(int(c)) for c in np.flatnonzero(mask[row])}
+        assert got == _brute_force(world, small_fs, student, context), student
+    # And top-k over masked random scores never picks an ineligible module.
+    columns, _ = top_k(np.where(mask, rng.random((n, m)), -np.inf).astype(np.float32), 5)
+    picked = columns >= 0
+    assert mask[np.nonzero(picked)[0], columns[picked]].all()
+    assert (picked.sum(axis=1) == np.minimum(mask.sum(axis=1), 5)).all()

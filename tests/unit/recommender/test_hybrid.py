@@ -1,0 +1,186 @@
+"""The hybrid recommender end to end on a hand-made institution: blend, eligibility, explanations, plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from features.featureset import FeatureSet
+from recommender.base import RankedLists
+from recommender.eligibility import eligible_mask
+from recommender.hybrid import COMPONENT_NAMES, HybridRecommender
+from tests.unit.recommender.conftest import (
+    ModuleRow,
+    World,
+    closed_x0,
+    feature_set_from_tables,
+    small_world,
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> HybridRecommender:
+    world = small_world()
+    return HybridRecommender(random_state=0).fit(
+        feature_set_from_tables(world, cutoff=2), feature_set_from_tables(world)
+    )
+
+
+@pytest.fixture(scope="module")
+def lists(model: HybridRecommender) -> RankedLists:
+    return model.recommend(np.arange(model.fs_.n_students), closed_x0(model.fs_), k=4)
+
+
+def _ids(fs: FeatureSet, rows: np.ndarray) -> list[str]:
+    return [fs.modules.id(int(r)) for r in rows if r >= 0]
+
+
+def test_blend_is_learned_and_decomposes_every_score(model: HybridRecommender, lists: RankedLists) -> None:
+    assert model.component_names == COMPONENT_NAMES
+    assert model.blend_.weights_[COMPONENT_NAMES.index("sequence")] > 0
+    filled = lists.module_rows >= 0
+    total = lists.intercept + lists.contributions.sum(axis=2)
+    np.testing.assert_allclose(lists.scores[filled], total[filled], rtol=1e-5, atol=1e-4)
+    assert (lists.contributions[~filled] == 0).all()
+
+
+def test_lists_never_contain_an_ineligible_module(model: HybridRecommender, lists: RankedLists) -> None:
+    fs = model.fs_
+    eligible = eligible_mask(fs, lists.student_rows, closed_x0(fs))
+    for i, rows in enumerate(lists.module_rows):
+        chosen = rows[rows >= 0]
+        assert eligible[i, chosen].all()
+        assert len(set(chosen.tolist())) == len(chosen)
+        # Short lists only when fewer modules are eligible.
+        assert len(chosen) == min(4, int(eligible[i].sum()))
+    for name in COMPONENT_NAMES:
+        baseline = model.rank_by(name, lists.student_rows, closed_x0(fs), k=4)
+        chosen = baseline.module_rows >= 0
+        assert eligible[np.nonzero(chosen)[0], baseline.module_rows[chosen]].all(), name
+
+
+def test_component_scores_are_standardised_matrices(model: HybridRecommender) -> None:
+    fs = model.fs_
+    scores = model.component_scores(np.array([20, 30]), closed_x0(fs))
+    assert set(scores) == set(COMPONENT_NAMES)
+    for name, matrix in scores.items():
+        assert matrix.shape == (2, fs.n_modules) and matrix.dtype == np.float32, name
+        assert np.isfinite(matrix).all()
+
+
+def test_next_term_answers_follow_the_sequence(model: HybridRecommender, lists: RankedLists) -> None:
+    fs = model.fs_
+    # Cohort 3 took A0 and V0 last; everyone before them took A1 and V1 next.
+    assert set(_ids(fs, lists.module_rows[fs.students.row("s31")])[:2]) == {"A1", "V1"}
+    # s20 has no project credits against a 20% target: the project module is on the list.
+    assert "P0" in _ids(fs, lists.module_rows[fs.students.row("s20")])
+
+
+def test_what_if_occupation_moves_its_modules_up(model: HybridRecommender) -> None:
+    fs = model.fs_
+    row = np.array([fs.students.row("s36")])
+    own = model.recommend(row, closed_x0(fs), k=5, rerank=False)
+    aiming = model.recommend(row, closed_x0(fs), k=5, occupation="O0", rerank=False)
+    gap = COMPONENT_NAMES.index("competency_gap")
+    p0 = fs.modules.row("P0")
+    own_p0 = own.contributions[0, list(own.module_rows[0]).index(p0), gap]
+    aiming_p0 = aiming.contributions[0, list(aiming.module_rows[0]).index(p0), gap]
+    assert aiming_p0 > own_p0
+    with pytest.raises(ValueError, match="unknown occupation"):
+        model.recommend(row, closed_x0(fs), occupation="nope")
+
+
+def test_explanations_say_only_what_the_numbers_support(model: HybridRecommender, lists: RankedLists) -> None:
+    fs = model.fs_
+    explanations = model.explain(lists, closed_x0(fs))
+    assert len(explanations) == fs.n_students
+    for i, row_explanations in enumerate(explanations):
+        assert [e.module_id for e in row_explanations] == _ids(fs, lists.module_rows[i])
+        for explanation in row_explanations:
+            assert 2 <= len(explanation.reasons) <= 4
+            assert explanation.risk_level in {"low", "medium", "high"}
+            assert set(explanation.contributions) == set(COMPONENT_NAMES)
+            if explanation.evidence.get("n_peers", 0) == 0:
+                assert not any("students with your last-term" in r for r in explanation.reasons)
+            if fs.goal_source[i] == "none":
+                assert not any("demand" in r for r in explanation.reasons)
+                assert explanation.for_occupations == []
+    # s35 has no records at all: no peer statistic; s36 has no target: no demand claim.
+    s35 = explanations[fs.students.row("s35")]
+    assert all(e.evidence.get("n_peers", 0) == 0 for e in s35)
+    # s31's peers: the 30 students who took A0 or V0 in a term and enrolled again; all took A1 next.
+    s31 = {e.module_id: e for e in explanations[fs.students.row("s31")]}
+    assert "Of 30 students with your last-term modules, 100% took it next" in " ".join(s31["A1"].reasons)
+    s20 = {e.module_id: e for e in explanations[fs.students.row("s20")]}
+    assert "Your plan has no project module yet." in s20["P0"].reasons
+
+
+def test_risky_modules_are_called_risky(model: HybridRecommender) -> None:
+    fs = model.fs_
+    row = np.array([fs.students.row("s21")])
+    lists = model.rank_by("sequence", row, closed_x0(fs), k=3)
+    by_id = {e.module_id: e for e in model.explain(lists, closed_x0(fs))[0]}
+    assert by_id["H0"].fail_probability is not None and by_id["P0"].fail_probability is not None
+    assert by_id["H0"].fail_probability > by_id["P0"].fail_probability
+    assert by_id["P0"].risk_level == "low"
+
+
+def test_plan_respects_prerequisites_caps_and_what_if(model: HybridRecommender) -> None:
+    fs = model.fs_
+    contexts = [closed_x0(fs, f"T{t}") for t in (4, 5, 6)]
+    plan = model.plan(fs.students.row("s35"), contexts)
+    term_of = {module: t for t, term in enumerate(plan.terms) for module in term.module_ids}
+    assert term_of["A0"] < term_of.get("A1", 99)
+    for term in plan.terms:
+        assert term.credits <= term.max_credits
+        assert len(set(term.module_ids)) == len(term.module_ids)
+    assert len(term_of) == sum(len(t.module_ids) for t in plan.terms)
+    assert "X0" not in term_of
+    assert plan.changes is None
+    aiming = model.plan(fs.students.row("s36"), contexts[:1], occupation="O0")
+    assert aiming.changes is not None
+    assert aiming.changes["coverage_after"] >= aiming.changes["coverage_before"]
+
+
+def test_plan_skips_modules_above_the_fail_threshold(model: HybridRecommender) -> None:
+    fs = model.fs_
+    strict = HybridRecommender.__new__(HybridRecommender)
+    strict.__dict__.update(model.__dict__)
+    strict.plan_fail_threshold = 0.2
+    # s22 is a weak student (ability 66): H0 is a likely fail.
+    plan = strict.plan(fs.students.row("s22"), [closed_x0(fs)])
+    assert "H0" not in plan.module_ids
+    assert "H0" in plan.skipped_risky
+
+
+def test_save_and_load_give_the_same_lists(model: HybridRecommender, tmp_path: Path) -> None:
+    model.save(tmp_path / "model")
+    loaded = HybridRecommender.load(tmp_path / "model")
+    rows = np.arange(model.fs_.n_students)
+    context = closed_x0(model.fs_)
+    np.testing.assert_array_equal(
+        loaded.recommend(rows, context).module_rows, model.recommend(rows, context).module_rows
+    )
+    with pytest.raises(ValueError, match="no saved model"):
+        HybridRecommender.load(tmp_path / "empty")
+
+
+def test_an_interaction_log_alone_still_ranks(world: World) -> None:
+    """No catalog (tracks, tags), no programs, no goals: components without data get no weight."""
+    world.modules = [ModuleRow(m.id, None) for m in world.modules]
+    world.students = dict.fromkeys(world.students)
+    world.programs = {}
+    world.program_occupations = {}
+    world.goals = {}
+    world.prerequisites = []
+    world.required = {}
+    model = HybridRecommender().fit(feature_set_from_tables(world, cutoff=2), feature_set_from_tables(world))
+    weights = dict(zip(COMPONENT_NAMES, model.blend_.weights_, strict=True))
+    assert weights["competency_gap"] == 0 and weights["track_balance"] == 0
+    fs = model.fs_
+    lists = model.recommend(np.array([fs.students.row("s31")]), closed_x0(fs), k=2)
+    assert set(_ids(fs, lists.module_rows[0])) == {"A1", "V1"}
+    explanations = model.explain(lists, closed_x0(fs))[0]
+    assert all(2 <= len(e.reasons) <= 4 and e.track is None for e in explanations)

@@ -1,0 +1,92 @@
+"""Re-ranking: track targets and competency spread, on hand-written candidate arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recommender.ranking import top_k
+from recommender.rerank import rerank
+
+# Modules 0-2 academic (0 and 1 identical competencies), 3 vocational, 4 project; 10 credits each.
+SIMILARITY = np.array(
+    [
+        [1.0, 1.0, 0.2, 0.0, 0.0],
+        [1.0, 1.0, 0.2, 0.0, 0.0],
+        [0.2, 0.2, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0, 0.1],
+        [0.0, 0.0, 0.0, 0.1, 1.0],
+    ],
+    dtype=np.float32,
+)
+TRACK = np.array([0, 0, 0, 1, 2])
+CREDITS = np.full(5, 10.0, dtype=np.float32)
+
+
+def _run(
+    relevance: list[float],
+    deficit: list[float],
+    diversity: float,
+    track_weight: float,
+    k: int = 3,
+    must_include: list[bool] | None = None,
+) -> list[int]:
+    candidates = np.array([[0, 1, 2, 3, 4]])
+    positions = rerank(
+        np.array([relevance], dtype=np.float32),
+        candidates,
+        k,
+        similarity=SIMILARITY,
+        module_track=TRACK,
+        module_credits=CREDITS,
+        deficit=np.array([deficit], dtype=np.float32),
+        diversity=diversity,
+        track_weight=track_weight,
+        must_include=None if must_include is None else np.array([must_include]),
+    )
+    return candidates[0, positions[0]].tolist()
+
+
+def test_without_diversity_or_tracks_it_keeps_the_blend_order() -> None:
+    assert _run([5, 4, 3, 2, 1], [0, 0, 0], 0.0, 0.0) == [0, 1, 2]
+
+
+def test_diversity_pushes_a_near_duplicate_down() -> None:
+    assert _run([5, 4.9, 3, 2, 1], [0, 0, 0], 0.5, 0.0)[:2] == [0, 2]
+
+
+def test_track_deficit_raises_a_module_of_that_track() -> None:
+    assert _run([5, 4, 3, 2, 1.9], [0, 0, 8], 0.0, 0.5) == [0, 1, 4]
+    assert _run([5, 4, 3, 2, 1.9], [0, 0, 0], 0.0, 0.5) == [0, 1, 2]
+
+
+def test_a_student_with_no_project_credits_sees_the_project_module() -> None:
+    order = _run([5, 4, 3, 2, 1], [0, 0, 8], 0.0, 0.0, must_include=[False, True, True])
+    # The vocational and project modules take the lowest places; the best academic one stays first.
+    assert order[0] == 0 and set(order[1:]) == {3, 4}
+    assert _run([5, 4, 3, 2, 1], [0, 0, 8], 0.0, 0.0, must_include=[False, False, False]) == [0, 1, 2]
+
+
+def test_empty_places_stay_empty_and_batches_are_independent() -> None:
+    relevance = np.array([[3, 2, -np.inf, -np.inf], [1, 2, 3, 4]], dtype=np.float32)
+    candidates = np.array([[0, 3, -1, -1], [0, 1, 2, 3]])
+    positions = rerank(
+        relevance,
+        candidates,
+        3,
+        similarity=SIMILARITY,
+        module_track=TRACK,
+        module_credits=CREDITS,
+        deficit=np.zeros((2, 3), np.float32),
+        diversity=0.0,
+        track_weight=0.0,
+    )
+    assert positions.tolist() == [[0, 1, -1], [3, 2, 1]]
+
+
+def test_top_k_orders_and_pads() -> None:
+    scores = np.array([[0.1, 0.9, -np.inf, 0.5], [-np.inf] * 4], dtype=np.float32)
+    columns, values = top_k(scores, 3)
+    assert columns.tolist() == [[1, 3, 0], [-1, -1, -1]]
+    assert values[0].tolist() == [np.float32(0.9), np.float32(0.5), np.float32(0.1)]
+    wide, _ = top_k(scores, 6)
+    assert wide.shape == (2, 6) and wide[0, 3:].tolist() == [-1, -1, -1]
