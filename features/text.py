@@ -58,7 +58,7 @@ class CompetencyTagger(BaseEstimator):
         top_k: int = 3,
         min_score: float = 0.05,
         predicted_weight: float = 0.6,
-        name_weight: float = 1.0,
+        name_weight: float = 4.0,
         max_features: int = 20000,
         ngram_max: int = 2,
         min_df: int = 1,

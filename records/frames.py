@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Select, and_, case, func, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from records.schema import (
@@ -480,12 +481,7 @@ def _read_enrollments(
     status_type = pd.CategoricalDtype(list(ENROLLMENT_STATUSES))
     parts: list[pd.DataFrame] = []
     with engine.connect() as connection:
-        for chunk in pd.read_sql(
-            statement,
-            connection,
-            chunksize=ENROLLMENT_CHUNK_ROWS,
-            dtype={"term_ordinal": "int32", "grade": "float32"},
-        ):
+        for chunk in _read_chunks(connection, statement, {"term_ordinal": "int32", "grade": "float32"}):
             parts.append(
                 pd.DataFrame(
                     {
@@ -508,6 +504,22 @@ def _read_enrollments(
             }
         )
     return pd.concat(parts, ignore_index=True)
+
+
+def _read_chunks(connection: Connection, statement: Select, dtype: dict[str, str]) -> Iterator[pd.DataFrame]:
+    """``pd.read_sql`` of ``statement`` in chunks of ENROLLMENT_CHUNK_ROWS rows.
+
+    On SQLite the select is compiled (its parameters are integers only) and read through the sqlite3
+    connection, which pandas reads row tuples from directly: about twice as fast as going through
+    SQLAlchemy result rows for millions of rows. Elsewhere the rows stream through SQLAlchemy.
+    """
+    if connection.dialect.name == "sqlite":
+        sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+        driver = connection.connection.driver_connection
+        yield from pd.read_sql(sql, driver, chunksize=ENROLLMENT_CHUNK_ROWS, dtype=dtype)  # type: ignore[arg-type]
+    else:
+        streaming = connection.execution_options(stream_results=True)
+        yield from pd.read_sql(statement, streaming, chunksize=ENROLLMENT_CHUNK_ROWS, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,116 @@
+"""Benchmark: ``load_frames`` + ``build_feature_set`` on a generated institution in a SQLite file.
+
+    .venv/bin/python -m bench.features --size large          # prepares var/bench/large.db once (~minutes)
+    .venv/bin/python -m bench.features --size small --cutoff 2024-2
+
+The database is prepared once in a child process (generate with records.synthetic, import with
+records.ingest); the measurement then runs in this fresh process, so the peak resident memory it
+reports (``ru_maxrss``) covers reading the frames and building the features, not the generation.
+Results are recorded in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from records.db import make_engine, upgrade
+from records.schema import Enrollment
+
+BENCH_DIR = Path("var/bench")
+
+
+def database_url(size: str, seed: int) -> str:
+    return f"sqlite:///{BENCH_DIR / f'{size}-{seed}.db'}"
+
+
+def enrollment_count(url: str) -> int:
+    if not Path(url.removeprefix("sqlite:///")).is_file():
+        return 0
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(Enrollment)) or 0)
+    except Exception:  # a half-made database: prepare again
+        return 0
+    finally:
+        engine.dispose()
+
+
+def prepare(size: str, seed: int, url: str) -> None:
+    """Generate the institution and import it into a fresh database at ``url``."""
+    from records.ingest import import_tables
+    from records.synthetic import generate
+
+    path = Path(url.removeprefix("sqlite:///"))
+    path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    tables = generate(size, seed)
+    generated = time.perf_counter()
+    upgrade(url)
+    engine = make_engine(url)
+    import_tables(engine, tables)
+    engine.dispose()
+    print(
+        f"prepared {path}: generated in {generated - started:.0f} s, "
+        f"imported in {time.perf_counter() - generated:.0f} s"
+    )
+
+
+def measure(url: str, cutoff: str | None) -> None:
+    from features.build import build_feature_set
+    from records.frames import load_frames
+
+    engine = make_engine(url)
+    started = time.perf_counter()
+    frames = load_frames(engine, cutoff)
+    loaded = time.perf_counter()
+    fs = build_feature_set(frames)
+    built = time.perf_counter()
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"database            {url}")
+    print(f"cutoff              {fs.cutoff_term}")
+    print(
+        f"students {fs.n_students:,}  modules {fs.n_modules:,}  competencies {len(fs.competencies):,}  "
+        f"enrollments {len(frames.enrollments):,}"
+    )
+    print(f"load_frames         {loaded - started:8.1f} s")
+    print(f"build_feature_set   {built - loaded:8.1f} s")
+    print(f"total               {built - started:8.1f} s")
+    print(f"peak RSS            {peak_gb:8.2f} GB")
+    print(f"interactions nnz {fs.interactions.nnz:,}  transitions nnz {fs.transitions.nnz:,}")
+    if fs.missing:
+        print("missing: " + "; ".join(fs.missing))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="large")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database", default=None, help="database URL (default var/bench/SIZE-SEED.db)")
+    parser.add_argument("--cutoff", default=None, help="cutoff term (default the newest closed term)")
+    parser.add_argument("--prepare", action="store_true", help="only prepare the database")
+    parser.add_argument("--log", default="WARNING")
+    args = parser.parse_args()
+    logging.basicConfig(level=args.log, format="%(asctime)s %(name)s %(message)s")
+    url = args.database or database_url(args.size, args.seed)
+    if args.prepare:
+        prepare(args.size, args.seed, url)
+        return
+    if args.database is None and enrollment_count(url) == 0:
+        command = [sys.executable, "-m", "bench.features", "--size", args.size, "--seed", str(args.seed)]
+        subprocess.run([*command, "--prepare"], check=True)
+    measure(url, args.cutoff)
+
+
+if __name__ == "__main__":
+    main()
