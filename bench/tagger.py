@@ -57,7 +57,7 @@ def main() -> None:
     competencies, modules, tags = tables_for(args.size, args.seed)
     rng = np.random.default_rng(args.seed)
     module_ids = modules["id"].to_numpy()
-    hidden_ids = set(rng.choice(module_ids, size=int(round(args.hidden * len(module_ids))), replace=False))
+    hidden_ids = set(rng.choice(module_ids, size=round(args.hidden * len(module_ids)), replace=False))
     hidden = modules.loc[modules["id"].isin(hidden_ids)].reset_index(drop=True)
     training_tags = tags.loc[~tags["module_id"].isin(hidden_ids)]
 
