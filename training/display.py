@@ -1,0 +1,125 @@
+"""Rich output for the training commands (``pathways train|evaluate|models list``): progress and tables.
+
+Only the command line calls these; they print to the console they are given and hold no logic of
+the job itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pathways.settings import Settings
+from training.pipeline import STEPS, RunResult, run_nightly
+from training.registry import VersionSummary
+from training.report import metric_columns
+
+
+def train_with_progress(settings: Settings, console: Console) -> RunResult:
+    """Run the nightly job with a rich progress bar over its steps."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("starting", total=len(STEPS))
+
+        def report(step: str, event: str) -> None:
+            if event == "start":
+                progress.update(task, description=step)
+            else:
+                progress.update(task, completed=STEPS.index(step) + 1)
+
+        result = run_nightly(settings, progress=report)
+        progress.update(task, description="done", completed=len(STEPS))
+    return result
+
+
+def print_run(result: RunResult, console: Console) -> None:
+    status = "[green]promoted[/green]" if result.promoted else "[yellow]not promoted[/yellow]"
+    console.print(f"model {result.version}: {status} — {result.gate_reason}", highlight=False)
+    console.print(
+        f"data cutoff {result.cutoff_term}, target term {result.target_term}; "
+        f"{result.n_students} students scored, {result.n_recommendations} recommendations, "
+        f"{result.n_flags} flags; {result.duration_s:.1f}s",
+        highlight=False,
+    )
+    timings = Table(title="step timings (s)")
+    for step in result.timings:
+        timings.add_column(step, justify="right")
+    timings.add_row(*(f"{seconds:.2f}" for seconds in result.timings.values()))
+    console.print(timings)
+    console.print(f"report: {result.report_path}", markup=False, highlight=False)
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
+    """The metric table (every model and baseline at k = 5, 10), then group gaps and notes."""
+    console.print(
+        f"test term {evaluation.get('test_term')} (fitted as of {evaluation.get('fit_cutoff_term')}), "
+        f"{evaluation.get('n_students')} students, "
+        f"eligibility violations {evaluation.get('eligibility_violations')}",
+        highlight=False,
+    )
+    columns = [*metric_columns(evaluation.get("k", [5, 10])), "coverage"]
+    table = Table(title="evaluation")
+    table.add_column("model")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, values in (evaluation.get("models") or {}).items():
+        if values is None:
+            table.add_row(name, *(["–"] * len(columns)))
+        else:
+            table.add_row(name, *(_number(values.get(column)) for column in columns))
+    console.print(table)
+    gaps = Table(title="largest gap between groups (hybrid)")
+    for column in ("grouping", "metric", "gap", "high", "low"):
+        gaps.add_column(column)
+    for grouping, breakdown in (evaluation.get("groups") or {}).items():
+        for metric, gap in (breakdown.get("largest_gap") or {}).items():
+            if gap:
+                gaps.add_row(grouping, metric, _number(gap["gap"]), gap["high"], gap["low"])
+    console.print(gaps)
+    calibration = evaluation.get("calibration") or {}
+    console.print(
+        f"risk calibration: Brier {_number(calibration.get('brier'))}, ECE {_number(calibration.get('ece'))} "
+        f"over {calibration.get('n', 0)} enrolments",
+        highlight=False,
+    )
+    for note in evaluation.get("notes", []):
+        console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def print_versions(versions: Sequence[VersionSummary], console: Console) -> None:
+    table = Table(title="model versions")
+    for column in ("version", "created", "status", "cutoff", "ndcg@10", "recall@10", "promoted"):
+        table.add_column(
+            column,
+            justify="right" if column in ("ndcg@10", "recall@10") else "left",
+            no_wrap=column in ("version", "created"),
+        )
+    for version in versions:
+        table.add_row(
+            version.version,
+            f"{version.created_at:%Y-%m-%d %H:%M}",
+            version.status,
+            version.cutoff_term or "–",
+            _number(version.ndcg_at_10),
+            _number(version.recall_at_10),
+            "*" if version.promoted else "",
+        )
+    console.print(table)

@@ -1,0 +1,338 @@
+"""Evaluation split by term: the past predicts the next term.
+
+Protocol, for the newest closed term T (the run's data cutoff) and the two terms with enrollments
+before it, T-1 and T-2:
+
+- fit the candidate as ``HybridRecommender().fit(past=as_of(T-2), current=as_of(T-1))``, so it serves
+  from the records as of T-1;
+- score every student who enrolled in T (and is known as of T-1) on T's offerings, and compare the
+  top-k with the modules they really took in T (every status: the recommender predicts choices);
+- the same students and context for the baselines (popularity, sequence, collaborative and
+  competency_gap alone, via ``rank_by``) and for the promoted model (see :func:`evaluate_promoted`).
+
+Advisor reviews and student feedback are *not* applied as exclusions here: they were given after T, so
+using them would leak the future into the test.
+
+The metric functions themselves live in :mod:`training.metrics` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.build import build_feature_set, build_term_context
+from features.featureset import FeatureSet
+from recommender.base import RankedLists, TermContext
+from recommender.eligibility import eligible_mask, prerequisite_index
+from recommender.hybrid import HybridRecommender
+from records.frames import Frames, TermState
+from training.metrics import (
+    brier_score,
+    calibration_table,
+    catalog_coverage,
+    cross_track_exposure,
+    cross_track_exposure_per_student,
+    expected_calibration_error,
+    group_breakdown,
+    hit_matrix,
+    per_student_metrics,
+    ranking_metrics,
+    track_mix,
+)
+
+__all__ = [
+    "BASELINES",
+    "KS",
+    "EvaluationUnavailable",
+    "Split",
+    "TestSet",
+    "brier_score",
+    "calibration_table",
+    "catalog_coverage",
+    "cross_track_exposure",
+    "evaluate_candidate",
+    "group_breakdown",
+    "hit_matrix",
+    "make_split",
+    "per_student_metrics",
+    "ranking_metrics",
+    "track_mix",
+]
+
+log = logging.getLogger(__name__)
+
+KS: tuple[int, ...] = (5, 10)
+MAX_K = max(KS)
+BASELINES: tuple[str, ...] = ("popularity", "sequence", "collaborative", "competency_gap")
+GROUP_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "hitrate@10", "cross_track_exposure")
+MIN_GROUP_SIZE = 5
+ELIGIBILITY_CHUNK = 5_000
+
+
+class EvaluationUnavailable(RuntimeError):
+    """The records do not hold enough terms (or students) for a time-ordered evaluation."""
+
+
+@dataclass
+class Split:
+    """The three terms of the protocol and the frames as of the two fit cutoffs."""
+
+    test_term: str
+    test_ordinal: int
+    fit_cutoff_term: str
+    past_term: str
+    frames: Frames
+    """As of the test term (the run's data cutoff)."""
+    past: Frames
+    current: Frames
+
+
+def make_split(frames: Frames) -> Split:
+    """Split the frames (as of the newest closed term T) into as_of(T-2), as_of(T-1) and test term T.
+
+    Only terms with enrollments count. Raises :class:`EvaluationUnavailable` with fewer than three.
+    """
+    if frames.cutoff_term is None or frames.cutoff_ordinal is None:
+        raise EvaluationUnavailable("the records hold no terms, so there is no term to evaluate on")
+    ordinals = np.unique(frames.enrollments["term_ordinal"].to_numpy(np.int64))
+    ordinals = ordinals[ordinals <= frames.cutoff_ordinal]
+    if len(ordinals) < 3:
+        raise EvaluationUnavailable(
+            f"evaluation needs enrollments in at least three terms up to {frames.cutoff_term}; "
+            f"the records have {len(ordinals)}"
+        )
+    codes = frames.terms.set_index("ordinal")["code"]
+    test_ordinal, fit_ordinal, past_ordinal = (int(o) for o in ordinals[[-1, -2, -3]])
+    test_term, fit_term, past_term = (str(codes[o]) for o in (test_ordinal, fit_ordinal, past_ordinal))
+    return Split(
+        test_term=test_term,
+        test_ordinal=test_ordinal,
+        fit_cutoff_term=fit_term,
+        past_term=past_term,
+        frames=frames,
+        past=frames.as_of(past_term),
+        current=frames.as_of(fit_term),
+    )
+
+
+@dataclass
+class TestSet:
+    """The students a model is scored on, aligned with that model's FeatureSet.
+
+    ``student_rows`` (n,) int64 rows of ``fs.students``; ``relevant`` (n, fs.n_modules) csr float32,
+    1 where the student took the module in the test term; ``outcomes`` columns ``position`` (int64
+    index into student_rows), ``module_row`` (int64), ``failed`` (float64 0/1) for closed enrollments.
+    """
+
+    student_ids: np.ndarray
+    student_rows: np.ndarray
+    relevant: sp.csr_matrix
+    outcomes: pd.DataFrame
+    entry_route: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+def make_test_set(fs: FeatureSet, frames: Frames, test_ordinal: int) -> TestSet:
+    """Students of ``fs`` who enrolled in the test term, with what they took (see :class:`TestSet`)."""
+    enrollments = frames.enrollments
+    in_term = enrollments[enrollments["term_ordinal"].to_numpy() == test_ordinal]
+    student_ids = in_term["student_id"].astype(object).to_numpy()
+    module_ids = in_term["module_id"].astype(object).to_numpy()
+    rows = fs.students.rows(student_ids)
+    columns = fs.modules.rows(module_ids)
+    notes: list[str] = []
+    unseen = np.unique(student_ids[rows < 0])
+    if len(unseen):
+        notes.append(f"{len(unseen)} students of the test term are not in the records the model saw")
+    known = (rows >= 0) & (columns >= 0)
+    chosen = np.unique(rows[known])
+    position = np.full(fs.n_students, -1, dtype=np.int64)
+    position[chosen] = np.arange(len(chosen))
+    relevant = sp.csr_matrix(
+        (np.ones(int(known.sum()), np.float32), (position[rows[known]], columns[known])),
+        shape=(len(chosen), fs.n_modules),
+    )
+    relevant.data[:] = 1.0
+    status = in_term["status"].astype(str).to_numpy()
+    closed = known & np.isin(status, ("completed", "failed"))
+    outcomes = pd.DataFrame(
+        {
+            "position": position[rows[closed]],
+            "module_row": columns[closed],
+            "failed": (status[closed] == "failed").astype(np.float64),
+        }
+    )
+    routes = fs.student_info["entry_route"].to_numpy(dtype=object)[chosen]
+    return TestSet(
+        student_ids=fs.students.ids[chosen],
+        student_rows=chosen.astype(np.int64),
+        relevant=relevant,
+        outcomes=outcomes,
+        entry_route=routes,
+        notes=notes,
+    )
+
+
+def test_context(fs: FeatureSet, state: TermState) -> TermContext:
+    """The test term's offerings and seats for ``fs``; reviews and feedback are not applied (no leak)."""
+    context = build_term_context(fs, state)
+    empty = sp.csr_matrix((fs.n_students, fs.n_modules), dtype=np.float32)
+    context.excluded = empty
+    context.extra_in_progress = empty.copy()
+    return context
+
+
+def eligibility_violations(fs: FeatureSet, lists: RankedLists, context: TermContext) -> int:
+    """Number of recommended (student, module) pairs that are not eligible in ``context``."""
+    index = prerequisite_index(fs)
+    violations = 0
+    for start in range(0, len(lists.student_rows), ELIGIBILITY_CHUNK):
+        part = slice(start, start + ELIGIBILITY_CHUNK)
+        mask = eligible_mask(fs, lists.student_rows[part], context, index=index)
+        chosen = lists.module_rows[part]
+        valid = chosen >= 0
+        local, slot = np.nonzero(valid)
+        violations += int((~mask[local, chosen[local, slot]]).sum())
+    return violations
+
+
+def list_metrics(
+    lists: RankedLists, test: TestSet, fs: FeatureSet, context: TermContext
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Summary metrics of one model's lists and the per-student table they average."""
+    per_student = per_student_metrics(lists.module_rows, test.relevant, KS)
+    module_track = fs.module_info["track_row"].to_numpy(np.int64)
+    per_student["cross_track_exposure"] = cross_track_exposure_per_student(
+        lists.module_rows, module_track, test.entry_route
+    )
+    summary: dict[str, Any] = {
+        name: float(per_student[name].mean()) if len(per_student) else 0.0 for name in per_student.columns
+    }
+    summary["cross_track_exposure"] = cross_track_exposure(lists.module_rows, module_track, test.entry_route)[
+        "overall"
+    ]
+    summary["coverage"] = catalog_coverage(lists.module_rows, int(np.asarray(context.offered).sum()))
+    summary["eligibility_violations"] = eligibility_violations(fs, lists, context)
+    summary["n_students"] = len(test.student_rows)
+    return summary, per_student
+
+
+def calibration(model: HybridRecommender, test: TestSet) -> dict[str, Any]:
+    """Binned predicted fail probability against observed fails for the pairs really taken in T."""
+    outcomes = test.outcomes
+    if outcomes.empty:
+        return {"n": 0, "brier": None, "ece": None, "bins": []}
+    students = test.student_rows[outcomes["position"].to_numpy()]
+    modules = outcomes["module_row"].to_numpy(np.int64)[:, None]
+    _, fail = model.components_["risk"].predict(model.fs_, students, modules)
+    predicted = fail.ravel().astype(np.float64)
+    observed = outcomes["failed"].to_numpy(np.float64)
+    known = ~np.isnan(predicted)
+    table = calibration_table(predicted[known], observed[known])
+    return {
+        "n": int(known.sum()),
+        "brier": brier_score(predicted[known], observed[known]),
+        "ece": expected_calibration_error(table),
+        "bins": [
+            {key: (None if pd.isna(value) else value) for key, value in row.items()}
+            for row in table.to_dict(orient="records")
+        ],
+    }
+
+
+def group_labels(frames: Frames, student_ids: np.ndarray) -> dict[str, pd.Series]:
+    """Entry route and every fairness attribute (``student_attributes``) of the given students."""
+    students = frames.students.set_index(frames.students["id"].astype(object))
+    labels: dict[str, pd.Series] = {
+        "entry_route": pd.Series(
+            students["entry_route"].astype(object).reindex(student_ids).to_numpy(), dtype=object
+        )
+    }
+    attributes = frames.student_attributes
+    if not attributes.empty:
+        for name, rows in attributes.groupby(attributes["name"].astype(str), observed=True):
+            values = pd.Series(
+                rows["value"].astype(object).to_numpy(), index=rows["student_id"].astype(object)
+            )
+            values = values[~values.index.duplicated(keep="last")]
+            labels[f"attribute:{name}"] = pd.Series(values.reindex(student_ids).to_numpy(), dtype=object)
+    return labels
+
+
+def evaluate_candidate(
+    model: HybridRecommender,
+    split: Split,
+    state: TermState,
+    promoted: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model fitted as of ``split.fit_cutoff_term`` and its baselines on ``split.test_term``.
+
+    ``promoted``: the promoted model's metrics on the same test term (from :func:`evaluate_promoted`),
+    or None. Returns the evaluation dictionary that ``pathways evaluate --json`` prints.
+    """
+    fs = model.fs_
+    test = make_test_set(fs, split.frames, split.test_ordinal)
+    if len(test.student_rows) == 0:
+        raise EvaluationUnavailable(
+            f"no student known as of {split.fit_cutoff_term} enrolled in {split.test_term}"
+        )
+    context = test_context(fs, state)
+    lists = model.recommend(test.student_rows, context, k=MAX_K)
+    hybrid, per_student = list_metrics(lists, test, fs, context)
+    models: dict[str, Any] = {"hybrid": hybrid}
+    for name in BASELINES:
+        baseline_lists = model.rank_by(name, test.student_rows, context, k=MAX_K)
+        models[name], _ = list_metrics(baseline_lists, test, fs, context)
+    models["promoted"] = dict(promoted) if promoted is not None else None
+
+    groups = {
+        name: group_breakdown(per_student, labels, GROUP_METRICS, min_size=MIN_GROUP_SIZE)
+        for name, labels in group_labels(split.frames, test.student_ids).items()
+    }
+    module_track = fs.module_info["track_row"].to_numpy(np.int64)
+    notes = list(test.notes) + list(fs.missing)
+    if promoted is None:
+        notes.append("no promoted model comparable on this test term: models.promoted is null")
+    return {
+        "cutoff_term": split.frames.cutoff_term,
+        "test_term": split.test_term,
+        "fit_cutoff_term": split.fit_cutoff_term,
+        "k": list(KS),
+        "n_students": len(test.student_rows),
+        "models": models,
+        "eligibility_violations": int(hybrid["eligibility_violations"]),
+        "groups": groups,
+        "track_mix": track_mix(lists.module_rows, test.relevant, module_track),
+        "cross_track_exposure": cross_track_exposure(lists.module_rows, module_track, test.entry_route),
+        "calibration": calibration(model, test),
+        "notes": notes,
+    }
+
+
+def evaluate_promoted(promoted_model: HybridRecommender, split: Split, state: TermState) -> dict[str, Any]:
+    """Metrics of an already fitted (promoted) model on the split's test term, with its own indexes.
+
+    Only valid when the model's data cutoff is before the test term (the caller checks).
+    """
+    fs = promoted_model.fs_
+    test = make_test_set(fs, split.frames, split.test_ordinal)
+    if len(test.student_rows) == 0:
+        raise EvaluationUnavailable("no student of the test term is known to the promoted model")
+    context = test_context(fs, state)
+    lists = promoted_model.recommend(test.student_rows, context, k=MAX_K)
+    summary, _ = list_metrics(lists, test, fs, context)
+    return summary
+
+
+def fit_evaluation_model(split: Split, **model_options: Any) -> HybridRecommender:
+    """``HybridRecommender(**model_options).fit(as_of(T-2), as_of(T-1))``."""
+    past_fs = build_feature_set(split.past)
+    current_fs = build_feature_set(split.current)
+    return HybridRecommender(**model_options).fit(past_fs, current_fs)

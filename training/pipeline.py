@@ -1,0 +1,641 @@
+"""The nightly job: lock → frames → features → fit → evaluate → gate → refit → artifacts → register →
+score → flags → report → promote.
+
+Crash safety: nothing a reader uses changes before the last step. The batch is written with status
+``writing`` (invisible); artifacts go to a temporary folder renamed into place; the registry row is a
+``candidate``. The last step, in ONE transaction, marks the batch ``complete``, inserts the promotion
+row and records duration and report path, so readers never see a promoted model without its batch.
+Any failure removes the run's batch, artifacts and report and marks its registry row ``failed``; a run
+killed outright leaves a ``writing`` batch, a ``candidate`` row and maybe a temporary folder, which the
+next run cleans up first (it holds the lock, so nothing else is writing).
+
+Evaluation protocol (see :mod:`training.evaluate`): the candidate configuration is fitted on
+(T-2 → T-1) and scored on T, the newest closed term; the model that is saved and serves is then refitted
+on (T-1 → T) to recommend the term after T.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+from threadpoolctl import threadpool_limits
+
+from features.build import build_feature_set, build_term_context
+from features.featureset import FeatureSet
+from pathways.settings import Settings
+from recommender.base import RankedLists, TermContext
+from recommender.hybrid import HybridRecommender
+from records.db import make_engine, promoted_version
+from records.frames import Frames, load_frames, load_term_state, newest_closed_term, next_term
+from records.schema import ModelVersion, Recommendation
+from training import batch as batches
+from training import registry
+from training.evaluate import (
+    EvaluationUnavailable,
+    Split,
+    evaluate_candidate,
+    evaluate_promoted,
+    make_split,
+)
+from training.flags import FlagRules, flag_context, flag_lists
+from training.gate import GATE_METRIC, GateDecision, decide
+from training.lock import training_lock
+from training.report import write_report
+
+log = logging.getLogger(__name__)
+
+STEPS: tuple[str, ...] = (
+    "frames",
+    "features",
+    "fit",
+    "evaluate",
+    "gate",
+    "refit",
+    "artifacts",
+    "register",
+    "score",
+    "flags",
+    "report",
+    "promote",
+)
+SCORE_CHUNK = 5_000
+MODEL_OPTIONS: dict[str, Any] = {"random_state": 0}
+OPENMP_THREADS = 1
+"""scikit-learn's OpenMP models (the risk component) slow down about twentyfold when their threads
+compete with other processes for the cores (measured: 19 s vs 1 s for one fit on a busy 2-core
+machine); the job pins them to one thread."""
+
+Progress = Callable[[str, str], None]
+"""Called as ``progress(step, "start")`` and ``progress(step, "done")``; steps are :data:`STEPS`."""
+
+
+class PipelineError(RuntimeError):
+    """The run cannot proceed (no closed term, too few terms...); nothing was changed."""
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the failure-injection hook ``run_nightly(..., fail_at=step)`` (tests)."""
+
+
+@dataclass
+class RunResult:
+    version: str
+    status: str
+    """``promoted`` or ``rejected``."""
+    gate_reason: str
+    cutoff_term: str | None
+    target_term: str | None
+    evaluation: dict[str, Any]
+    report_path: Path | None
+    artifact_path: Path | None = None
+    batch_id: int | None = None
+    n_students: int = 0
+    n_recommendations: int = 0
+    n_flags: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def promoted(self) -> bool:
+        return self.status == "promoted"
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the source tree, else the installed package version."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        if described:
+            return described[:64]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return importlib.metadata.version("pathways")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Cleaning up after interrupted runs
+# ---------------------------------------------------------------------------------------------
+
+
+def clean_up_interrupted(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Remove what killed runs left: writing batches, candidate rows' artifacts, temporary folders.
+
+    Call only while holding the training lock. Candidate rows become ``failed`` (the registry keeps
+    the record of the attempt); their artifact and report folders are deleted.
+    """
+    stale_batches = batches.discard_stale_batches(engine)
+    with Session(engine) as session:
+        stale = list(session.scalars(select(ModelVersion).where(ModelVersion.status == "candidate")))
+        for row in stale:
+            registry.remove_artifacts(row.artifact_path)
+            if row.report_path:
+                registry.remove_artifacts(Path(row.report_path).parent)
+            row.status = "failed"
+            row.gate_reason = "the run was interrupted before promotion"
+        session.commit()
+        stale_versions = [row.version for row in stale]
+    leftovers = registry.remove_staging_leftovers(Path(settings.artifacts_dir))
+    leftovers += registry.remove_staging_leftovers(Path(settings.reports_dir))
+    if stale_versions or leftovers:
+        log.warning(
+            "cleaned up after an interrupted run: versions %s, temporary folders %s",
+            stale_versions,
+            [str(p) for p in leftovers],
+        )
+    return {"batches": stale_batches, "versions": stale_versions, "folders": leftovers}
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing with the promoted model
+# ---------------------------------------------------------------------------------------------
+
+
+def _ordinal(frames: Frames, term: str | None) -> int | None:
+    if term is None:
+        return None
+    match = frames.terms.loc[frames.terms["code"] == term, "ordinal"]
+    return None if match.empty else int(match.iloc[0])
+
+
+def promoted_on_split(engine: Engine, split: Split) -> tuple[dict[str, Any] | None, str]:
+    """The promoted model's metrics on the split's test term, and where they come from.
+
+    - data cutoff before the test term: its saved model is loaded (checksums verified) and scored
+      live on the test term (``source = "live"``);
+    - data cutoff equal to the test term (no new term closed since): it saw the test term, so its own
+      evaluation metrics, measured on the same test term when it was trained, are used
+      (``source = "stored"``);
+    - otherwise (no promoted model, later cutoff, unreadable artifacts): None, with the reason.
+    """
+    with Session(engine) as session:
+        promoted = promoted_version(session)
+        if promoted is None:
+            return None, "no model is promoted"
+        session.expunge(promoted)
+    cutoff = _ordinal(split.frames, promoted.cutoff_term)
+    base = {"version": promoted.version, "cutoff_term": promoted.cutoff_term}
+    if cutoff is not None and cutoff < split.test_ordinal:
+        try:
+            model = registry.load_model_of(promoted)
+            state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
+            metrics = evaluate_promoted(model, split, state)
+        except (registry.ArtifactError, ValueError, EvaluationUnavailable) as error:
+            return None, f"promoted model {promoted.version} could not be evaluated: {error}"
+        return {**base, "source": "live", **metrics}, f"promoted model {promoted.version} scored live"
+    stored = promoted.metrics or {}
+    if cutoff == split.test_ordinal and stored.get("test_term") == split.test_term:
+        hybrid = (stored.get("models") or {}).get("hybrid")
+        if hybrid:
+            return {**base, "source": "stored", **hybrid}, (
+                f"promoted model {promoted.version} has the same data cutoff: its stored metrics on "
+                f"{split.test_term} are used"
+            )
+    return None, f"promoted model {promoted.version} (cutoff {promoted.cutoff_term}) is not comparable"
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch scoring
+# ---------------------------------------------------------------------------------------------
+
+
+def _reasons(model: HybridRecommender, lists: RankedLists, context: TermContext) -> list[list[list[str]]]:
+    """Reason texts per student and rank: the recommender's explanations, else the top contributions."""
+    try:
+        explained = model.explain(lists, context)
+    except ImportError:
+        explained = None
+    if explained is not None:
+        return [[_reason_texts(item) for item in per_student] for per_student in explained]
+    names = lists.component_names
+    texts = []
+    for contributions in lists.contributions:
+        per_student = []
+        for slot in contributions:
+            order = np.argsort(-slot)[:2]
+            per_student.append([f"{names[c]} contributes {slot[c]:+.2f}" for c in order if slot[c] > 0])
+        texts.append(per_student)
+    return texts
+
+
+def _reason_texts(explanation: Any) -> list[str]:
+    reasons = getattr(explanation, "reasons", None)
+    if reasons is None:
+        return [str(explanation)]
+    return [str(getattr(reason, "text", reason)) for reason in reasons]
+
+
+def previous_lists(engine: Engine) -> pd.DataFrame | None:
+    """(student_id, module_id) of the promoted model's current batch, or None."""
+    with Session(engine) as session:
+        current = registry.current_batch(session)
+        if current is None:
+            return None
+        batch_id = current.id
+    with engine.connect() as connection:
+        return pd.read_sql(
+            select(Recommendation.student_id, Recommendation.module_id).where(
+                Recommendation.batch_id == batch_id
+            ),
+            connection,
+        )
+
+
+def active_student_rows(fs: FeatureSet) -> np.ndarray:
+    """Rows of students whose recorded status is ``active`` (int64, ascending)."""
+    status = fs.student_info["status"].astype(object).to_numpy()
+    return np.flatnonzero(status == "active").astype(np.int64)
+
+
+def score_chunk(
+    model: HybridRecommender, rows: np.ndarray, context: TermContext, k: int
+) -> tuple[pd.DataFrame, RankedLists, np.ndarray, np.ndarray]:
+    """Top-k (plus the first one left out) for some students; returns stored rows, lists, scores with
+    the k+1-th column, and fail probabilities (n, k)."""
+    wide = model.recommend(rows, context, k=k + 1)
+    lists = RankedLists(
+        student_rows=wide.student_rows,
+        module_rows=wide.module_rows[:, :k],
+        scores=wide.scores[:, :k],
+        contributions=wide.contributions[:, :k],
+        component_names=wide.component_names,
+        intercept=wide.intercept,
+    )
+    grade, fail = model.components_["risk"].predict(model.fs_, rows, lists.module_rows)
+    reasons = _reasons(model, lists, context)
+    valid = lists.module_rows >= 0
+    local, slot = np.nonzero(valid)
+    fs = model.fs_
+    names = lists.component_names
+    picked = lists.contributions[local, slot]
+    components = [dict(zip(names, np.round(values, 5).tolist(), strict=True)) for values in picked]
+    frame = pd.DataFrame(
+        {
+            "student_id": fs.students.ids[rows[local]],
+            "rank": slot + 1,
+            "module_id": fs.modules.ids[lists.module_rows[local, slot]],
+            "score": lists.scores[local, slot].astype(np.float64),
+            "components": components,
+            "reasons": [reasons[i][j] for i, j in zip(local, slot, strict=True)],
+            "expected_grade": grade[local, slot].astype(np.float64),
+            "fail_probability": fail[local, slot].astype(np.float64),
+        }
+    )
+    return frame, lists, wide.scores, fail
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+class _Run:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        progress: Progress | None,
+        fail_at: str | None,
+        model_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if fail_at is not None and fail_at not in STEPS:
+            raise ValueError(f"fail_at must be one of {STEPS}, not {fail_at!r}")
+        self.settings = settings
+        self.engine = engine
+        self.progress = progress
+        self.fail_at = fail_at
+        self.model_options = {**MODEL_OPTIONS, **(model_options or {})}
+        self.timings: dict[str, float] = {}
+        self.version = registry.new_version_name()
+        self.batch_id: int | None = None
+        self.registered = False
+        self.artifact_path: Path | None = None
+        self.report_path: Path | None = None
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        if self.progress is not None:
+            self.progress(name, "start")
+        started = time.perf_counter()
+        yield
+        if self.fail_at == name:
+            raise InjectedFailure(f"failure injected at step {name!r}")
+        self.timings[name] = round(time.perf_counter() - started, 3)
+        log.info("step %s done in %.2fs", name, self.timings[name])
+        if self.progress is not None:
+            self.progress(name, "done")
+
+    def execute(self) -> RunResult:
+        started = time.perf_counter()
+        clean_up_interrupted(self.engine, self.settings)
+        try:
+            return self._execute(started)
+        except BaseException as error:
+            self._undo(error)
+            raise
+
+    def _undo(self, error: BaseException) -> None:
+        log.error("run %s failed: %s: %s; undoing its writes", self.version, type(error).__name__, error)
+        if self.batch_id is not None:
+            try:
+                batches.discard_batch(self.engine, self.batch_id)
+            except Exception:
+                log.exception("could not discard batch %s; the next run removes it", self.batch_id)
+        registry.remove_artifacts(self.artifact_path)
+        if self.report_path is not None:
+            registry.remove_artifacts(self.report_path.parent)
+        if self.registered:
+            try:
+                with Session(self.engine) as session:
+                    session.execute(
+                        update(ModelVersion)
+                        .where(ModelVersion.version == self.version, ModelVersion.status == "candidate")
+                        .values(
+                            status="failed", gate_reason=f"run failed: {type(error).__name__}: {error}"[:2000]
+                        )
+                    )
+                    session.commit()
+            except Exception:
+                log.exception("could not mark %s failed; the next run does", self.version)
+
+    def _execute(self, started: float) -> RunResult:
+        settings, engine = self.settings, self.engine
+        with self.step("frames"):
+            cutoff = newest_closed_term(engine)
+            if cutoff is None:
+                raise PipelineError(
+                    "the records have no closed term (a term with enrollments, none in progress)"
+                )
+            frames = load_frames(engine, cutoff)
+            target = next_term(engine, cutoff)
+            try:
+                split: Split | None = make_split(frames)
+                skipped = None
+            except EvaluationUnavailable as error:
+                split, skipped = None, str(error)
+            terms_with_enrollments = np.unique(frames.enrollments["term_ordinal"].to_numpy())
+            if len(terms_with_enrollments) < 2:
+                raise PipelineError(
+                    f"training needs enrollments in at least two terms up to {cutoff}; "
+                    f"the records have {len(terms_with_enrollments)}"
+                )
+            previous_term = str(frames.terms.set_index("ordinal")["code"][int(terms_with_enrollments[-2])])
+        with self.step("features"):
+            fs_now = build_feature_set(frames)
+            fs_previous = build_feature_set(frames.as_of(previous_term))
+            fs_past = build_feature_set(split.past) if split is not None else None
+        with self.step("fit"):
+            evaluation_model = (
+                HybridRecommender(**self.model_options).fit(fs_past, fs_previous)
+                if fs_past is not None
+                else None
+            )
+        with self.step("evaluate"):
+            if split is not None and evaluation_model is not None:
+                promoted_metrics, promoted_note = promoted_on_split(engine, split)
+                state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
+                evaluation = evaluate_candidate(evaluation_model, split, state, promoted_metrics)
+                evaluation["notes"].append(promoted_note)
+            else:
+                evaluation = {"cutoff_term": cutoff, "skipped": skipped, "models": {}, "notes": [skipped]}
+        with self.step("gate"):
+            decision = self._gate(evaluation)
+            log.info("gate: %s", decision.reason)
+        if not decision.promote:
+            return self._finish_rejected(evaluation, decision, cutoff, target, started)
+
+        with self.step("refit"):
+            model = HybridRecommender(**self.model_options).fit(fs_previous, fs_now)
+        with self.step("artifacts"):
+            self.artifact_path, checksum = registry.write_artifacts(
+                Path(settings.artifacts_dir), self.version, model.save
+            )
+        with self.step("register"):
+            with Session(engine) as session:
+                session.add(
+                    ModelVersion(
+                        version=self.version,
+                        status="candidate",
+                        cutoff_term=cutoff,
+                        code_version=code_version(),
+                        artifact_path=str(self.artifact_path),
+                        checksum=checksum,
+                        metrics=_json_safe(evaluation),
+                        gate_reason=decision.reason,
+                    )
+                )
+                session.commit()
+            self.registered = True
+        with self.step("score"):
+            context = build_term_context(model.fs_, load_term_state(engine, target, cutoff_term=cutoff))
+            flag_ctx = flag_context(model.fs_, context, previous_lists(engine))
+            rules = FlagRules(fail_risk_threshold=settings.fail_risk_threshold)
+            self.batch_id = batches.start_batch(engine, self.version, target, settings.batch_k)
+            rows = active_student_rows(model.fs_)
+            flag_frames: list[pd.DataFrame] = []
+            n_recommendations = 0
+            for start in range(0, len(rows), SCORE_CHUNK):
+                chunk = rows[start : start + SCORE_CHUNK]
+                frame, lists, wide_scores, fail = score_chunk(model, chunk, context, settings.batch_k)
+                with engine.begin() as connection:
+                    n_recommendations += batches.write_recommendations(connection, self.batch_id, frame)
+                flag_frames.append(
+                    flag_lists(model.fs_, chunk, lists.module_rows, wide_scores, fail, flag_ctx, rules)
+                )
+                log.info("scored %d of %d students", min(start + SCORE_CHUNK, len(rows)), len(rows))
+        with self.step("flags"):
+            flags = pd.concat(flag_frames, ignore_index=True) if flag_frames else pd.DataFrame()
+            with engine.begin() as connection:
+                n_flags = batches.write_flags(connection, self.batch_id, flags)
+        duration = time.perf_counter() - started
+        with self.step("report"):
+            self.report_path = write_report(
+                Path(settings.reports_dir),
+                self.version,
+                evaluation,
+                decision.reason,
+                self.timings,
+                extra={
+                    "students scored": len(rows),
+                    "recommendations stored": n_recommendations,
+                    "flags": n_flags,
+                    "target term": target,
+                },
+            )
+        with self.step("promote"):
+            self._promote(evaluation, len(rows), duration)
+        duration = time.perf_counter() - started
+        with Session(engine) as session:
+            session.execute(
+                update(ModelVersion).where(ModelVersion.version == self.version).values(duration_s=duration)
+            )
+            session.commit()
+        return RunResult(
+            version=self.version,
+            status="promoted",
+            gate_reason=decision.reason,
+            cutoff_term=cutoff,
+            target_term=target,
+            evaluation=evaluation,
+            report_path=self.report_path,
+            artifact_path=self.artifact_path,
+            batch_id=self.batch_id,
+            n_students=len(rows),
+            n_recommendations=n_recommendations,
+            n_flags=n_flags,
+            timings=dict(self.timings),
+            duration_s=duration,
+        )
+
+    def _gate(self, evaluation: dict[str, Any]) -> GateDecision:
+        hybrid = (evaluation.get("models") or {}).get("hybrid")
+        if hybrid is None:
+            with Session(self.engine) as session:
+                if promoted_version(session) is None:
+                    return GateDecision(True, f"promoted without evaluation ({evaluation.get('skipped')})")
+            return GateDecision(False, f"rejected: cannot be evaluated ({evaluation.get('skipped')})")
+        return decide(
+            hybrid,
+            evaluation["models"].get("promoted"),
+            int(evaluation.get("eligibility_violations", 0)),
+            self.settings.gate_tolerance,
+            GATE_METRIC,
+        )
+
+    def _promote(self, evaluation: dict[str, Any], n_students: int, duration: float) -> None:
+        """ONE transaction: complete the batch, promote the version, record timings and the report."""
+        assert self.batch_id is not None
+        with Session(self.engine) as session:
+            batches.complete_batch(session, self.batch_id, n_students)
+            row = session.get(ModelVersion, self.version)
+            assert row is not None
+            row.metrics = _json_safe({**evaluation, "timings": dict(self.timings)})
+            row.report_path = str(self.report_path) if self.report_path else None
+            row.duration_s = duration
+            registry.record_promotion(session, self.version, action="promote", actor="nightly")
+            session.commit()
+
+    def _finish_rejected(
+        self,
+        evaluation: dict[str, Any],
+        decision: GateDecision,
+        cutoff: str | None,
+        target: str | None,
+        started: float,
+    ) -> RunResult:
+        with self.step("report"):
+            self.report_path = write_report(
+                Path(self.settings.reports_dir), self.version, evaluation, decision.reason, self.timings
+            )
+        duration = time.perf_counter() - started
+        with Session(self.engine) as session:
+            session.add(
+                ModelVersion(
+                    version=self.version,
+                    status="rejected",
+                    cutoff_term=cutoff,
+                    code_version=code_version(),
+                    duration_s=duration,
+                    metrics=_json_safe({**evaluation, "timings": dict(self.timings)}),
+                    gate_reason=decision.reason,
+                    report_path=str(self.report_path),
+                )
+            )
+            session.commit()
+        return RunResult(
+            version=self.version,
+            status="rejected",
+            gate_reason=decision.reason,
+            cutoff_term=cutoff,
+            target_term=target,
+            evaluation=evaluation,
+            report_path=self.report_path,
+            timings=dict(self.timings),
+            duration_s=duration,
+        )
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON types only (numpy scalars to Python, NaN/inf to None)."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Path | dt.date):
+        return str(value)
+    return value
+
+
+def run_nightly(
+    settings: Settings,
+    progress: Progress | None = None,
+    fail_at: str | None = None,
+    engine: Engine | None = None,
+    model_options: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run the nightly job once under the training lock (LockHeldError when another run holds it).
+
+    ``fail_at``: name of a step (:data:`STEPS`) after which to raise :class:`InjectedFailure` (tests).
+    ``model_options``: keyword arguments for ``HybridRecommender`` over :data:`MODEL_OPTIONS`.
+    """
+    own_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
+    try:
+        with training_lock(Path(settings.lock_path)), threadpool_limits(OPENMP_THREADS, user_api="openmp"):
+            return _Run(settings, engine, progress, fail_at, model_options).execute()
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
+def run_evaluation(
+    settings: Settings, engine: Engine | None = None, model_options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Evaluation only (``pathways evaluate``): fit on (T-2 → T-1), score T, baselines and promoted.
+
+    Nothing is written. Raises EvaluationUnavailable / PipelineError with the reason.
+    """
+    own_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
+    try:
+        cutoff = newest_closed_term(engine)
+        if cutoff is None:
+            raise PipelineError("the records have no closed term (a term with enrollments, none in progress)")
+        split = make_split(load_frames(engine, cutoff))
+        with threadpool_limits(OPENMP_THREADS, user_api="openmp"):
+            model = HybridRecommender(**{**MODEL_OPTIONS, **(model_options or {})}).fit(
+                build_feature_set(split.past), build_feature_set(split.current)
+            )
+        promoted_metrics, promoted_note = promoted_on_split(engine, split)
+        state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
+        evaluation = evaluate_candidate(model, split, state, promoted_metrics)
+        evaluation["notes"].append(promoted_note)
+        return _json_safe(evaluation)
+    finally:
+        if own_engine:
+            engine.dispose()
