@@ -261,7 +261,25 @@ def users_token(name: str) -> None:
 @app.command()
 def serve() -> None:
     """Serve the HTTP API and pages on PATHWAYS_HOST:PATHWAYS_PORT."""
-    not_available("serve")
+    import uvicorn
+
+    from records.db import upgrade
+    from service.app import create_app
+
+    settings = _settings()
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        fail(f"database upgrade failed: {exc}")
+    console.print(f"serving on http://{settings.host}:{settings.port}", markup=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 @app.command()

@@ -57,8 +57,10 @@ def create_app(
             sessions, settings.artifacts_dir, loader=model_loader, check_interval_s=model_check_interval_s
         )
         holder.refresh()
-        poller = HolderPoller(holder, model_check_interval_s)
-        poller.start()
+        # A zero interval means "check on every request" (tests); no background thread then.
+        poller = HolderPoller(holder, model_check_interval_s) if model_check_interval_s > 0 else None
+        if poller is not None:
+            poller.start()
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.holder = holder
@@ -68,7 +70,8 @@ def create_app(
         try:
             yield
         finally:
-            poller.stop()
+            if poller is not None:
+                poller.stop()
             engine.dispose()
 
     app = FastAPI(

@@ -85,6 +85,10 @@ def _optional_float(value: Any) -> float | None:
     return None if np.isnan(number) else number
 
 
+def _at(values: Any, position: int) -> Any:
+    return values[position] if values is not None and position < len(values) else None
+
+
 def _optional_str(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -309,23 +313,44 @@ class LiveRecommender:
         row = fs.students.row(student.id)
         contexts = self._pathway_contexts(session, loaded, student.id, row, n_terms)
         plan = model.plan(row, contexts, occupation)
-        terms: list[PathwayTerm] = []
-        for planned in getattr(plan, "terms", []):
-            module_rows = [int(r) for r in getattr(planned, "module_rows", [])]
-            reasons = list(getattr(planned, "reasons", [[] for _ in module_rows]))
-            modules = [
-                (self._summary(fs, r), [str(x) for x in (reasons[i] if i < len(reasons) else [])])
-                for i, r in enumerate(module_rows)
-            ]
-            credits = float(getattr(planned, "credits", sum(m.credits or 0.0 for m, _ in modules)))
-            terms.append(PathwayTerm(term=getattr(planned, "term", None), modules=modules, credits=credits))
+        terms = [self._planned_term(fs, planned) for planned in plan.terms]
         return PathwayPlan(
             student_id=student.id,
             occupation=occupation,
             model_version=loaded.version,
             terms=terms,
-            notes=[str(n) for n in getattr(plan, "notes", [])],
+            notes=self._plan_notes(plan),
         )
+
+    def _planned_term(self, fs: Any, planned: Any) -> PathwayTerm:
+        modules = []
+        for position, module_row in enumerate(planned.module_rows):
+            grade = _optional_float(_at(planned.expected_grades, position))
+            fail = _optional_float(_at(planned.fail_probabilities, position))
+            reasons = []
+            if grade is not None:
+                reasons.append(f"expected grade about {grade:.0f}")
+            if fail is not None:
+                reasons.append(f"{fail:.0%} chance of failing")
+            modules.append((self._summary(fs, int(module_row)), reasons))
+        return PathwayTerm(term=planned.term, modules=modules, credits=float(planned.credits))
+
+    @staticmethod
+    def _plan_notes(plan: Any) -> list[str]:
+        notes = []
+        shares = ", ".join(
+            f"{track} {plan.track_share.get(track, 0.0):.0%} "
+            f"(target {plan.track_targets.get(track, 0.0):.0%})"
+            for track in ("academic", "vocational", "project")
+        )
+        notes.append(f"credit mix after the plan: {shares}")
+        if plan.competency_coverage is not None:
+            notes.append(f"the plan closes {plan.competency_coverage:.0%} of the target competency gap")
+        if plan.skipped_risky:
+            notes.append(f"left out for high fail risk: {', '.join(plan.skipped_risky)}")
+        if not plan.reaches_graduation:
+            notes.append("the plan does not yet reach the credits needed to graduate")
+        return notes
 
     def _pathway_contexts(
         self, session: Session, loaded: LoadedModel, student_id: str, row: int, n_terms: int

@@ -183,3 +183,38 @@ def client(service_settings: Settings, world: World) -> Iterator[TestClient]:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# ---------------------------------------------------------------------------------------------
+# A real trained model (tests/e2e/live_fixtures.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The tiny institution's model, fitted once per test session on a SQLite copy of its records."""
+    from records.db import make_engine, upgrade
+    from tests.e2e.live_fixtures import train_tiny
+
+    folder = tmp_path_factory.mktemp("trained")
+    url = f"sqlite:///{folder / 'train.db'}"
+    upgrade(url)
+    train_engine = make_engine(url)
+    try:
+        return train_tiny(train_engine, folder / "artifacts")
+    finally:
+        train_engine.dispose()
+
+
+@pytest.fixture
+def live_world(engine: Engine, trained, service_settings: Settings):  # type: ignore[no-untyped-def]
+    from tests.e2e.live_fixtures import build_live_world
+
+    return build_live_world(engine, trained, service_settings.artifacts_dir)
+
+
+@pytest.fixture
+def live_client(service_settings: Settings, live_world) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    app = create_app(service_settings, model_check_interval_s=0.0)
+    with TestClient(app) as test_client:
+        yield test_client
