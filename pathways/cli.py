@@ -170,7 +170,18 @@ def import_onet(
 @app.command()
 def train() -> None:
     """The nightly job: fit, evaluate, gate, register, promote, batch-score and flag."""
-    not_available("train")
+    from training.display import print_run, train_with_progress
+    from training.lock import LockHeldError
+
+    settings = _settings()
+    try:
+        _engine(settings).dispose()
+        result = train_with_progress(settings, console)
+    except LockHeldError as exc:
+        fail(str(exc))
+    except Exception as exc:
+        fail(f"training failed: {type(exc).__name__}: {exc}")
+    print_run(result, console)
 
 
 @app.command()
@@ -178,7 +189,21 @@ def evaluate(
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Evaluate the hybrid and its baselines on the newest closed term; print the report."""
-    not_available("evaluate")
+    import json
+
+    from training.display import print_evaluation
+    from training.pipeline import run_evaluation
+
+    settings = _settings()
+    try:
+        _engine(settings).dispose()
+        evaluation = run_evaluation(settings)
+    except Exception as exc:
+        fail(f"evaluation failed: {type(exc).__name__}: {exc}")
+    if json_output:
+        print(json.dumps(evaluation, sort_keys=False))
+    else:
+        print_evaluation(evaluation, console)
 
 
 @app.command()
@@ -196,25 +221,58 @@ def recommend(
 @app.command("export-recommendations")
 def export_recommendations(out: Annotated[Path, typer.Option(help="CSV file to write")]) -> None:
     """Write student_id,rank,module_id,score from the promoted model's latest batch."""
-    not_available("export-recommendations")
+    from training.batch import BatchError, export_current_batch
+
+    engine = _engine(_settings())
+    try:
+        batch_id, rows = export_current_batch(engine, out)
+    except (BatchError, OSError) as exc:
+        fail(str(exc))
+    console.print(f"wrote {rows} recommendations of batch {batch_id} to {out}", markup=False, highlight=False)
 
 
 @models_app.command("list")
 def models_list() -> None:
     """List model versions with their metrics and which one is promoted."""
-    not_available("models list")
+    from records.db import session_scope
+    from training.display import print_versions
+    from training.registry import list_versions
+
+    engine = _engine(_settings())
+    with session_scope(engine) as session:
+        print_versions(list_versions(session), console)
 
 
 @models_app.command("promote")
 def models_promote(version: str) -> None:
     """Promote VERSION (one atomic step)."""
-    not_available("models promote")
+    from records.db import session_scope
+    from training.registry import RegistryError, promote
+
+    engine = _engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            promotion = promote(session, version, actor="cli")
+            previous = promotion.previous_version
+    except RegistryError as exc:
+        fail(str(exc))
+    console.print(f"promoted {version} (was {previous})", markup=False, highlight=False)
 
 
 @models_app.command("rollback")
 def models_rollback() -> None:
     """Promote the version that was promoted before the current one."""
-    not_available("models rollback")
+    from records.db import session_scope
+    from training.registry import RegistryError, rollback
+
+    engine = _engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            promotion = rollback(session, actor="cli")
+            version, previous = promotion.version, promotion.previous_version
+    except RegistryError as exc:
+        fail(str(exc))
+    console.print(f"rolled back to {version} (was {previous})", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------
