@@ -1279,7 +1279,7 @@ def _set_capacities(catalog: _Catalog, programs: list[_Program], students: _Stud
 
 # weights of the choice model (log-odds scale; a Gumbel draw of scale 1 is added to each)
 W_PLAN, W_REQUIRED, W_PEER, W_SUCCESSOR, W_INTEREST, W_GOAL, W_TRACK, W_RETAKE = (
-    1.5, 2.0, 1.0, 5.0, 4.0, 1.5, 3.0, 1.2,
+    1.5, 2.0, 1.0, 5.0, 4.0, 3.5, 3.0, 1.2,
 )  # fmt: skip
 
 
