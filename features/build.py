@@ -20,7 +20,7 @@ from features.competency import (
 from features.context import TermContext
 from features.featureset import TRACKS, UNKNOWN_TRACK, FeatureSet
 from features.idindex import IdIndex
-from features.interactions import build_history, interaction_matrices
+from features.interactions import COMPLETED, FAILED, build_history, interaction_matrices, status_codes
 from features.sequence import global_popularity, popularity_by_program_stage, transition_matrix
 from features.text import CompetencyTagger
 from features.tracks import program_required, track_credits, track_deficit, track_targets
@@ -75,8 +75,8 @@ def _module_info(frames: Frames, modules: IdIndex) -> tuple[pd.DataFrame, list[s
 def _module_history_stats(history: pd.DataFrame, n_modules: int) -> tuple[np.ndarray, np.ndarray]:
     """Per module: difficulty (1 - mean grade / 100 over graded completions and fails) and fail rate
     (fails / (passes + fails)); NaN without history."""
-    status = history["status"].to_numpy()
-    decided = (status == "completed") | (status == "failed")
+    status = status_codes(history)
+    decided = (status == COMPLETED) | (status == FAILED)
     module_rows = history["module_row"].to_numpy()
     grade = history["grade"].to_numpy(np.float64)
     graded = decided & ~np.isnan(grade)
@@ -111,14 +111,14 @@ def _student_info(
     n_terms = np.bincount(
         (term_keys // (int(ordinals.max()) + 1 if len(ordinals) else 1)).astype(np.int64), minlength=n
     )
-    status = history["status"].to_numpy()
+    status = status_codes(history)
     grade = history["grade"].to_numpy(np.float64)
-    graded = ((status == "completed") | (status == "failed")) & ~np.isnan(grade)
+    graded = ((status == COMPLETED) | (status == FAILED)) & ~np.isnan(grade)
     grade_sum = np.bincount(rows[graded], weights=grade[graded], minlength=n)
     grade_count = np.bincount(rows[graded], minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_grade = np.where(grade_count > 0, grade_sum / grade_count, np.nan)
-    failed = ((status == "completed") | (status == "failed")) & ~history["passed"].to_numpy()
+    failed = ((status == COMPLETED) | (status == FAILED)) & ~history["passed"].to_numpy()
     n_failed = np.bincount(rows[failed], minlength=n).astype(np.int64)
     passed = history.loc[history["passed"].to_numpy(), ["student_row", "module_row"]].drop_duplicates()
     credits_passed = np.bincount(

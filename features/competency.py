@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.idindex import IdIndex
-from features.interactions import max_csr
+from features.interactions import IN_PROGRESS, WITHDRAWN, max_csr, status_codes
 from features.text import CompetencyTagger, module_text
 
 log = logging.getLogger(__name__)
@@ -97,18 +97,18 @@ def enrollment_evidence(
     withdrawn 0, in progress at the student's mean grade (``default_grade`` without grades). Unknown
     module level counts as ``default_level``.
     """
-    status = history["status"].to_numpy()
+    status = status_codes(history)
     module_rows = history["module_row"].to_numpy()
     grade = history["grade"].to_numpy(np.float32).astype(np.float64)
     grade = np.where(np.isnan(grade), pass_grade[module_rows], grade)
     expected = student_mean_grade[history["student_row"].to_numpy()]
     expected = np.where(np.isnan(expected), default_grade, expected)
-    grade = np.where(status == "in_progress", expected, grade)
+    grade = np.where(status == IN_PROGRESS, expected, grade)
     level = np.nan_to_num(module_level[module_rows], nan=default_level) / MAX_MODULE_LEVEL
     evidence = grade / 100.0 * level
     passed = history["passed"].to_numpy()
-    evidence = np.where(passed | (status == "in_progress"), evidence, fail_factor * evidence)
-    evidence = np.where(status == "withdrawn", 0.0, evidence)
+    evidence = np.where(passed | (status == IN_PROGRESS), evidence, fail_factor * evidence)
+    evidence = np.where(status == WITHDRAWN, 0.0, evidence)
     return np.clip(evidence, 0.0, 1.0).astype(np.float32)
 
 
