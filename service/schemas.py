@@ -7,12 +7,20 @@ and what comes out. Handlers return plain dataclasses/dicts; routes shape them i
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Track = Literal["academic", "vocational", "project"]
 RiskLevel = Literal["low", "medium", "high", "unknown"]
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    """Times are stored in UTC; SQLite hands them back without a zone, so name it."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 
 class _In(BaseModel):
@@ -38,6 +46,7 @@ class ErrorOut(_Out):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "malformed request (e.g. a body that is not UTF-8 JSON)"},
     401: {"model": ErrorOut, "description": "missing or unknown bearer token"},
     403: {"model": ErrorOut, "description": "the caller's role may not do this"},
     404: {"model": ErrorOut, "description": "no such resource (or not visible to the caller)"},
@@ -171,7 +180,7 @@ class FeedbackOut(_Out):
     module_id: str
     action: str
     recommendation_id: int | None = None
-    created_at: dt.datetime
+    created_at: UtcDatetime
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +220,7 @@ class ReviewIn(_In):
 
 class AuditEntryOut(_Out):
     id: int
-    at: dt.datetime
+    at: UtcDatetime
     actor: str
     action: str
     entity: str
@@ -228,7 +237,7 @@ class ReviewOut(_Out):
     action: str
     replacement_module_id: str | None = None
     comment: str | None = None
-    created_at: dt.datetime
+    created_at: UtcDatetime
     audit: AuditEntryOut
 
 
@@ -240,7 +249,7 @@ class ReviewOut(_Out):
 class ModelOut(_Out):
     version: str = Field(examples=["20261126-0200"])
     status: str = Field(examples=["promoted"])
-    created_at: dt.datetime
+    created_at: UtcDatetime
     cutoff_term: str | None = None
     duration_s: float | None = None
     metrics: dict[str, Any] | None = Field(default=None, examples=[{"ndcg@10": 0.31}])
@@ -254,7 +263,7 @@ class PromotionOut(_Out):
     version: str
     previous_version: str | None = None
     action: str = Field(examples=["promote"])
-    at: dt.datetime
+    at: UtcDatetime
     actor: str | None = None
 
 
