@@ -212,8 +212,14 @@ def test_every_rejection_is_listed_and_nothing_is_written(engine: Engine, tmp_pa
         ("modules.csv", "id,title\nM1,Alg\xe8bre\n".encode("latin-1"), (2, "not UTF-8")),
         ("enrollments.csv", b"student_id,module_id,grade\nS1,M1,70\n", (1, "required column missing")),
         ("offerings.csv", b"module_id,term\nM1,2020-1\nM9,2020-1\n", (3, "unknown module 'M9'")),
+        ("offerings.csv", b"module_id,term\nM1,2020-1\nM1,2020-1\n", (3, "duplicate key (module_id, term)")),
+        (
+            "prerequisites.csv",
+            b"module_id,group,requires_module_id\nM2,1,M1\nM1,1,M2\n",
+            (3, "prerequisite cycle among modules M1 → M2"),
+        ),
     ],
-    ids=["ragged", "encoding", "missing-column", "unknown-id"],
+    ids=["ragged", "encoding", "missing-column", "unknown-id", "duplicate-key", "cycle"],
 )
 def test_malformed_files_are_rejected_with_their_line(
     database_url: str, engine: Engine, tmp_path: Path, name: str, content: bytes, expected: tuple[int, str]
