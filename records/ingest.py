@@ -779,7 +779,7 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         kind = series.dtype.kind
         if kind in "iub":
-            out[column] = series.astype(str)
+            out[column] = series.astype(str).where(series.notna(), "")  # nullable Int64 may hold NA
         elif kind == "f":
             numbers = series.to_numpy(dtype="float64")
             whole = np.isfinite(numbers) & (numbers == np.round(numbers))

@@ -40,6 +40,7 @@ def test_as_text_writes_whole_floats_without_decimals_and_missing_as_empty() -> 
             "term": ["2020-1", None, "2020-2"],
             "starts_on": pd.to_datetime(["2020-02-01", None, "2020-09-01"]),
             "ordinal": [1, 2, 3],
+            "capacity": pd.array([20, None, 5], dtype="Int64"),
         }
     )
     text = as_text(frame)
@@ -48,3 +49,4 @@ def test_as_text_writes_whole_floats_without_decimals_and_missing_as_empty() -> 
     assert text["term"].tolist() == ["2020-1", "", "2020-2"]
     assert text["starts_on"].tolist() == ["2020-02-01", "", "2020-09-01"]
     assert text["ordinal"].tolist() == ["1", "2", "3"]
+    assert text["capacity"].tolist() == ["20", "", "5"]
