@@ -49,13 +49,14 @@ class SizeSpec:
     modules: int
     programs: int
     years: int
+    shared_share: float  # share of a department's modules in its pool shared by all its programs
 
 
 SIZES: dict[str, SizeSpec] = {
-    "tiny": SizeSpec(students=200, modules=60, programs=3, years=8),
-    "small": SizeSpec(students=3_000, modules=320, programs=10, years=9),
-    "medium": SizeSpec(students=30_000, modules=1_000, programs=19, years=9),
-    "large": SizeSpec(students=200_000, modules=3_000, programs=38, years=11),
+    "tiny": SizeSpec(students=200, modules=60, programs=3, years=8, shared_share=0.6),
+    "small": SizeSpec(students=3_000, modules=320, programs=10, years=9, shared_share=0.45),
+    "medium": SizeSpec(students=30_000, modules=1_000, programs=19, years=9, shared_share=0.4),
+    "large": SizeSpec(students=200_000, modules=3_000, programs=38, years=11, shared_share=0.3),
 }
 
 LAST_SIMULATED_YEAR = 2025  # the newest closed term is f"{LAST_SIMULATED_YEAR}-2"
@@ -383,18 +384,18 @@ PROGRAM_TEMPLATES: tuple[tuple[str, str, str, tuple[int, ...], tuple[str, ...]],
         ("15-1252.00", "15-1254.00", "15-1253.00", "15-1232.00"),
     ),
     (
-        "BSc Nursing",
-        "Health Sciences",
-        "balanced",
-        (HEALTH, LIFE),
-        ("29-1141.00", "31-9092.00", "21-1014.00"),
-    ),
-    (
         "BSc Data Science",
         "Computing",
         "academic",
         (DATA, MATH, SOFT),
         ("15-2051.00", "15-1211.00", "13-1111.00"),
+    ),
+    (
+        "BSc Nursing",
+        "Health Sciences",
+        "balanced",
+        (HEALTH, LIFE),
+        ("29-1141.00", "31-9092.00", "21-1014.00"),
     ),
     (
         "BEng Mechanical Engineering",
@@ -850,7 +851,7 @@ def _build_catalog(
     department_pool: dict[str, int] = {}
     for d, department in enumerate(departments):
         members = [p for p in programs if p.department == department]
-        shared = round(0.4 * per_department[d])
+        shared = round(spec.shared_share * per_department[d])
         shares = np.mean([p.targets for p in members], axis=0)
         department_pool[department] = len(pools)
         focus = DEPARTMENTS[department][1]
@@ -886,7 +887,7 @@ def _build_catalog(
             comp_cols += list(picked)
             comp_weights += list(weights)
             credits = int(
-                rng.choice([5, 10, 15], p=(0.6, 0.32, 0.08) if module_track != 2 else (0.1, 0.5, 0.4))
+                rng.choice([5, 10, 15], p=(0.7, 0.25, 0.05) if module_track != 2 else (0.2, 0.5, 0.3))
             )
             for key, value in (
                 ("department", department),
@@ -1736,8 +1737,8 @@ def _assemble(
         {
             "occupation_id": occupation_ids[occ],
             "competency_id": competency_ids[comp],
-            "importance": market.importance[occ, comp].astype(float),
-            "level": market.level[occ, comp].astype(float),
+            "importance": market.importance[occ, comp].astype(float).round(2),
+            "level": market.level[occ, comp].astype(float).round(1),
         }
     )
     tables["demand.csv"] = market.demand
@@ -1843,7 +1844,7 @@ def _assemble(
         {
             "student_id": student_ids[goal_student],
             "occupation_id": occupation_ids[goal_occ],
-            "weight": students.goals[goal_student, goal_occ].astype(float),
+            "weight": students.goals[goal_student, goal_occ].astype(float).round(2),
             "set_term": np.where(goal_set >= 0, term_codes[np.maximum(goal_set, 0)], None),
         }
     )
