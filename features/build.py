@@ -20,7 +20,14 @@ from features.competency import (
 from features.context import TermContext
 from features.featureset import TRACKS, UNKNOWN_TRACK, FeatureSet
 from features.idindex import IdIndex
-from features.interactions import COMPLETED, FAILED, build_history, interaction_matrices, status_codes
+from features.interactions import (
+    COMPLETED,
+    FAILED,
+    build_history,
+    interaction_matrices,
+    status_codes,
+    student_term_rank,
+)
 from features.sequence import global_popularity, popularity_by_program_stage, transition_matrix
 from features.text import CompetencyTagger
 from features.tracks import program_required, track_credits, track_deficit, track_targets
@@ -92,7 +99,13 @@ def _module_history_stats(history: pd.DataFrame, n_modules: int) -> tuple[np.nda
 
 
 def _student_info(
-    frames: Frames, students: IdIndex, programs: IdIndex, history: pd.DataFrame, module_credits: np.ndarray
+    frames: Frames,
+    students: IdIndex,
+    programs: IdIndex,
+    history: pd.DataFrame,
+    term_rank: np.ndarray,
+    passed: sp.csr_matrix,
+    module_credits: np.ndarray,
 ) -> pd.DataFrame:
     n = len(students)
     table = frames.students.set_index(frames.students["id"].astype(object)).reindex(students.ids)
@@ -105,12 +118,9 @@ def _student_info(
     ordinals = history["term_ordinal"].to_numpy()
     last_ordinal = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last_ordinal, rows, ordinals.astype(np.int64))
-    term_keys = np.unique(
-        rows.astype(np.int64) * (int(ordinals.max()) + 1 if len(ordinals) else 1) + ordinals
-    )
-    n_terms = np.bincount(
-        (term_keys // (int(ordinals.max()) + 1 if len(ordinals) else 1)).astype(np.int64), minlength=n
-    )
+    last_rank = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last_rank, rows, term_rank.astype(np.int64))
+    n_terms = last_rank + 1
     status = status_codes(history)
     grade = history["grade"].to_numpy(np.float64)
     graded = ((status == COMPLETED) | (status == FAILED)) & ~np.isnan(grade)
@@ -120,12 +130,9 @@ def _student_info(
         mean_grade = np.where(grade_count > 0, grade_sum / grade_count, np.nan)
     failed = ((status == COMPLETED) | (status == FAILED)) & ~history["passed"].to_numpy()
     n_failed = np.bincount(rows[failed], minlength=n).astype(np.int64)
-    passed = history.loc[history["passed"].to_numpy(), ["student_row", "module_row"]].drop_duplicates()
-    credits_passed = np.bincount(
-        passed["student_row"].to_numpy(),
-        weights=module_credits[passed["module_row"].to_numpy()],
-        minlength=n,
-    )
+    passed_once = passed.copy()
+    passed_once.data = np.ones_like(passed_once.data)
+    credits_passed = passed_once @ module_credits
     return pd.DataFrame(
         {
             "program_row": program_row.astype(np.int64),
@@ -231,11 +238,13 @@ def build_feature_set(frames: Frames, text_tagger: CompetencyTagger | None = Non
     module_info["fail_rate"] = fail_rate
     module_credits = module_info["credits"].to_numpy(np.float64)
 
-    student_info = _student_info(frames, students, programs, history, module_credits)
+    term_rank = student_term_rank(history)
+    matrices = interaction_matrices(history, (n_students, n_modules), pass_grade, term_rank=term_rank)
+    student_info = _student_info(
+        frames, students, programs, history, term_rank, matrices.passed, module_credits
+    )
     program_row = student_info["program_row"].to_numpy()
     program_info = _program_info(frames, programs)
-
-    matrices = interaction_matrices(history, (n_students, n_modules), pass_grade)
 
     tagger = text_tagger if text_tagger is not None else CompetencyTagger()
     module_competency, n_text_tagged = module_competency_matrix(
@@ -260,11 +269,13 @@ def build_feature_set(frames: Frames, text_tagger: CompetencyTagger | None = Non
     gap = np.clip(target - profile, 0.0, None).astype(np.float32)
 
     n_stages = int(min(MAX_STAGES, max(1, int(student_info["n_terms"].max()) if n_students else 1)))
-    transitions = transition_matrix(history, n_students, n_modules)
-    popularity = popularity_by_program_stage(history, program_row, len(programs), n_modules, n_stages)
+    transitions = transition_matrix(history, n_students, n_modules, term_rank=term_rank)
+    popularity = popularity_by_program_stage(
+        history, program_row, len(programs), n_modules, n_stages, term_rank=term_rank
+    )
     popular = global_popularity(history, n_modules)
 
-    credits = track_credits(history, module_info["track_row"].to_numpy(), module_credits, n_students)
+    credits = track_credits(matrices.passed, module_info["track_row"].to_numpy(), module_credits)
     program_targets = program_info[["target_academic", "target_vocational", "target_project"]].to_numpy(
         np.float32
     )

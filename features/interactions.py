@@ -80,18 +80,24 @@ def _category_rows(values: pd.Series, index: IdIndex) -> np.ndarray:
 
 
 def max_csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    """A CSR float32 matrix keeping, for duplicate (row, col) pairs, the largest value."""
+    """A CSR float32 matrix keeping, for duplicate (row, col) pairs, the largest value.
+
+    One stable sort of the flat keys, a ``maximum.reduceat`` over runs of equal keys, and the CSR arrays
+    assembled directly (no COO round trip).
+    """
     if len(rows) == 0:
         return sp.csr_matrix(shape, dtype=np.float32)
     keys = rows.astype(np.int64) * shape[1] + cols.astype(np.int64)
-    order = np.lexsort((-values, keys))
-    keys, values = keys[order], values[order]
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
-    keys, values = keys[first], values[first]
-    return sp.csr_matrix(
-        (values.astype(np.float32), (keys // shape[1], keys % shape[1])), shape=shape, dtype=np.float32
-    )
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    data = np.maximum.reduceat(np.asarray(values, dtype=np.float32)[order], starts)
+    unique_keys = keys[starts]
+    row_of = unique_keys // shape[1]
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of, minlength=shape[0]), out=indptr[1:])
+    indices = (unique_keys % shape[1]).astype(np.int32)
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def confidence(
@@ -147,11 +153,13 @@ def interaction_matrices(
     alpha: float = 1.0,
     recent_terms: int = 3,
     recent_decay: float = 0.5,
+    term_rank: np.ndarray | None = None,
 ) -> InteractionMatrices:
     """All student × module matrices from ``history`` (FeatureSet.history); ``shape`` (n_students, n_modules).
 
     ``recent``: the student's newest term (with any enrollment) weighs 1, the one before
-    ``recent_decay``, down to ``recent_terms`` terms back.
+    ``recent_decay``, down to ``recent_terms`` terms back. ``term_rank``: :func:`student_term_rank` of
+    ``history`` when already computed.
     """
     rows = history["student_row"].to_numpy()
     cols = history["module_row"].to_numpy()
@@ -168,7 +176,7 @@ def interaction_matrices(
     in_progress = max_csr(rows[going], cols[going], ones[going], shape)
 
     if len(history):
-        rank = student_term_rank(history)
+        rank = student_term_rank(history) if term_rank is None else term_rank
         last_rank = pd.Series(rank).groupby(rows).transform("max").to_numpy()
         distance = last_rank - rank
         near = distance < recent_terms

@@ -18,18 +18,24 @@ log = logging.getLogger(__name__)
 
 
 def transition_matrix(
-    history: pd.DataFrame, n_students: int, n_modules: int, max_distance: int = 3, decay: float = 0.5
+    history: pd.DataFrame,
+    n_students: int,
+    n_modules: int,
+    max_distance: int = 3,
+    decay: float = 0.5,
+    term_rank: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """(n_modules, n_modules) float32: ``[a, b]`` = sum over students and term pairs of ``decay**(d-1)``
     where the student took ``a`` in their term k and ``b`` in their term k + d, 1 <= d <= max_distance.
 
     Vectorised as sparse products of per-rank student × module indicator matrices:
     ``sum_d decay**(d-1) * sum_k X_k.T @ X_{k+d}``. Withdrawn enrollments count (the student chose them).
+    ``term_rank``: ``student_term_rank(history)`` when already computed.
     """
     shape = (n_modules, n_modules)
     if history.empty or n_modules == 0:
         return sp.csr_matrix(shape, dtype=np.float32)
-    rank = student_term_rank(history)
+    rank = student_term_rank(history) if term_rank is None else term_rank
     rows = history["student_row"].to_numpy()
     cols = history["module_row"].to_numpy()
     order = np.argsort(rank, kind="stable")
@@ -54,37 +60,49 @@ def transition_matrix(
 
 
 def popularity_by_program_stage(
-    history: pd.DataFrame, student_program_row: np.ndarray, n_programs: int, n_modules: int, n_stages: int
+    history: pd.DataFrame,
+    student_program_row: np.ndarray,
+    n_programs: int,
+    n_modules: int,
+    n_stages: int,
+    term_rank: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n_programs + 1, n_stages, n_modules) float32: share of the students of a program (last row: no
     program) who had a stage s (their term s, 0-based, capped at n_stages - 1) and took the module in it.
 
-    ``student_program_row`` (n_students,) int64, -1 for no program.
+    ``student_program_row`` (n_students,) int64, -1 for no program; ``term_rank`` as in
+    :func:`transition_matrix`.
     """
     result = np.zeros((n_programs + 1, n_stages, n_modules), dtype=np.float32)
     if history.empty or n_modules == 0:
         return result
-    rows = history["student_row"].to_numpy()
-    stage = np.minimum(student_term_rank(history), n_stages - 1).astype(np.int64)
-    program = student_program_row[rows]
-    program = np.where(program < 0, n_programs, program).astype(np.int64)
+    rows = history["student_row"].to_numpy().astype(np.int64)
+    rank = student_term_rank(history) if term_rank is None else term_rank
+    stage = np.minimum(rank, n_stages - 1).astype(np.int64)
+    program_of_student = np.where(student_program_row < 0, n_programs, student_program_row).astype(np.int64)
+    program = program_of_student[rows]
     cols = history["module_row"].to_numpy().astype(np.int64)
 
-    # distinct (student, stage, module) then count per (program, stage, module)
-    key = (rows.astype(np.int64) * n_stages + stage) * n_modules + cols
-    _, first = np.unique(key, return_index=True)
-    flat = (program[first] * n_stages + stage[first]) * n_modules + cols[first]
+    # A (student, module) pair repeats within a stage only when capping merges later terms: count it once.
+    merged = rank > n_stages - 1
+    keep = np.ones(len(rows), dtype=bool)
+    if merged.any():
+        capped = np.flatnonzero(stage == n_stages - 1)
+        _, first = np.unique(rows[capped] * n_modules + cols[capped], return_index=True)
+        keep[capped] = False
+        keep[capped[first]] = True
+    flat = (program[keep] * n_stages + stage[keep]) * n_modules + cols[keep]
     counts = np.bincount(flat, minlength=result.size).reshape(result.shape)
 
-    student_stage = np.unique(rows.astype(np.int64) * n_stages + stage)
-    stage_students = student_stage // n_stages
-    stage_program = student_program_row[stage_students]
-    stage_program = np.where(stage_program < 0, n_programs, stage_program).astype(np.int64)
-    denominators = np.bincount(
-        stage_program * n_stages + student_stage % n_stages, minlength=(n_programs + 1) * n_stages
-    ).reshape(n_programs + 1, n_stages)
+    # Students who reached stage s: those whose last stage is >= s (stages are consecutive per student).
+    last_stage = np.full(len(student_program_row), -1, dtype=np.int64)
+    np.maximum.at(last_stage, rows, stage)
+    active = last_stage >= 0
+    reached = np.zeros((n_programs + 1, n_stages), dtype=np.int64)
+    np.add.at(reached, (program_of_student[active], last_stage[active]), 1)
+    reached = np.cumsum(reached[:, ::-1], axis=1)[:, ::-1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = counts / denominators[:, :, None]
+        share = counts / reached[:, :, None]
     return np.nan_to_num(share, nan=0.0).astype(np.float32)
 
 

@@ -10,19 +10,25 @@ from features.featureset import TRACKS
 
 
 def track_credits(
-    history: pd.DataFrame, module_track_row: np.ndarray, module_credits: np.ndarray, n_students: int
+    passed: sp.csr_matrix, module_track_row: np.ndarray, module_credits: np.ndarray
 ) -> np.ndarray:
-    """(n_students, 3) float32 credits of passed modules per track (TRACKS order); a module passed twice
-    counts once; modules of unknown track count nowhere."""
-    result = np.zeros((n_students, len(TRACKS)), dtype=np.float32)
-    passed = history.loc[history["passed"].to_numpy(), ["student_row", "module_row"]].drop_duplicates()
-    if passed.empty:
-        return result
-    modules = passed["module_row"].to_numpy()
-    track = module_track_row[modules]
-    known = track >= 0
-    np.add.at(result, (passed["student_row"].to_numpy()[known], track[known]), module_credits[modules][known])
-    return result
+    """(n_students, 3) float32 credits of passed modules per track (TRACKS order).
+
+    ``passed`` (n_students, n_modules) CSR with an entry per passed module (a module passed twice counts
+    once); modules of unknown track (-1) count nowhere.
+    """
+    n_modules = passed.shape[1]
+    known = module_track_row >= 0
+    by_track = sp.csr_matrix(
+        (
+            module_credits[known].astype(np.float32),
+            (np.flatnonzero(known), module_track_row[known]),
+        ),
+        shape=(n_modules, len(TRACKS)),
+    )
+    indicator = passed.copy()
+    indicator.data = np.ones_like(indicator.data)
+    return np.asarray((indicator @ by_track).toarray(), dtype=np.float32)
 
 
 def track_targets(program_targets: np.ndarray, student_program_row: np.ndarray) -> np.ndarray:

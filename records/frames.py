@@ -156,8 +156,18 @@ class TermState:
 
 
 def _read(engine: Engine, statement: Select, **kwargs: Any) -> pd.DataFrame:
+    """``pd.read_sql`` of a select; on SQLite through the sqlite3 connection (see :func:`_read_chunks`)."""
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            driver: Any = connection.connection.driver_connection
+            frame: pd.DataFrame = pd.read_sql(_sqlite_text(connection, statement), driver, **kwargs)
+            return frame
         return pd.read_sql(statement, connection, **kwargs)
+
+
+def _sqlite_text(connection: Connection, statement: Select) -> str:
+    """The select as SQLite text with its parameters inlined (they are term ordinals and literals)."""
+    return str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _read_terms(engine: Engine) -> pd.DataFrame:
@@ -170,10 +180,15 @@ def _typed_terms(terms: pd.DataFrame) -> pd.DataFrame:
         {
             "code": terms["code"].astype(str),
             "ordinal": terms["ordinal"].astype(np.int64),
-            "starts_on": pd.to_datetime(terms["starts_on"]),
+            "starts_on": _dates(terms["starts_on"]),
         }
     )
     return out.sort_values("ordinal", kind="stable").reset_index(drop=True)
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates (date objects or ISO text, as drivers return them) as datetime64[ns], NaT when missing."""
+    return pd.to_datetime(values).astype("datetime64[ns]")
 
 
 def _ordinal_of(terms: pd.DataFrame, term_code: str) -> int | None:
@@ -443,7 +458,7 @@ def _read_timed(engine: Engine, cutoff_ordinal: int | None) -> dict[str, pd.Data
     )
     _as_str(demand, ["occupation_id", "period"])
     _as_category(demand, ["region"])
-    demand["period_start"] = pd.to_datetime(demand["period_start"])
+    demand["period_start"] = _dates(demand["period_start"])
     _as_float32(demand, ["postings", "growth"])
 
     return {
@@ -514,9 +529,10 @@ def _read_chunks(connection: Connection, statement: Select, dtype: dict[str, str
     SQLAlchemy result rows for millions of rows. Elsewhere the rows stream through SQLAlchemy.
     """
     if connection.dialect.name == "sqlite":
-        sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-        driver = connection.connection.driver_connection
-        yield from pd.read_sql(sql, driver, chunksize=ENROLLMENT_CHUNK_ROWS, dtype=dtype)  # type: ignore[arg-type]
+        driver: Any = connection.connection.driver_connection
+        yield from pd.read_sql(
+            _sqlite_text(connection, statement), driver, chunksize=ENROLLMENT_CHUNK_ROWS, dtype=dtype
+        )
     else:
         streaming = connection.execution_options(stream_results=True)
         yield from pd.read_sql(statement, streaming, chunksize=ENROLLMENT_CHUNK_ROWS, dtype=dtype)
@@ -869,7 +885,7 @@ def frames_from_tables(tables: dict[str, pd.DataFrame], cutoff_term: str | None 
     demand = full["demand"]
     _as_str(demand, ["occupation_id", "period"])
     _as_category(demand, ["region"])
-    demand["period_start"] = pd.to_datetime(demand["period_start"])
+    demand["period_start"] = _dates(demand["period_start"])
     _as_float32(demand, ["postings", "growth"])
     advisors = full["advisors"]
     _as_str(advisors, ["id"])
