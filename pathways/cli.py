@@ -346,7 +346,32 @@ def demo(
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """The main job: create the database, generate an institution, train, and serve with demo tokens."""
-    not_available("demo")
+    from pathways.demo import demo_accounts, has_students
+    from records.db import promoted_version, session_scope
+
+    settings = _settings()
+    engine = _engine(settings)
+    with session_scope(engine) as session:
+        populated = has_students(session)
+        trained = promoted_version(session) is not None
+    if populated:
+        console.print("the database already holds an institution: generation skipped", markup=False)
+    else:
+        generate(size=size, seed=seed, out=None)
+    if trained:
+        console.print("a model is already promoted: training skipped (run `pathways train` to retrain)")
+    else:
+        train()
+    with session_scope(engine) as session:
+        accounts = demo_accounts(session)
+    engine.dispose()
+    base = f"http://{settings.host}:{settings.port}"
+    console.print("\nDemo accounts: sign in on the page with the token (or send it as a bearer token)")
+    for account in accounts:
+        console.print(f"\n{account.role} ({account.detail}): {base}{account.page}", markup=False)
+        print(f"  token: {account.token}")
+    console.print(f"\nAPI documentation: {base}/docs\n", markup=False)
+    serve()
 
 
 if __name__ == "__main__":
