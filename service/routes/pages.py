@@ -6,6 +6,7 @@ handlers and visibility rules as the JSON API. htmx submits reviews and swaps in
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -181,12 +182,17 @@ def _review_error(
 # ---------------------------------------------------------------------------------------------
 
 
+Occupation = Annotated[str | None, Query(max_length=32, description="what-if target occupation")]
+
+
 @router.get("/student", response_class=HTMLResponse)
-def student_home(request: Request, session: SessionDep, user: PageUser, live: LiveDep) -> Response:
+def student_home(
+    request: Request, session: SessionDep, user: PageUser, live: LiveDep, occupation: Occupation = None
+) -> Response:
     if user is None:
         return _signin(request, "/student")
     if user.role == "student" and user.student_id:
-        return _student(request, session, user, live, user.student_id)
+        return _student(request, session, user, live, user.student_id, occupation or None)
     return _render(request, "student_pick.html", user=user)
 
 
@@ -202,24 +208,56 @@ def student_page(
     session: SessionDep,
     user: PageUser,
     live: LiveDep,
+    occupation: Occupation = None,
 ) -> Response:
     if user is None:
         return _signin(request, f"/student/{quote(student_id, safe='')}")
-    return _student(request, session, user, live, student_id)
+    return _student(request, session, user, live, student_id, occupation or None)
 
 
-def _student(request: Request, session: Any, user: Principal, live: Any, student_id: str) -> HTMLResponse:
+@router.post("/student/{student_id}/feedback/{module_id}", response_class=HTMLResponse)
+def student_feedback(
+    request: Request,
+    student_id: Annotated[str, Path(min_length=1, max_length=64)],
+    module_id: Annotated[str, Path(min_length=1, max_length=64)],
+    uow: UowDep,
+    action: Annotated[str, Form(pattern="^(accept|dismiss)$")],
+) -> HTMLResponse:
+    """The student's accept/dismiss button; answers the small note that replaces the button row."""
+    token = request.cookies.get(TOKEN_COOKIE)
+    user = authenticate(uow.session, token) if token else None
+    if user is None:
+        return _message(request, None, 401, "Signed out", "Sign in again.")
+    try:
+        handlers.record_feedback(uow, user, student_id, module_id, action, None)
+    except NotFound as exc:
+        return _message(request, user, 404, "Not found", str(exc))
+    except ServiceError as exc:
+        return HTMLResponse(f'<p class="error" role="alert">{escape(str(exc))}</p>', status_code=422)
+    note = "Noted: it will not be suggested again." if action == "dismiss" else "Noted: you plan to take it."
+    return HTMLResponse(f'<p class="feedback-note" role="status">{note}</p>')
+
+
+def _student(
+    request: Request, session: Any, user: Principal, live: Any, student_id: str, occupation: str | None
+) -> HTMLResponse:
     try:
         student = visible_student(session, user, student_id)
     except NotFound as exc:
         return _message(request, user, 404, "Not found", str(exc))
-    context: dict[str, Any] = {"user": user, "student": student}
+    context: dict[str, Any] = {
+        "user": user,
+        "student": student,
+        "occupation": occupation,
+        "occupations": handlers.list_occupations(session),
+        "can_give_feedback": user.role == "student" and user.student_id == student.id,
+    }
     try:
-        context["recommendations"] = live.recommend(session, student, None, 10, None)
+        context["recommendations"] = live.recommend(session, student, None, 10, occupation)
     except ServiceError as exc:
         context["recommendations_error"] = f"Suggestions are not available: {exc}"
     try:
-        context["pathway"] = live.pathway(session, student, 4, None)
+        context["pathway"] = live.pathway(session, student, 4, occupation)
     except ServiceError as exc:
         context["pathway_error"] = f"A pathway is not available: {exc}"
     return _render(request, "student.html", **context)

@@ -141,6 +141,25 @@ def test_student_sees_own_suggestions_and_pathway_only(
     assert pathway.locator("tbody tr").count() >= 1
     page.screenshot(path=str(screenshots / "student.png"), full_page=True)
 
+    # "Not for me" stores a dismissal in place; after a reload the module is gone from the list.
+    first_title = suggestions.first.get_by_role("heading", level=2).inner_text()
+    suggestions.first.get_by_role("button", name="Not for me").click()
+    expect(suggestions.first.get_by_role("status")).to_contain_text("will not be suggested again")
+    page.reload()
+    titles = (
+        page.get_by_role("list", name="Suggested modules").get_by_role("heading", level=2).all_inner_texts()
+    )
+    assert first_title not in titles
+
+    # What if I aimed at another occupation: the page re-plans for it.
+    choice = page.get_by_label("What if I aimed at").locator("option").nth(1)
+    occupation_id = choice.get_attribute("value")
+    assert occupation_id
+    page.get_by_label("What if I aimed at").select_option(occupation_id)
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(f"{base}/student/{world.student_id}?occupation={occupation_id}")
+    expect(page.get_by_role("table", name="Pathway, term by term")).to_be_visible()
+
     response = page.goto(f"{base}/student/{world.other_student_id}")
     assert response is not None and response.status == 404
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
