@@ -3,6 +3,9 @@
     .venv/bin/python -m bench.features --size large          # prepares var/bench/large.db once (~minutes)
     .venv/bin/python -m bench.features --size small --cutoff 2024-2
 
+CPU time (``process_time``) is printed next to wall time: on a shared machine the wall time depends
+on how many other processes want the cores (the load average is printed too).
+
 The database is prepared once in a child process (generate with records.synthetic, import with
 records.ingest); the measurement then runs in this fresh process, so the peak resident memory it
 reports (``ru_maxrss``) covers reading the frames and building the features, not the generation.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import subprocess
 import sys
@@ -69,11 +73,11 @@ def measure(url: str, cutoff: str | None) -> None:
     from records.frames import load_frames
 
     engine = make_engine(url)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     frames = load_frames(engine, cutoff)
-    loaded = time.perf_counter()
+    loaded, loaded_cpu = time.perf_counter(), time.process_time()
     fs = build_feature_set(frames)
-    built = time.perf_counter()
+    built, built_cpu = time.perf_counter(), time.process_time()
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(f"database            {url}")
     print(f"cutoff              {fs.cutoff_term}")
@@ -81,9 +85,11 @@ def measure(url: str, cutoff: str | None) -> None:
         f"students {fs.n_students:,}  modules {fs.n_modules:,}  competencies {len(fs.competencies):,}  "
         f"enrollments {len(frames.enrollments):,}"
     )
-    print(f"load_frames         {loaded - started:8.1f} s")
-    print(f"build_feature_set   {built - loaded:8.1f} s")
-    print(f"total               {built - started:8.1f} s")
+    print("                        wall s    CPU s")
+    print(f"load_frames         {loaded - started:8.1f} {loaded_cpu - started_cpu:8.1f}")
+    print(f"build_feature_set   {built - loaded:8.1f} {built_cpu - loaded_cpu:8.1f}")
+    print(f"total               {built - started:8.1f} {built_cpu - started_cpu:8.1f}")
+    print(f"load average        {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     print(f"peak RSS            {peak_gb:8.2f} GB")
     print(f"interactions nnz {fs.interactions.nnz:,}  transitions nnz {fs.transitions.nnz:,}")
     if fs.missing:
