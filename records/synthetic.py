@@ -1300,12 +1300,12 @@ class _ProgramState:
     level: np.ndarray
     credits: np.ndarray  # float32
     track_onehot: np.ndarray  # (3, K) float32
-    pass_grade: np.ndarray  # int16
+    pass_grade: np.ndarray  # int8
     required: np.ndarray
     domain_mix_t: np.ndarray  # (D, K) float32
     goal_fit: np.ndarray  # (O, K) float32
     prereq_cols: np.ndarray  # (R,) catalogue-local required module of each prerequisite row
-    prereq_threshold: np.ndarray  # (R,) int16
+    prereq_threshold: np.ndarray  # (R,) int8
     row_group: sp.csr_matrix  # (R, G)
     group_module: sp.csr_matrix  # (G, K)
     groups_needed: np.ndarray  # (K,) float32
@@ -1380,12 +1380,12 @@ def _program_state(
         level=catalog.level[cat],
         credits=catalog.credits[cat].astype(np.float32),
         track_onehot=np.eye(3, dtype=np.float32)[catalog.track[cat]].T.copy(),
-        pass_grade=catalog.pass_grade[cat].astype(np.int16),
+        pass_grade=catalog.pass_grade[cat].astype(np.int8),
         required=program.required,
         domain_mix_t=mix.T.copy(),
         goal_fit=occupation_fit[:, cat].copy(),
         prereq_cols=requires_local,
-        prereq_threshold=prereq["threshold"].to_numpy().astype(np.int16),
+        prereq_threshold=np.ceil(prereq["threshold"].to_numpy()).astype(np.int8),
         row_group=row_group,
         group_module=group_module,
         groups_needed=groups_needed,
@@ -1499,6 +1499,15 @@ def _choose_modules(
         active_rows = np.flatnonzero(status[state.students] == ACTIVE)
         k = len(state.cat)
         chunk_rows = max(256, CHUNK_CELLS // max(k, 1))
+        # per stage (MAX_STAGE × K): plan affinity plus peers, and what the stage may take this term
+        stage_score = state.plan + W_PEER * state.peer
+        stage_allowed = state.offered[term][None, :] & (
+            state.level[None, :] <= np.minimum(4, np.arange(MAX_STAGE) // 2 + 2)[:, None]
+        )
+        # interests, goals and track deficits in one product: (n × F) @ (F × K)
+        student_weights = np.vstack(
+            [W_INTEREST * state.domain_mix_t, W_GOAL * state.goal_fit, W_TRACK * state.track_onehot]
+        ).astype(np.float32)
         for start in range(0, len(active_rows), chunk_rows):
             rows = active_rows[start : start + chunk_rows]
             who = state.students[rows]
@@ -1506,29 +1515,36 @@ def _choose_modules(
             stage = np.minimum(term - students.entry[who], MAX_STAGE - 1)
             best = state.best[rows]
             passed = best >= state.pass_grade[None, :]
-            eligible = ~passed & state.offered[term][None, :]
-            eligible &= state.level[None, :] <= np.minimum(4, stage // 2 + 2)[:, None]
+            eligible = stage_allowed[stage]
+            eligible &= ~passed
             if state.row_group.shape[0]:
                 satisfied = (best[:, state.prereq_cols] >= state.prereq_threshold[None, :]).astype(np.float32)
                 groups_met = np.asarray(satisfied @ state.row_group) > 0
                 met = np.asarray(groups_met.astype(np.float32) @ state.group_module)
                 eligible &= met >= state.groups_needed[None, :] - 0.5
 
-            score = state.plan[stage] + W_PEER * state.peer[stage]
-            score += W_INTEREST * (students.interest[who] @ state.domain_mix_t)
             goal_active = (students.goal_set[who] <= term).astype(np.float32)
-            score += W_GOAL * ((students.goals[who] * goal_active[:, None]) @ state.goal_fit)
             progress = np.minimum(earned[who] / 60.0, 1.0)
             share = track_credits[who] / np.maximum(earned[who], 1.0)[:, None]
             deficit = (state.targets[None, :] - share) * progress[:, None]
-            score += W_TRACK * (deficit @ state.track_onehot)
+            features = np.hstack(
+                [students.interest[who], students.goals[who] * goal_active[:, None], deficit]
+            ).astype(np.float32)
+            score = features @ student_weights
+            score += stage_score[stage]
             last = sp.csr_matrix(state.last_passed[rows])
             if last.nnz:
-                score += W_SUCCESSOR * np.minimum(np.asarray(last @ state.successor), 1.0)
-            score += W_RETAKE * ((best >= 0) & ~passed)
+                successor = np.asarray(last @ state.successor, dtype=np.float32)
+                np.minimum(successor, 1.0, out=successor)
+                successor *= W_SUCCESSOR
+                score += successor
+            np.add(score, np.float32(W_RETAKE), out=score, where=(best >= 0) & ~passed)
             # Gumbel noise as -log(Exp(1)): float32 throughout, one log per cell
-            score -= np.log(np.maximum(rng.standard_exponential(size=score.shape, dtype=np.float32), 1e-30))
-            score[~eligible] = -np.inf
+            noise = rng.standard_exponential(size=score.shape, dtype=np.float32)
+            np.maximum(noise, np.float32(1e-30), out=noise)
+            np.log(noise, out=noise)
+            score -= noise
+            np.copyto(score, np.float32(-np.inf), where=~eligible)
 
             # Greedy fill in score order: scanning the best candidates and taking each that still
             # fits the credit budget equals repeated "best fitting module" picks, as budgets only shrink.
