@@ -264,3 +264,29 @@ def test_generated_institution_feature_set_does_not_leak_later_terms(tiny_engine
     assert without_later.interactions.nnz > 0 and without_later.module_competency.nnz > 0
     assert_feature_sets_equal(with_later, without_later)
     assert_feature_sets_equal(with_later, build_feature_set(later.as_of(middle)))
+
+
+def test_interaction_log_alone_loads_and_builds(engine: Engine) -> None:
+    """No catalog, competencies, programs, goals or demand: an enrollment log with odd term codes."""
+    log = small_tables()["enrollments"]
+    renamed = {"2024-1": "Autumn A", "2024-2": "Spring B", "2025-1": "Autumn B", "2025-2": "Spring C"}
+    write_tables(
+        engine,
+        {
+            "terms": pd.DataFrame({"code": list(renamed.values()), "ordinal": [10, 20, 30, 40]}),
+            "modules": pd.DataFrame({"id": sorted(set(log["module_id"])), "pass_grade": 60.0}),
+            "students": pd.DataFrame({"id": sorted(set(log["student_id"])), "status": "active"}),
+            "enrollments": log.assign(term_code=log["term_code"].map(renamed)),
+        },
+    )
+    frames = load_frames(engine)
+    assert frames.cutoff_term == "Autumn B" and frames.cutoff_ordinal == 30
+    assert frames.competencies.empty and frames.programs.empty and frames.goals.empty
+    fs = build_feature_set(frames)
+    assert fs.n_students == 4 and fs.n_modules == 5 and fs.interactions.nnz == 8
+    assert fs.student_profile.shape == (4, 0) and fs.student_goals.shape == (4, 0)
+    assert fs.popularity.shape[:2] == (1, 3) and fs.track_deficit.sum() == 0
+    assert "no competencies: competency profiles, demand and gaps are empty" in fs.missing
+    context = build_term_context(fs, load_term_state(engine, None))
+    assert context.target_term == "Spring C" and context.offered.all()
+    assert context.extra_in_progress.nnz == 3  # S1 M3, S2 M5 and S4 M1 (S4 has no entry term: kept)
