@@ -121,7 +121,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", None)
         log.exception("unhandled error on %s (request %s)", request.url.path, request_id)
+        # This answer comes from the outermost middleware, past the one that adds the header.
         return JSONResponse(
             {"detail": f"internal error; quote request id {request_id}"},
             status_code=500,
+            headers={"X-Request-ID": str(request_id)},
         )

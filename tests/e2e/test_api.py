@@ -213,3 +213,19 @@ def test_health_readiness_and_metrics(client: TestClient, world: World) -> None:
     assert f'pathways_http_request_duration_seconds_count{{method="GET",{route}}} 2.0' in text
     assert "pathways_model_loaded 0.0" in text
     assert client.get("/healthz").headers["x-request-id"]
+
+
+def test_a_true_bug_answers_500_with_a_request_id_and_no_details(service_settings, world: World) -> None:  # type: ignore[no-untyped-def]
+    from service.app import create_app
+
+    app = create_app(service_settings, model_check_interval_s=3600)
+
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/broken", headers={"X-Request-ID": "req-123"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error; quote request id req-123"}
+    assert response.headers["x-request-id"] == "req-123"

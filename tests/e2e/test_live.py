@@ -154,3 +154,23 @@ def test_promotion_swaps_the_model_without_a_restart(
         assert session.get(ModelVersion, "v3") is not None
     shutil.rmtree(broken)
     assert Path(service_settings.artifacts_dir / "v1").is_dir()
+
+
+def test_background_check_picks_up_a_promotion(
+    live_world: LiveWorld, trained: TrainedModel, engine: Engine, service_settings: Settings
+) -> None:
+    from service.app import create_app
+
+    app = create_app(service_settings, model_check_interval_s=0.2)
+    with TestClient(app) as client:
+        assert 'pathways_model_info{version="v1"} 1.0' in client.get("/metrics").text
+        register_version(engine, trained, "v2", service_settings.artifacts_dir, promote=False)
+        with session_scope(engine) as session:
+            session.add(Promotion(version="v2", previous_version="v1", action="promote", actor="elsewhere"))
+        deadline = time.monotonic() + 20
+        # /metrics reads the held model without checking for promotions itself: only the
+        # background thread can have swapped it.
+        while 'pathways_model_info{version="v2"} 1.0' not in client.get("/metrics").text:
+            assert time.monotonic() < deadline, "the promotion was not picked up"
+            time.sleep(0.1)
+        assert "pathways_model_swaps 2.0" in client.get("/metrics").text
