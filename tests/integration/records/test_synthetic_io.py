@@ -86,3 +86,13 @@ def test_csv_route_and_direct_route_give_the_same_rows(tiny: dict[str, pd.DataFr
         assert _rows(direct, query) == _rows(via_csv, query)
     for engine in engines:
         engine.dispose()
+
+
+def test_committed_sample_is_what_the_generator_writes(tiny: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    """data/sample must be regenerated whenever the generator's output changes."""
+    sample = Path(__file__).resolve().parents[3] / "data" / "sample"
+    write_csv_set(tiny, tmp_path)
+    for spec in CSV_FILES:
+        assert (sample / spec.name).read_bytes() == (tmp_path / spec.name).read_bytes(), (
+            f"data/sample/{spec.name} is stale: run pathways generate --size tiny --seed 7 --out data/sample"
+        )
