@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select
+from sqlalchemy import Connection, Engine, Select, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from records.schema import (
@@ -487,7 +487,7 @@ def _read_enrollments(
             Enrollment.grade,
         )
         .join(Term, Term.code == Enrollment.term_code)
-        .where(and_(Term.ordinal <= limit))
+        .where(Term.ordinal <= limit)
     )
     if module_ids is None:
         with engine.connect() as connection:
