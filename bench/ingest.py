@@ -10,6 +10,7 @@ rows per second. Results are recorded in bench/README.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -60,21 +61,26 @@ def main() -> None:
         print(f"read_csv_set        {read_s:8.1f} s")
 
         try:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             first = import_tables(engine, frames)
-            first_s = time.perf_counter() - started
-            started = time.perf_counter()
+            first_s, first_cpu = time.perf_counter() - started, time.process_time() - cpu
+            started, cpu = time.perf_counter(), time.process_time()
             second = import_tables(engine, frames)
-            second_s = time.perf_counter() - started
+            second_s, second_cpu = time.perf_counter() - started, time.process_time() - cpu
         except ImportRejected as rejected:
             raise SystemExit(f"rejected: {rejected}") from None
         written = sum(first.rows_written.values())
         unchanged = sum(second.unchanged.values())
         rate = written / first_s
-        print(f"first import        {first_s:8.1f} s  {written:,} rows written ({rate:,.0f} rows/s)")
+        print(
+            f"first import        {first_s:8.1f} s  (CPU {first_cpu:.1f} s)  {written:,} rows ({rate:,.0f}/s)"
+        )
         rewritten = sum(second.rows_written.values())
-        print(f"second import       {second_s:8.1f} s  {unchanged:,} unchanged, {rewritten} written")
+        second_line = f"second import       {second_s:8.1f} s  (CPU {second_cpu:.1f} s)"
+        print(f"{second_line}  {unchanged:,} unchanged, {rewritten} written")
         print(f"read + first import {read_s + first_s:8.1f} s")
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"load average while measuring: {load} on {os.cpu_count()} CPUs")
         engine.dispose()
 
 

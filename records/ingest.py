@@ -19,6 +19,7 @@ Rules (documented for people in data/README.md):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -650,19 +651,26 @@ def import_tables(
     report = ImportReport()
     if unknown_files:
         report.notes.append(f"ignored tables that are not part of the CSV set: {', '.join(unknown_files)}")
+    started = time.perf_counter()
     with engine.begin() as connection:
         _enlarge_sqlite_cache(connection)
         plan = _validate(connection, tables, allow_uncatalogued, report)
+        validated = time.perf_counter()
+        log.info("validated %d files in %.1f s", len(report.rows_read), validated - started)
         if report.rejections:
             raise ImportRejected(report.rejections, report.notes)
+        driver_error: type[Exception] = connection.dialect.loaded_dbapi.Error
         try:
             _write(connection, plan, report)
-        except SQLAlchemyError as error:  # a constraint the checks above missed: still nothing written
+        except (SQLAlchemyError, driver_error) as error:  # a constraint the checks missed: nothing written
             original = getattr(error, "orig", None)
-            reason = str(original) if original is not None else str(error)
+            reason = str(original if original is not None else error)
             raise ImportRejected(
                 [Rejection("(database)", None, None, reason.splitlines()[0])], report.notes
             ) from error
+        log.info(
+            "wrote %d rows in %.1f s", sum(report.rows_written.values()), time.perf_counter() - validated
+        )
     log.info("imported %s", {k: v for k, v in report.rows_written.items() if v})
     return report
 
