@@ -189,11 +189,11 @@ for offset, track in zip((-0.2, 0.0, 0.2), TRACKS, strict=True):
     ax_grades.scatter(x[~passed], part["grade"][~passed], color=TRACK_COLORS[track], marker="x", s=60)
 ax_grades.scatter([], [], color="grey", marker="x", label="failed")
 ax_grades.axhline(60, color="black", linestyle="--", linewidth=1, label="pass mark")
-ax_grades.set_xticks(range(len(term_order)), [term_codes[o] for o in term_order])
+ax_grades.set_xticks(range(len(term_order)), [term_codes[o] for o in term_order], rotation=45, ha="right")
 ax_grades.set_xlabel("term")
 ax_grades.set_ylabel("grade")
 ax_grades.set_title(f"{student_id}'s grades, by module track")
-ax_grades.legend(fontsize=8, loc="lower right")
+ax_grades.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 passed_credits = record[record["status"] == "completed"].pivot_table(
     index="term_ordinal", columns="track", values="credits", aggfunc="sum", fill_value=0.0
@@ -209,7 +209,7 @@ for track, share in zip(TRACKS, target_shares, strict=True):
         label=f"{track} (target {share:.0%} of {program['credits_to_graduate']:g})",
     )
     ax_credits.axhline(share * program["credits_to_graduate"], color=TRACK_COLORS[track], linestyle=":")
-ax_credits.set_xticks(range(len(term_order)), [term_codes[o] for o in term_order])
+ax_credits.set_xticks(range(len(term_order)), [term_codes[o] for o in term_order], rotation=45, ha="right")
 ax_credits.set_xlabel("term")
 ax_credits.plot([], [], color="grey", linestyle=":", label="dotted: the track's target at graduation")
 ax_credits.set_ylabel("credits passed, cumulative")
