@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -578,14 +579,25 @@ def generate(size: str = "small", seed: int = 7, progress: Progress | None = Non
 def write_csv_set(tables: Mapping[str, pd.DataFrame], out_dir: Path) -> dict[str, int]:
     """Write each frame as ``out_dir/<name>`` (UTF-8, header, no index); returns rows per file.
 
-    Creates ``out_dir`` when missing. Floats are written with up to 6 significant digits.
+    Creates ``out_dir`` when missing. Floats are written with up to 6 significant digits. Every file
+    is written under a temporary name first and renamed only when all were written, so a failure
+    leaves no half-written set behind.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: dict[str, int] = {}
-    for name, frame in tables.items():
-        frame.to_csv(out_dir / name, index=False, encoding="utf-8", float_format="%.6g")
-        rows[name] = len(frame)
+    partial = {name: out_dir / f".{name}.partial" for name in tables}
+    try:
+        for name, frame in tables.items():
+            frame.to_csv(partial[name], index=False, encoding="utf-8", float_format="%.6g")
+            rows[name] = len(frame)
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    for name, path in partial.items():
+        path.replace(out_dir / name)
+    log.info("wrote %d CSV files to %s", len(rows), out_dir)
     return rows
 
 
@@ -594,6 +606,7 @@ def simulate(size: str = "small", seed: int = 7, progress: Progress | None = Non
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     spec = SIZES[size]
+    started = time.perf_counter()
     report = progress or (lambda _message, _fraction: None)
     streams = np.random.SeedSequence(seed).spawn(8)
     rng_catalog, rng_programs, rng_students, rng_sim, rng_market = (
@@ -616,6 +629,15 @@ def simulate(size: str = "small", seed: int = 7, progress: Progress | None = Non
     report("assembling tables", 0.97)
     tables = _assemble(taxonomy, terms, market, programs, catalog, students, enrollments)
     report("done", 1.0)
+    log.info(
+        "generated a %s institution (seed %d): %d students, %d modules, %d enrollments in %.1f s",
+        size,
+        seed,
+        students.size,
+        catalog.size,
+        len(enrollments),
+        time.perf_counter() - started,
+    )
     return Institution(
         tables=tables,
         ability=students.ability,

@@ -96,3 +96,10 @@ def test_committed_sample_is_what_the_generator_writes(tiny: dict[str, pd.DataFr
         assert (sample / spec.name).read_bytes() == (tmp_path / spec.name).read_bytes(), (
             f"data/sample/{spec.name} is stale: run pathways generate --size tiny --seed 7 --out data/sample"
         )
+
+
+def test_a_failed_write_leaves_no_files_behind(tiny: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    broken = {"terms.csv": tiny["terms.csv"], "modules.csv": None}
+    with pytest.raises(AttributeError):
+        write_csv_set(broken, tmp_path)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
