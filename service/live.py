@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from pathways.settings import Settings
-from records.schema import Occupation, Student, Term
+from records.schema import Flag, Occupation, Recommendation, Student, Term
 from service import handlers
 from service.errors import Invalid, NotFound, Unavailable
 from service.model_holder import LoadedModel, ModelHolder
@@ -106,6 +106,7 @@ class LiveRecommender:
         self.settings = settings
         self.context_ttl_s = context_ttl_s
         self._context_lock = threading.Lock()
+        self._batch_cache: tuple[float, str | None, int | None] | None = None
 
     # -----------------------------------------------------------------------------------------
     # Recommendations
@@ -215,20 +216,43 @@ class LiveRecommender:
             credits=_optional_float(info.get("credits")),
         )
 
-    @staticmethod
     def _stored_flags(
-        session: Session, student_id: str, module_ids: list[str]
+        self, session: Session, student_id: str, module_ids: list[str]
     ) -> dict[str, tuple[int, list[dict[str, str]]]]:
-        """module_id -> (stored recommendation id, its flags) for matches in the current batch."""
-        stored = handlers.stored_recommendations(session, student_id)
-        if stored is None:
+        """module_id -> (stored recommendation id, its flags) for matches in the current batch.
+
+        The current batch id is cached with the term contexts (it changes only with a promotion or a
+        nightly run), so this costs one indexed query per request.
+        """
+        batch_id = self._current_batch_id(session)
+        if batch_id is None or not module_ids:
             return {}
-        wanted = set(module_ids)
-        return {
-            r.module_id: (r.id, [{"kind": f.kind, "reason": f.reason} for f in stored.flags.get(r.id, [])])
-            for r in stored.recommendations
-            if r.module_id in wanted
-        }
+        found: dict[str, tuple[int, list[dict[str, str]]]] = {}
+        for rec_id, module_id, kind, reason in session.execute(
+            select(Recommendation.id, Recommendation.module_id, Flag.kind, Flag.reason)
+            .outerjoin(Flag, Flag.recommendation_id == Recommendation.id)
+            .where(
+                Recommendation.batch_id == batch_id,
+                Recommendation.student_id == student_id,
+                Recommendation.module_id.in_(module_ids),
+            )
+            .order_by(Recommendation.rank, Flag.id)
+        ):
+            _, flags = found.setdefault(module_id, (rec_id, []))
+            if kind is not None:
+                flags.append({"kind": kind, "reason": reason})
+        return found
+
+    def _current_batch_id(self, session: Session) -> int | None:
+        now = time.monotonic()
+        promoted = self.holder.promoted
+        cached = self._batch_cache
+        if cached is not None and cached[1] == promoted and now - cached[0] < self.context_ttl_s:
+            return cached[2]
+        batch = handlers.current_batch(session)
+        batch_id = batch.id if batch is not None else None
+        self._batch_cache = (now, promoted, batch_id)
+        return batch_id
 
     def _stored(
         self,
