@@ -215,7 +215,80 @@ def recommend(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Print a student's next-term recommendations with their explanations."""
-    not_available("recommend")
+    import json
+
+    import numpy as np
+    from sqlalchemy import select
+
+    from features.build import build_term_context
+    from recommender.explain import explanation_records
+    from records.db import promoted_version, session_scope
+    from records.frames import load_term_state, next_term
+    from records.schema import Competency, Occupation
+    from training.registry import load_model_of
+
+    engine = _engine(_settings())
+    with session_scope(engine) as session:
+        version = promoted_version(session)
+        if version is None:
+            fail("no promoted model: run pathways train")
+        try:
+            model = load_model_of(version)
+        except (OSError, ValueError) as exc:
+            fail(f"promoted model {version.version} cannot be loaded: {exc}")
+        model.set_labels(
+            competencies=dict(session.execute(select(Competency.id, Competency.name)).tuples().all()),
+            occupations=dict(session.execute(select(Occupation.id, Occupation.title)).tuples().all()),
+        )
+    fs = model.fs_
+    if student_id not in fs.students:
+        fail(f"unknown student {student_id!r}: not in the records of model {version.version}")
+    target_term = term if term is not None else next_term(engine, fs.cutoff_term)
+    try:
+        state = load_term_state(engine, target_term, cutoff_term=fs.cutoff_term)
+        context = build_term_context(fs, state)
+        rows = np.array([fs.students.row(student_id)], dtype=np.int64)
+        lists = model.recommend(rows, context, k=k, occupation=occupation)
+        items = explanation_records(model, model.explain(lists, context, occupation)[0])
+    except ValueError as exc:
+        fail(str(exc))
+    if json_output:
+        answer = {
+            "student_id": student_id,
+            "term": context.target_term,
+            "occupation": occupation,
+            "model_version": version.version,
+            "items": items,
+        }
+        print(json.dumps(answer, indent=2, default=float))
+        return
+    from rich.table import Table
+
+    heading = f"{student_id}: next term {context.target_term or '(any)'}, model {version.version}"
+    table = Table(title=heading + (f", aiming at {occupation}" if occupation else ""))
+    for column in ("#", "module", "title", "track", "score", "expected grade", "risk"):
+        table.add_column(column)
+    for item in items:
+        risk = item["risk_level"]
+        if item["fail_probability"] is not None:
+            risk += f" ({item['fail_probability']:.0%} fail)"
+        grade = item["expected_grade"]
+        table.add_row(
+            str(item["rank"]),
+            item["module_id"],
+            item["title"] or "",
+            item["track"] or "",
+            f"{item['score']:.2f}",
+            "" if grade is None else f"{grade:.0f}",
+            risk,
+        )
+    console.print(table)
+    for item in items:
+        console.print(f"{item['rank']}. {item['module_id']}", markup=False, highlight=False)
+        for reason in item["reasons"]:
+            console.print(f"   - {reason}", markup=False, highlight=False)
+    if not items:
+        console.print("no eligible module in that term")
 
 
 @app.command("export-recommendations")

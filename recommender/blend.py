@@ -1,7 +1,8 @@
-"""The learned blend: a logistic regression over standardised component scores.
+"""The learned blends: decomposable models of "the student took this module in the next term".
 
-Every final score is ``intercept + Σ_c weight_c · (score_c − mean_c) / scale_c``, so each component's
-contribution is one term of that sum (decomposable, hence explainable).
+:class:`AdditiveBlend` (the default): ``intercept + Σ_c f_c(score_c)`` with piecewise-linear ``f_c``.
+:class:`LinearBlend`: ``intercept + Σ_c weight_c · (score_c − mean_c) / scale_c``. Either way each
+component's contribution is one term of the sum (decomposable, hence explainable).
 """
 
 from __future__ import annotations
@@ -65,3 +66,99 @@ class LinearBlend:
         if weight == 0:
             return np.zeros_like(scores, dtype=np.float32)
         return self.standardise(column, scores) * weight
+
+
+def hat_basis(values: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """(n, len(knots)) float32 piecewise-linear interpolation weights of ``values`` between sorted knots
+    (clamped at both ends): row i has at most two non-zeros summing to 1."""
+    values = np.asarray(values, dtype=np.float64)
+    n_knots = len(knots)
+    basis = np.zeros((len(values), n_knots), dtype=np.float32)
+    if n_knots == 1:
+        basis[:, 0] = 1.0
+        return basis
+    left = np.clip(np.searchsorted(knots, values, side="right") - 1, 0, n_knots - 2)
+    width = knots[left + 1] - knots[left]
+    share = np.clip((values - knots[left]) / np.where(width > 0, width, 1.0), 0.0, 1.0)
+    rows = np.arange(len(values))
+    basis[rows, left] = 1.0 - share
+    basis[rows, left + 1] += share
+    return basis
+
+
+class AdditiveBlend:
+    """A logistic generalised additive model: ``score = intercept + Σ_c f_c(score_c)`` with each ``f_c``
+    piecewise linear between knots at quantiles of the component's scores (every distinct value when a
+    component has few), learned jointly by an L2 logistic regression on the hat-function basis. Each
+    ``f_c`` is centred on the training pairs, so a contribution reads as "above or below the typical
+    candidate". Decomposable like a linear blend, but a component may matter more at one end.
+
+    Learned: ``knots_`` and ``values_`` (per component, f at the knots), ``offsets_``, ``intercept_``,
+    ``mean_``/``scale_`` (for :meth:`standardise`), ``weights_`` (n_components,) = the standard deviation
+    of each contribution over the training pairs (0: the component is not used).
+    """
+
+    def __init__(
+        self, *, n_knots: int = 8, max_distinct: int = 16, regularization: float = 1.0, random_state: int = 0
+    ) -> None:
+        self.n_knots = n_knots
+        self.max_distinct = max_distinct
+        self.regularization = regularization
+        self.random_state = random_state
+
+    def _knots(self, values: np.ndarray) -> np.ndarray:
+        distinct = np.unique(values)
+        if len(distinct) <= self.max_distinct:
+            return distinct.astype(np.float64)
+        return np.unique(np.quantile(values, np.linspace(0.0, 1.0, self.n_knots)))
+
+    def fit(self, scores: np.ndarray, taken: np.ndarray, sample_weight: np.ndarray | None = None) -> Self:
+        """``scores`` (n_pairs, n_components) raw component scores; ``taken`` (n_pairs,) bool labels."""
+        scores = np.asarray(scores, dtype=np.float64)
+        n_components = scores.shape[1]
+        self.mean_ = scores.mean(axis=0) if len(scores) else np.zeros(n_components)
+        scale = scores.std(axis=0) if len(scores) else np.zeros(n_components)
+        self.scale_ = np.where(scale > 1e-9, scale, 1.0)
+        self.knots_ = [np.zeros(1) for _ in range(n_components)]
+        self.values_ = [np.zeros(1) for _ in range(n_components)]
+        self.offsets_ = np.zeros(n_components)
+        self.weights_ = np.zeros(n_components)
+        self.intercept_ = 0.0
+        if len(scores) == 0 or len(np.unique(taken)) < 2:
+            log.warning("blend: nothing to learn from (no pairs or one class); contributions zero")
+            return self
+        active = [c for c in range(n_components) if scale[c] > 1e-9]
+        knots = {c: self._knots(scores[:, c]) for c in active}
+        design = np.hstack([hat_basis(scores[:, c], knots[c]) for c in active]) if active else None
+        if design is None:
+            return self
+        model = LogisticRegression(C=self.regularization, max_iter=1000, random_state=self.random_state)
+        model.fit(design, taken, sample_weight=sample_weight)
+        coefficients = model.coef_[0]
+        intercept = float(model.intercept_[0])
+        start = 0
+        for c in active:
+            width = len(knots[c])
+            self.knots_[c] = knots[c]
+            self.values_[c] = coefficients[start : start + width].astype(np.float64)
+            start += width
+            contribution = np.interp(scores[:, c], self.knots_[c], self.values_[c])
+            self.offsets_[c] = float(contribution.mean())
+            self.weights_[c] = float(contribution.std())
+            intercept += self.offsets_[c]
+        self.intercept_ = intercept
+        return self
+
+    def standardise(self, column: int, scores: np.ndarray) -> np.ndarray:
+        """Component ``column``'s raw scores as z-scores over the training pairs, float32."""
+        standard = (scores - np.float32(self.mean_[column])) / np.float32(self.scale_[column])
+        return np.clip(standard, -CLIP, CLIP).astype(np.float32, copy=False)
+
+    def contribution(self, column: int, scores: np.ndarray) -> np.ndarray:
+        """``f_c(score) − offset_c``, float32, same shape as ``scores`` (zeros for unused components)."""
+        if self.weights_[column] == 0:
+            return np.zeros_like(scores, dtype=np.float32)
+        knots = self.knots_[column].astype(np.float32)
+        values = (self.values_[column] - self.offsets_[column]).astype(np.float32)
+        flat = np.interp(np.asarray(scores, np.float32).ravel(), knots, values).astype(np.float32)
+        return flat.reshape(np.shape(scores))

@@ -279,3 +279,29 @@ def explain_lists(
             )
         out.append(explanations)
     return out
+
+
+def explanation_records(model: HybridRecommender, explanations: list[Explanation]) -> list[dict[str, Any]]:
+    """One student's explanations as plain dictionaries (JSON-ready), ranked from 1, with module titles."""
+    fs = model.fs_
+    titles = fs.module_info["title"].to_numpy(dtype=object)
+    records: list[dict[str, Any]] = []
+    for rank, explanation in enumerate(explanations, start=1):
+        title = titles[fs.modules.row(explanation.module_id)]
+        records.append(
+            {
+                "rank": rank,
+                "module_id": explanation.module_id,
+                "title": title if isinstance(title, str) else None,
+                "score": round(explanation.score, 6),
+                "contributions": {name: round(value, 6) for name, value in explanation.contributions.items()},
+                "reasons": list(explanation.reasons),
+                "expected_grade": explanation.expected_grade,
+                "fail_probability": explanation.fail_probability,
+                "risk_level": explanation.risk_level,
+                "track": explanation.track,
+                "builds": list(explanation.builds),
+                "for_occupations": list(explanation.for_occupations),
+            }
+        )
+    return records

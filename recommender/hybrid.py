@@ -14,11 +14,12 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
-from recommender.blend import LinearBlend
+from recommender.blend import AdditiveBlend, LinearBlend
 from recommender.collaborative import ALGORITHMS, CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import PrerequisiteIndex, eligible_mask, prerequisite_index
 from recommender.popularity import PopularityComponent
+from recommender.progress import ProgressComponent
 from recommender.ranking import top_k
 from recommender.rerank import module_similarity, rerank
 from recommender.risk import RiskComponent
@@ -38,6 +39,7 @@ COMPONENT_NAMES: tuple[str, ...] = (
     "risk",
     "track_balance",
     "popularity",
+    "progress",
 )
 # Components scored on every module; risk is scored on the candidates only (a model per pair).
 MATRIX_COMPONENTS = tuple(name for name in COMPONENT_NAMES if name != "risk")
@@ -69,7 +71,7 @@ class HybridRecommender:
     def __init__(
         self,
         *,
-        k_candidates: int = 100,
+        k_candidates: int = 40,
         diversity: float = 0.1,
         track_weight: float = 0.15,
         random_state: int = 0,
@@ -79,6 +81,7 @@ class HybridRecommender:
         random_negatives: int = 10,
         max_validation_students: int = 20_000,
         chunk_size: int = 2000,
+        blend: str = "additive",
         blend_regularization: float = 1.0,
         risk_levels: tuple[float, float] = (0.15, 0.35),
         plan_fail_threshold: float = 0.35,
@@ -93,21 +96,23 @@ class HybridRecommender:
         self.random_negatives = random_negatives
         self.max_validation_students = max_validation_students
         self.chunk_size = chunk_size
+        self.blend = blend
         self.blend_regularization = blend_regularization
         self.risk_levels = risk_levels
         self.plan_fail_threshold = plan_fail_threshold
 
     # -- construction --------------------------------------------------------------------------
-    def _components(self, algorithm: str) -> dict[str, Any]:
+    def _components(self, algorithm: str, report_metrics: bool = True) -> dict[str, Any]:
         return {
             "sequence": SequenceComponent(),
             "collaborative": CollaborativeComponent(
                 algorithm=algorithm, num_threads=self.num_threads, random_state=self.random_state
             ),
             "competency_gap": CompetencyGapComponent(),
-            "risk": RiskComponent(random_state=self.random_state),
+            "risk": RiskComponent(random_state=self.random_state, report_metrics=report_metrics),
             "track_balance": TrackBalanceComponent(),
             "popularity": PopularityComponent(),
+            "progress": ProgressComponent(),
         }
 
     @property
@@ -157,7 +162,11 @@ class HybridRecommender:
             current.cutoff_term,
             taken.nnz,
         )
-        variants = {algorithm: self._components(algorithm) for algorithm in self.collaborative_algorithms}
+        # The risk model's held-out metrics are reported once, for the serving fit.
+        variants = {
+            algorithm: self._components(algorithm, report_metrics=False)
+            for algorithm in self.collaborative_algorithms
+        }
         first = variants[self.collaborative_algorithms[0]]
         for name, component in first.items():
             component.fit(past)
@@ -186,12 +195,14 @@ class HybridRecommender:
         else:
             raw["risk"] = np.zeros(0, np.float32)
         matrix = np.column_stack([raw[name] for name in COMPONENT_NAMES]) if len(labels) else None
-        self.blend_ = LinearBlend(regularization=self.blend_regularization, random_state=self.random_state)
+        blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[self.blend]
+        self.blend_: AdditiveBlend | LinearBlend = blend_class(
+            regularization=self.blend_regularization, random_state=self.random_state
+        )
         self.blend_.fit(
             matrix if matrix is not None else np.zeros((0, len(COMPONENT_NAMES))),
             labels.astype(bool),
         )
-        self.validation_["risk_metrics_on_past"] = dict(risk.metrics_)
         log.info(
             "fit: blend weights %s, intercept %.3f, collaborative=%s",
             dict(zip(COMPONENT_NAMES, np.round(self.blend_.weights_, 3), strict=True)),

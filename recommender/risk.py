@@ -38,8 +38,9 @@ FEATURE_NAMES = (
     "module_credits",
 )
 CLOSED = ("completed", "failed")
-# Below this many rows OpenMP threads cost more than they save (and spin on a busy machine).
-SMALL_WORK = 20_000
+# Below this many rows OpenMP threads cost more than they save (and their spin-waiting is very costly
+# on a machine whose cores are busy with other work).
+SMALL_WORK = 200_000
 
 
 def _threads(n_rows: int) -> int | None:
@@ -238,8 +239,9 @@ class RiskComponent:
     of a student in a module. ``score`` = ``-fail_probability``.
 
     Learned: ``grade_model_``, ``fail_model_`` (None when the records hold too few grades or no fails;
-    then the module's fail rate or the overall rate stands in), ``metrics_`` (MAE of the grade and AUC of
-    the fail model on the newest term of the fitted history, trained on the terms before it).
+    then the module's fail rate or the overall rate stands in), ``metrics_`` (with ``report_metrics``: MAE
+    of the grade and AUC of the fail model on the newest term of the fitted history, trained on the terms
+    before it).
     """
 
     name = "risk"
@@ -249,12 +251,14 @@ class RiskComponent:
         *,
         n_train_terms: int = 6,
         max_pairs: int = 150_000,
-        max_iter: int = 120,
-        learning_rate: float = 0.1,
+        report_metrics: bool = True,
+        max_iter: int = 80,
+        learning_rate: float = 0.15,
         random_state: int = 0,
     ) -> None:
         self.n_train_terms = n_train_terms
         self.max_pairs = max_pairs
+        self.report_metrics = report_metrics
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.random_state = random_state
@@ -312,7 +316,7 @@ class RiskComponent:
         self.used_features_ = np.flatnonzero(np.isfinite(x).any(axis=0)) if len(x) else np.arange(0)
         self.overall_fail_rate_ = float(failed.mean()) if len(failed) else float("nan")
         self.metrics_: dict[str, float] = {}
-        if len(term):
+        if len(term) and self.report_metrics:
             newest = term.max()
             test = term == newest
             if (~test).sum() >= 50 and test.sum() >= 10:
@@ -354,10 +358,11 @@ class RiskComponent:
         return state
 
     def predict(
-        self, fs: FeatureSet, student_rows: np.ndarray, module_rows: np.ndarray
+        self, fs: FeatureSet, student_rows: np.ndarray, module_rows: np.ndarray, with_grade: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Expected grade and fail probability, each float32 shaped like ``module_rows`` (n, c); row i of
-        ``module_rows`` belongs to ``student_rows[i]``; module rows < 0 give NaN."""
+        ``module_rows`` belongs to ``student_rows[i]``; module rows < 0 give NaN (and every grade is NaN
+        without ``with_grade``)."""
         student_rows = np.asarray(student_rows, np.int64)
         module_rows = np.asarray(module_rows, np.int64)
         shape = module_rows.shape
@@ -372,7 +377,7 @@ class RiskComponent:
                 :, self.used_features_
             ]
             with threadpool_limits(limits=_threads(len(x)), user_api="openmp"):
-                if self.grade_model_ is not None:
+                if self.grade_model_ is not None and with_grade:
                     grade[valid] = self.grade_model_.predict(x)
                 if self.fail_model_ is not None:
                     fail[valid] = self.fail_model_.predict_proba(x)[:, 1]
@@ -383,7 +388,7 @@ class RiskComponent:
 
     def score_pairs(self, fs: FeatureSet, student_rows: np.ndarray, module_rows: np.ndarray) -> np.ndarray:
         """(n, c) float32 ``-fail_probability`` for the given candidates (0 where unknown)."""
-        _, fail = self.predict(fs, student_rows, module_rows)
+        _, fail = self.predict(fs, student_rows, module_rows, with_grade=False)
         return np.nan_to_num(-fail, nan=0.0).astype(np.float32)
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:

@@ -21,19 +21,32 @@ def module_credits(fs: FeatureSet) -> np.ndarray:
 
 
 class TrackBalanceComponent:
-    """``score[s, m] = min(credits[m], deficit[s, track[m]]) / credits[m]``: the share of the module's
-    credits that fill a track the student is short of, in [0, 1]; 0 for unknown tracks. Nothing learned.
+    """``score[s, m] = (target[t] · earned − credits[t]) / max(earned, full_weight_credits)`` for the
+    module's track ``t``: positive when the student is short of that track (it moves the mix toward the
+    program's targets), negative when already above it; the gap counts fully once
+    ``full_weight_credits`` are earned. In [-1, 1]; 0 for unknown tracks or students without targets.
+    Nothing is learned.
     """
 
     name = "track_balance"
+
+    def __init__(self, *, full_weight_credits: float = 60.0) -> None:
+        self.full_weight_credits = full_weight_credits
 
     def fit(self, fs: FeatureSet) -> Self:
         self.has_data_ = bool(np.any(fs.track_deficit)) and bool(np.any(module_track_rows(fs) >= 0))
         return self
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
-        """(n, n_modules) float32 in [0, 1]."""
-        return track_fill(fs.track_deficit[np.asarray(student_rows, dtype=np.int64)], fs)
+        """(n, n_modules) float32 in [-1, 1]."""
+        rows = np.asarray(student_rows, dtype=np.int64)
+        credits = fs.track_credits[rows].astype(np.float32)
+        earned = credits.sum(axis=1, keepdims=True)
+        gap = (fs.track_targets[rows] * earned - credits) / np.maximum(earned, self.full_weight_credits)
+        gap[fs.track_targets[rows].sum(axis=1) <= 0] = 0.0
+        padded = np.concatenate([gap, np.zeros((len(rows), 1), np.float32)], axis=1)
+        tracks = module_track_rows(fs)
+        return padded[:, np.where(tracks >= 0, tracks, 3)].astype(np.float32)
 
 
 def track_fill(deficit: np.ndarray, fs: FeatureSet) -> np.ndarray:

@@ -14,6 +14,7 @@ from recommender.collaborative import CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import eligible_mask
 from recommender.popularity import PopularityComponent
+from recommender.progress import ProgressComponent
 from recommender.risk import RiskComponent
 from recommender.sequence import SequenceComponent
 from recommender.track_balance import TrackBalanceComponent
@@ -33,6 +34,8 @@ CASES: dict[str, tuple[Callable[[], Any], str, str]] = {
     "track_balance": (TrackBalanceComponent, "s20", "P0"),
     # Most of s20's program took P0 at stage 2.
     "popularity": (PopularityComponent, "s20", "P0"),
+    # s31 passed A0 last term: A1 is required and just unlocked; V1 only unlocked.
+    "progress": (ProgressComponent, "s31", "A1"),
 }
 
 
@@ -129,10 +132,30 @@ def test_risk_predicts_grades_and_fail_probabilities(fitted: dict[str, Any]) -> 
     assert "grade_mae" in risk.metrics_
 
 
-def test_track_balance_scores_the_share_of_credits_that_fill_a_deficit(fitted: dict[str, Any]) -> None:
+def test_track_balance_scores_the_signed_gap_to_the_targets(fitted: dict[str, Any]) -> None:
     fs: FeatureSet = fitted["fs"]
     row = np.array([fs.students.row("s20")])
     scores = fitted["components"]["track_balance"].score(fs, row, TermContext.open_everything(fs))[0]
-    # 40 credits earned, 20% project target -> 8 credits short; P0 has 10 credits.
-    assert scores[fs.modules.row("P0")] == pytest.approx(0.8)
-    assert scores[fs.modules.row("A2")] == 0.0
+    # 40 credits earned (20 academic, 20 vocational) against 50/30/20 targets, counted over 60 credits:
+    # project 8 short, academic on target, vocational 8 above.
+    assert scores[fs.modules.row("P0")] == pytest.approx(8 / 60)
+    assert scores[fs.modules.row("A2")] == pytest.approx(0.0)
+    assert scores[fs.modules.row("V1")] == pytest.approx(-8 / 60)
+    # No program, no targets: no signal.
+    s36 = fitted["components"]["track_balance"].score(fs, np.array([fs.students.row("s36")]), None)
+    assert not s36.any()
+
+
+def test_progress_flags_required_retakes_and_unlocked_modules(fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    progress = fitted["components"]["progress"]
+    context = TermContext.open_everything(fs)
+    s31 = progress.score(fs, np.array([fs.students.row("s31")]), context)[0]
+    # A1: required by the program (1) and unlocked by A0 passed last term (4); V1 unlocked; A0 passed.
+    assert s31[fs.modules.row("A1")] == 5
+    assert s31[fs.modules.row("V1")] == 4
+    assert s31[fs.modules.row("A0")] == 0
+    assert s31[fs.modules.row("P0")] == 0
+    # s00 failed H0 (ability 62 - 25): a retake.
+    s00 = progress.score(fs, np.array([fs.students.row("s00")]), context)[0]
+    assert s00[fs.modules.row("H0")] == 2
