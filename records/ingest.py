@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -353,6 +354,7 @@ ENTITIES: dict[str, tuple[type[Base], str, str, str]] = {
 }
 
 assert [spec.name for spec in SPECS] == [f.name for f in CSV_FILES], "SPECS must follow CSV_FILES"
+assert {s.defines: s.name for s in SPECS if s.defines} == {e: v[2] for e, v in ENTITIES.items()}
 assert all({fl.column for fl in SPEC_BY_NAME[f.name].fields} == set(f.columns) for f in CSV_FILES), (
     "SPECS must name exactly the columns of csv_formats"
 )
@@ -652,8 +654,7 @@ def import_tables(
     if unknown_files:
         report.notes.append(f"ignored tables that are not part of the CSV set: {', '.join(unknown_files)}")
     started = time.perf_counter()
-    with engine.begin() as connection:
-        _enlarge_sqlite_cache(connection)
+    with engine.begin() as connection, _sqlite_cache_for_import(connection):
         plan = _validate(connection, tables, allow_uncatalogued, report)
         validated = time.perf_counter()
         log.info("validated %d files in %.1f s", len(report.rows_read), validated - started)
@@ -678,14 +679,22 @@ def import_tables(
 SQLITE_IMPORT_CACHE_KIB = 512 * 1024
 
 
-def _enlarge_sqlite_cache(connection: Connection) -> None:
-    """Give SQLite a page cache big enough for the enrollment indexes during a large import.
+@contextmanager
+def _sqlite_cache_for_import(connection: Connection) -> Iterator[None]:
+    """Give SQLite a page cache big enough for the enrollment indexes during the import, then restore it.
 
-    With the default 2 MB cache every insert into a multi-million-row index reads pages from disk.
-    The setting lives only as long as this pooled connection and caps memory, it does not reserve it.
+    With the default 2 MB cache every insert into a multi-million-row index reads pages from disk. The
+    setting caps the cache, it reserves no memory.
     """
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}")
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    previous = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous or -2000)}")
 
 
 def _validate(
