@@ -138,9 +138,14 @@ candidates = np.flatnonzero(
 student_id = os.environ.get("PATHWAYS_NOTEBOOK_STUDENT") or (
     fs.students.id(int(candidates[0])) if len(candidates) else fs.students.id(int(np.argmax(info["n_terms"])))
 )
+if student_id not in fs.students:
+    raise SystemExit(
+        f"PATHWAYS_NOTEBOOK_STUDENT={student_id!r} is not a student of the records as of {cutoff}"
+    )
 row = fs.students.row(student_id)
 student = frames.students.set_index("id").loc[student_id]
-program = frames.programs.set_index("id").loc[student["program_id"]]
+# A student without a program gets an all-missing program row (no targets, no credits to graduate).
+program = frames.programs.set_index("id").reindex([student["program_id"]]).iloc[0]
 goals = frames.goals[frames.goals["student_id"].astype(object) == student_id].sort_values(
     "weight", ascending=False
 )
@@ -157,7 +162,8 @@ print(
     ", ".join(
         f"{occupation_titles[o]} ({w:.0%})"
         for o, w in zip(goals["occupation_id"], goals["weight"], strict=True)
-    ),
+    )
+    or "(no occupation named)",
 )
 
 record = frames.enrollments[frames.enrollments["student_id"].astype(object) == student_id].copy()
@@ -227,9 +233,15 @@ save(fig, "record")
 # planner try to close.
 
 # %%
-main_goal = (
-    goals["occupation_id"].iat[0] if len(goals) else fs.occupations.id(int(fs.student_goals[row].indices[0]))
-)
+own_targets = fs.student_goals[row]
+if len(goals):
+    main_goal = goals["occupation_id"].iat[0]
+elif own_targets.nnz:  # no goal of their own: the program's aligned occupations stand in
+    main_goal = fs.occupations.id(int(own_targets.indices[np.argmax(own_targets.data)]))
+    print(f"{student_id} names no occupation; their program's {occupation_titles[main_goal]} stands in")
+else:  # no goal and no aligned occupation: the occupation in most demand stands in
+    main_goal = fs.occupations.id(int(np.argmax(fs.occupation_weight)))
+    print(f"{student_id} has no target occupation; {occupation_titles[main_goal]} (most in demand) stands in")
 goal_row = fs.occupations.row(main_goal)
 
 
@@ -543,7 +555,7 @@ ax_slope.set_title("How the list changes\n(red: new, grey: dropped)")
 draw_profile(
     ax_profile,
     profile_against(fs.occupations.row(what_if), top=12),
-    f"{student_id} against {textwrap.shorten(occupation_titles[what_if], 40)}",
+    f"{student_id} against {textwrap.shorten(occupation_titles[what_if], 52)}",
 )
 coverage_text = (
     f"\ncloses {after:.0%} of this occupation's gap (own plan: {before:.0%})"
