@@ -373,3 +373,18 @@ def test_read_csv_set_reports_absent_files(tmp_path: Path) -> None:
     assert list(frames) == ["terms.csv"] and rejections == []
     assert frames["terms.csv"]["__line__"].tolist() == [2, 3, 4]
     assert "enrollments.csv" in notes[0]
+
+
+def test_a_later_set_slots_new_terms_between_stored_ones(engine: Engine) -> None:
+    def enrollments(term: str, module: str) -> dict[str, pd.DataFrame]:
+        return {
+            "enrollments.csv": pd.DataFrame({"student_id": ["S1"], "module_id": [module], "term": [term]})
+        }
+
+    import_tables(engine, enrollments("2020-1", "M1"), allow_uncatalogued=True)
+    import_tables(engine, enrollments("2021-1", "M2"), allow_uncatalogued=True)
+    report = import_tables(engine, enrollments("2020-2", "M3"), allow_uncatalogued=True)
+    with engine.connect() as conn:
+        terms = conn.execute(select(Term.code, Term.ordinal).order_by(Term.ordinal)).all()
+    assert terms == [("2020-1", 1), ("2020-2", 2), ("2021-1", 3)]
+    assert report.rows_updated["terms.csv"] == 1  # 2021-1 moved from 2 to 3
