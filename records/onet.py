@@ -44,7 +44,9 @@ ELEMENT_FILES: tuple[ElementFile, ...] = (
     ElementFile("Abilities.txt", "ability"),
 )
 ELEMENT_COLUMNS = (CODE, "Element ID", "Element Name", "Scale ID", "Data Value")
-TECHNOLOGY_COLUMNS = (CODE, "Example", "Commodity Code", "Commodity Title", "Hot Technology", "In Demand")
+TECHNOLOGY_COLUMNS = (CODE, "Example", "Commodity Code", "Commodity Title")
+# Flag columns: read when present (older releases lack "In Demand"); a missing flag counts as N.
+OPTIONAL_COLUMNS = ("Recommend Suppress", "Not Relevant", "Hot Technology", "In Demand")
 OCCUPATION_COLUMNS = (CODE, "Title", "Description")
 
 # The O*NET content model's element hierarchy: the longest matching prefix names the domain.
@@ -111,9 +113,10 @@ def _read(
         rejections.add(name, 1, column, "required column missing from the header")
     if missing:
         return None
-    frame = table.frame[
-        list(required) + [c for c in ("Recommend Suppress", "Not Relevant") if c in table.header]
-    ]
+    frame = table.frame[list(required) + [c for c in OPTIONAL_COLUMNS if c in table.header]]
+    for flag in ("Hot Technology", "In Demand"):
+        if name == TECHNOLOGY_FILE and flag not in frame.columns:
+            frame[flag] = "N"
     frame["__line__"] = table.lines
     return frame
 

@@ -120,3 +120,15 @@ def test_non_utf8_and_missing_columns_are_rejected(engine: Engine, tmp_path: Pat
     assert ("Occupation Data.txt", 2, None) in found
     assert ("Skills.txt", 1, "Element Name") in found and ("Skills.txt", 1, "Scale ID") in found
     assert counts(engine) == (0, 0, 0)
+
+
+def test_technology_flags_may_be_missing_in_older_releases(engine: Engine, tmp_path: Path) -> None:
+    directory = tmp_path / "onet"
+    directory.mkdir()
+    shutil.copy(FIXTURE / "Occupation Data.txt", directory / "Occupation Data.txt")
+    lines = (FIXTURE / "Technology Skills.txt").read_text(encoding="utf-8").splitlines()
+    without_in_demand = ["\t".join(line.split("\t")[:-1]) for line in lines]
+    (directory / "Technology Skills.txt").write_text("\n".join(without_in_demand) + "\n", encoding="utf-8")
+    import_onet_directory(engine, directory)
+    assert rating(engine, "15-2051.00", "T43232609") == (0.75, None)  # hot; "In Demand" unknown
+    assert rating(engine, "29-1141.00", "T43231507") == (0.5, None)
