@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error, roc_auc_score
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
@@ -45,6 +45,18 @@ SMALL_WORK = 200_000
 
 def _threads(n_rows: int) -> int | None:
     return 1 if n_rows < SMALL_WORK else None
+
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _limit_openmp(n_rows: int) -> Any:
+    """OpenMP thread limit for ``n_rows`` of work; the shared-library scan behind it (about 10 ms)
+    is done once per process instead of on every call (a live request predicts a few pairs)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=_threads(n_rows), user_api="openmp")
 
 
 @dataclass
@@ -299,7 +311,7 @@ class RiskComponent:
         graded = ~np.isnan(grade)
         grade_model = None
         fail_model = None
-        with threadpool_limits(limits=_threads(len(x)), user_api="openmp"):
+        with _limit_openmp(len(x)):
             if graded.sum() >= 50:
                 grade_model = HistGradientBoostingRegressor(
                     max_iter=self.max_iter, learning_rate=self.learning_rate, random_state=self.random_state
@@ -376,7 +388,7 @@ class RiskComponent:
             x = pair_features(state, static, flat_students[valid], flat_modules[valid])[
                 :, self.used_features_
             ]
-            with threadpool_limits(limits=_threads(len(x)), user_api="openmp"):
+            with _limit_openmp(len(x)):
                 if self.grade_model_ is not None and with_grade:
                     grade[valid] = self.grade_model_.predict(x)
                 if self.fail_model_ is not None:
