@@ -54,7 +54,7 @@ class SizeSpec:
 
 
 SIZES: dict[str, SizeSpec] = {
-    "tiny": SizeSpec(students=200, modules=60, programs=3, years=8, shared_share=0.6),
+    "tiny": SizeSpec(students=200, modules=60, programs=3, years=8, shared_share=0.75),
     "small": SizeSpec(students=3_000, modules=320, programs=10, years=9, shared_share=0.45),
     "medium": SizeSpec(students=30_000, modules=1_000, programs=19, years=9, shared_share=0.4),
     "large": SizeSpec(students=200_000, modules=3_000, programs=38, years=11, shared_share=0.3),
@@ -909,7 +909,7 @@ def _build_catalog(
             comp_cols += list(picked)
             comp_weights += list(weights)
             credits = int(
-                rng.choice([5, 10, 15], p=(0.7, 0.25, 0.05) if module_track != 2 else (0.2, 0.5, 0.3))
+                rng.choice([5, 10, 15], p=(0.8, 0.17, 0.03) if module_track != 2 else (0.3, 0.5, 0.2))
             )
             for key, value in (
                 ("department", department),
@@ -1724,7 +1724,7 @@ def _progress_students(
     idle_terms[active & ~enrolled] += 1
     graduating = active & (earned >= to_graduate)
     status[graduating] = GRADUATED
-    hazard = np.minimum(0.6, 0.006 + 0.05 * fails + 0.03 * withdrawals)
+    hazard = np.minimum(0.6, 0.006 + 0.04 * fails + 0.03 * withdrawals)
     leaving = (status == ACTIVE) & (rng.random(n) < hazard)
     stuck = (status == ACTIVE) & ((idle_terms >= 3) | (term - students.entry >= max_terms))
     status[leaving | stuck] = DROPPED
