@@ -112,12 +112,20 @@ def test_changed_rows_are_updated_and_counted(engine: Engine, tmp_path: Path) ->
 SAMPLE = Path(__file__).parents[3] / "data" / "sample"
 
 
+@pytest.fixture(scope="module")
+def tiny_institution() -> dict[str, pd.DataFrame]:
+    """``generate("tiny", 7)``, made once for the module."""
+    synthetic = pytest.importorskip("records.synthetic")
+    tables: dict[str, pd.DataFrame] = synthetic.generate("tiny", 7)
+    return tables
+
+
 @pytest.mark.parametrize("source", ["generated", "sample"])
 def test_a_generated_csv_set_matches_a_direct_import_and_reimports_unchanged(
-    engine: Engine, tmp_path: Path, source: str
+    engine: Engine, tmp_path: Path, source: str, tiny_institution: dict[str, pd.DataFrame]
 ) -> None:
     synthetic = pytest.importorskip("records.synthetic")
-    tables = synthetic.generate("tiny", 7)
+    tables = tiny_institution
     if source == "sample":
         if not (SAMPLE / "enrollments.csv").is_file():
             pytest.skip("data/sample is not committed yet")
