@@ -161,8 +161,9 @@ def flag_lists(
     if scores.shape[1] > k:
         last, first_out, top = scores[:, k - 1], scores[:, k], scores[:, 0]
         finite = valid[:, k - 1] & np.isfinite(first_out) & np.isfinite(last)
-        spread = np.where(finite, top - first_out, 0.0)
-        margin = np.where(finite, np.abs(last - first_out), np.inf)
+        with np.errstate(invalid="ignore"):  # -inf - -inf where the list is short; masked by ``finite``
+            spread = np.where(finite, top - first_out, 0.0)
+            margin = np.where(finite, np.abs(last - first_out), np.inf)
         weak = finite & (spread > 0) & (margin < rules.min_margin_share * spread)
         weak_rows = np.flatnonzero(weak)
         if len(weak_rows):

@@ -50,9 +50,11 @@ from training.evaluate import (
     evaluate_promoted,
     make_split,
 )
+from training.feedback import feedback_agreement, feedback_pairs
 from training.flags import FlagRules, flag_context, flag_lists
 from training.gate import GATE_METRIC, GateDecision, decide
 from training.lock import training_lock
+from training.reasons import batch_reasons
 from training.report import write_report
 
 log = logging.getLogger(__name__)
@@ -220,32 +222,6 @@ def promoted_on_split(engine: Engine, split: Split) -> tuple[dict[str, Any] | No
 # ---------------------------------------------------------------------------------------------
 
 
-def _reasons(model: HybridRecommender, lists: RankedLists, context: TermContext) -> list[list[list[str]]]:
-    """Reason texts per student and rank: the recommender's explanations, else the top contributions."""
-    try:
-        explained = model.explain(lists, context)
-    except ImportError:
-        explained = None
-    if explained is not None:
-        return [[_reason_texts(item) for item in per_student] for per_student in explained]
-    names = lists.component_names
-    texts = []
-    for contributions in lists.contributions:
-        per_student = []
-        for slot in contributions:
-            order = np.argsort(-slot)[:2]
-            per_student.append([f"{names[c]} contributes {slot[c]:+.2f}" for c in order if slot[c] > 0])
-        texts.append(per_student)
-    return texts
-
-
-def _reason_texts(explanation: Any) -> list[str]:
-    reasons = getattr(explanation, "reasons", None)
-    if reasons is None:
-        return [str(explanation)]
-    return [str(getattr(reason, "text", reason)) for reason in reasons]
-
-
 def previous_lists(engine: Engine) -> pd.DataFrame | None:
     """(student_id, module_id) of the promoted model's current batch, or None."""
     with Session(engine) as session:
@@ -269,7 +245,7 @@ def active_student_rows(fs: FeatureSet) -> np.ndarray:
 
 
 def score_chunk(
-    model: HybridRecommender, rows: np.ndarray, context: TermContext, k: int
+    model: HybridRecommender, rows: np.ndarray, context: TermContext, k: int, high_risk: float
 ) -> tuple[pd.DataFrame, RankedLists, np.ndarray, np.ndarray]:
     """Top-k (plus the first one left out) for some students; returns stored rows, lists, scores with
     the k+1-th column, and fail probabilities (n, k)."""
@@ -283,7 +259,7 @@ def score_chunk(
         intercept=wide.intercept,
     )
     grade, fail = model.components_["risk"].predict(model.fs_, rows, lists.module_rows)
-    reasons = _reasons(model, lists, context)
+    reasons = batch_reasons(model, lists, context, fail, high_risk)
     valid = lists.module_rows >= 0
     local, slot = np.nonzero(valid)
     fs = model.fs_
@@ -339,12 +315,17 @@ class _Run:
             self.progress(name, "start")
         started = time.perf_counter()
         yield
-        if self.fail_at == name:
-            raise InjectedFailure(f"failure injected at step {name!r}")
+        if name != "promote":  # the promote step injects inside its transaction, before the commit
+            self._inject(name)
         self.timings[name] = round(time.perf_counter() - started, 3)
         log.info("step %s done in %.2fs", name, self.timings[name])
         if self.progress is not None:
             self.progress(name, "done")
+
+    def _inject(self, name: str) -> None:
+        """The failure-injection hook: raise when the run was asked to fail at ``name``."""
+        if self.fail_at == name:
+            raise InjectedFailure(f"failure injected at step {name!r}")
 
     def execute(self) -> RunResult:
         started = time.perf_counter()
@@ -451,13 +432,18 @@ class _Run:
             context = build_term_context(model.fs_, load_term_state(engine, target, cutoff_term=cutoff))
             flag_ctx = flag_context(model.fs_, context, previous_lists(engine))
             rules = FlagRules(fail_risk_threshold=settings.fail_risk_threshold)
+            evaluation["feedback"] = feedback_agreement(
+                model, context, feedback_pairs(engine), settings.batch_k
+            )
             self.batch_id = batches.start_batch(engine, self.version, target, settings.batch_k)
             rows = active_student_rows(model.fs_)
             flag_frames: list[pd.DataFrame] = []
             n_recommendations = 0
             for start in range(0, len(rows), SCORE_CHUNK):
                 chunk = rows[start : start + SCORE_CHUNK]
-                frame, lists, wide_scores, fail = score_chunk(model, chunk, context, settings.batch_k)
+                frame, lists, wide_scores, fail = score_chunk(
+                    model, chunk, context, settings.batch_k, settings.fail_risk_threshold
+                )
                 with engine.begin() as connection:
                     n_recommendations += batches.write_recommendations(connection, self.batch_id, frame)
                 flag_frames.append(
@@ -481,6 +467,11 @@ class _Run:
                     "recommendations stored": n_recommendations,
                     "flags": n_flags,
                     "target term": target,
+                    "feedback pairs (positive / negative)": (
+                        f"{evaluation['feedback']['n_positive']} / {evaluation['feedback']['n_negative']}"
+                    ),
+                    "feedback positives in top k": evaluation["feedback"]["positives_in_top_k"],
+                    "feedback negatives in top k": evaluation["feedback"]["negatives_in_top_k"],
                 },
             )
         with self.step("promote"):
@@ -534,6 +525,7 @@ class _Run:
             row.report_path = str(self.report_path) if self.report_path else None
             row.duration_s = duration
             registry.record_promotion(session, self.version, action="promote", actor="nightly")
+            self._inject("promote")
             session.commit()
 
     def _finish_rejected(
@@ -600,7 +592,8 @@ def run_nightly(
 ) -> RunResult:
     """Run the nightly job once under the training lock (LockHeldError when another run holds it).
 
-    ``fail_at``: name of a step (:data:`STEPS`) after which to raise :class:`InjectedFailure` (tests).
+    ``fail_at``: name of a step (:data:`STEPS`) at whose end to raise :class:`InjectedFailure` (tests);
+    for ``promote`` it is raised inside the promotion transaction, just before its commit.
     ``model_options``: keyword arguments for ``HybridRecommender`` over :data:`MODEL_OPTIONS`.
     """
     own_engine = engine is None

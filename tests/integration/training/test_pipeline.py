@@ -95,6 +95,13 @@ def test_two_runs_then_rollback_restores_the_first_batch(
         assert row.checksum and row.code_version and row.duration_s and row.duration_s > 0
         assert row.metrics is not None and "ndcg@10" in row.metrics["models"]["hybrid"]
         assert session.scalar(select(func.count()).select_from(Flag)) > 0
+        stored = session.scalars(
+            select(Recommendation).where(Recommendation.batch_id == first.batch_id)
+        ).all()
+        assert all(r.reasons and all(isinstance(text, str) and text for text in r.reasons) for r in stored)
+        assert all(r.components and "sequence" in r.components for r in stored)
+        assert all(r.fail_probability is None or 0.0 <= r.fail_probability <= 1.0 for r in stored)
+        assert {r.rank for r in stored} == set(range(1, settings.batch_k + 1))
 
 
 @pytest.mark.parametrize("step", STEPS)

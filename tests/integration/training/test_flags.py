@@ -1,0 +1,78 @@
+"""Flag rules on the tiny institution's real FeatureSet with hand-chosen lists, scores and risks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import build_feature_set
+from features.featureset import FeatureSet
+from recommender.base import TermContext
+from records.db import make_engine, upgrade
+from records.frames import load_frames
+from records.ingest import import_tables
+from training.flags import FlagRules, flag_context, flag_lists
+
+
+@pytest.fixture(scope="module")
+def tiny_fs(tmp_path_factory: pytest.TempPathFactory, tiny_tables: dict[str, pd.DataFrame]) -> FeatureSet:
+    url = f"sqlite:///{tmp_path_factory.mktemp('flags') / 'tiny.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    import_tables(engine, tiny_tables)
+    fs = build_feature_set(load_frames(engine))
+    engine.dispose()
+    return fs
+
+
+def _student_with_goals(fs: FeatureSet) -> int:
+    info = fs.student_info
+    candidates = np.flatnonzero(
+        (fs.goal_source == "goals") & (info["n_terms"].to_numpy() > 0) & (fs.track_targets.sum(axis=1) > 0)
+    )
+    return int(candidates[0])
+
+
+def test_each_rule_fires_on_its_own_condition(tiny_fs: FeatureSet) -> None:
+    fs = tiny_fs
+    student = _student_with_goals(fs)
+    rows = np.array([student])
+    modules = np.array([[0, 1]])
+    scores = np.array([[1.0, 0.5, 0.4999]])  # rank 2 beats the first left out by 0.0001
+    fail = np.array([[0.9, 0.1]])
+    context = TermContext.open_everything(fs, "2026-1")
+    previous = pd.DataFrame(
+        {"student_id": [fs.students.id(student)] * 2, "module_id": [fs.modules.id(5), fs.modules.id(6)]}
+    )
+    flags = flag_lists(fs, rows, modules, scores, fail, flag_context(fs, context, previous), FlagRules())
+    kinds = {(kind, rank) for kind, rank in zip(flags["kind"], flags["rank"], strict=True)}
+    assert ("fail_risk", 1) in kinds and ("fail_risk", 2) not in kinds
+    assert ("low_confidence", 2) in kinds
+    assert ("large_change", 1) in kinds
+    assert "90%" in flags.loc[flags["kind"] == "fail_risk", "reason"].iloc[0]
+    assert "Jaccard 0.00" in flags.loc[flags["kind"] == "large_change", "reason"].iloc[0]
+    assert set(flags["student_id"]) == {fs.students.id(student)}
+
+    # Nothing offered: every goal is uncovered.
+    closed = TermContext.open_everything(fs, "2026-1")
+    closed.offered = np.zeros(fs.n_modules, dtype=bool)
+    flags = flag_lists(fs, rows, modules, scores, fail, flag_context(fs, closed), FlagRules())
+    uncovered = flags[flags["kind"] == "uncovered_goal"]
+    assert len(uncovered) == 1 and "0% of its competency demand" in uncovered["reason"].iloc[0]
+
+
+def test_a_confident_stable_safe_list_has_no_flags(tiny_fs: FeatureSet) -> None:
+    fs = tiny_fs
+    student = _student_with_goals(fs)
+    rows = np.array([student])
+    modules = np.array([[0, 1]])
+    scores = np.array([[1.0, 0.8, 0.1]])
+    fail = np.array([[0.05, 0.1]])
+    previous = pd.DataFrame(
+        {"student_id": [fs.students.id(student)] * 2, "module_id": [fs.modules.id(0), fs.modules.id(1)]}
+    )
+    context = TermContext.open_everything(fs, "2026-1")
+    rules = FlagRules(min_cohort=0, min_goal_coverage=0.0)
+    flags = flag_lists(fs, rows, modules, scores, fail, flag_context(fs, context, previous), rules)
+    assert set(flags["kind"]) <= {"off_target"}
