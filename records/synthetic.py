@@ -619,13 +619,13 @@ def simulate(size: str = "small", seed: int = 7, progress: Progress | None = Non
     market = _build_market(taxonomy, terms, rng_market)
     report("building programs and the module catalogue", 0.03)
     programs = _build_programs(spec, rng_programs)
-    catalog = _build_catalog(spec, taxonomy, programs, terms, rng_catalog)
+    catalog = _build_catalog(spec, taxonomy, programs, rng_catalog)
     occupation_fit = _occupation_module_fit(catalog, market)
     _assign_requirements(programs, catalog, rng_programs)
     report("creating students", 0.06)
-    students = _build_students(spec, programs, taxonomy, terms, market, rng_students)
-    _set_capacities(catalog, programs, students, terms)
-    enrollments = _simulate_terms(spec, programs, catalog, students, terms, occupation_fit, rng_sim, report)
+    students = _build_students(spec, programs, terms, market, rng_students)
+    _set_capacities(catalog, programs, students)
+    enrollments = _simulate_terms(programs, catalog, students, terms, occupation_fit, rng_sim, report)
     report("assembling tables", 0.97)
     tables = _assemble(taxonomy, terms, market, programs, catalog, students, enrollments)
     report("done", 1.0)
@@ -852,7 +852,7 @@ class _Catalog:
 
 
 def _build_catalog(
-    spec: SizeSpec, taxonomy: _Taxonomy, programs: list[_Program], terms: _Terms, rng: np.random.Generator
+    spec: SizeSpec, taxonomy: _Taxonomy, programs: list[_Program], rng: np.random.Generator
 ) -> _Catalog:
     """Modules in pools: a general pool for everyone, a shared pool per department, one per program.
 
@@ -961,7 +961,7 @@ def _build_catalog(
     codes, titles, descriptions = _name_modules(taxonomy, rows["department"], track, level, competencies, rng)
     pool = np.asarray(rows["pool"])
     visible = [[p, *pools[p][5]] for p in range(len(pools))]
-    prerequisites = _build_prerequisites(level, plan_stage, pool, visible, domain_mix, pass_grade, rng)
+    prerequisites = _build_prerequisites(level, pool, visible, domain_mix, pass_grade, rng)
     _attach_catalogues(programs, pools, pool)
     return _Catalog(
         department=rows["department"],
@@ -1077,7 +1077,6 @@ def _roman(number: int) -> str:
 
 def _build_prerequisites(
     level: np.ndarray,
-    plan_stage: np.ndarray,
     pool: np.ndarray,
     visible: list[list[int]],
     domain_mix: np.ndarray,
@@ -1173,7 +1172,6 @@ class _Students:
 def _build_students(
     spec: SizeSpec,
     programs: list[_Program],
-    taxonomy: _Taxonomy,
     terms: _Terms,
     market: _Market,
     rng: np.random.Generator,
@@ -1281,7 +1279,7 @@ def _build_students(
     )
 
 
-def _set_capacities(catalog: _Catalog, programs: list[_Program], students: _Students, terms: _Terms) -> None:
+def _set_capacities(catalog: _Catalog, programs: list[_Program], students: _Students) -> None:
     """Seats per offering: generous for required modules, tighter for electives (rounded to 5)."""
     peak_cohort = np.asarray(
         [np.bincount(students.entry[students.program == p] // 2).max(initial=1) for p in range(len(programs))]
@@ -1430,7 +1428,6 @@ class _Choices:
 
 
 def _simulate_terms(
-    spec: SizeSpec,
     programs: list[_Program],
     catalog: _Catalog,
     students: _Students,
