@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,3 +78,26 @@ def test_a_confident_stable_safe_list_has_no_flags(tiny_fs: FeatureSet) -> None:
     rules = FlagRules(min_cohort=0, min_goal_coverage=0.0)
     flags = flag_lists(fs, rows, modules, scores, fail, flag_context(fs, context, previous), rules)
     assert set(flags["kind"]) <= {"off_target"}
+
+
+def test_off_target_needs_a_track_without_credits_and_no_goal_use(tiny_fs: FeatureSet) -> None:
+    student = _student_with_goals(tiny_fs)
+    targets = tiny_fs.track_targets.copy()
+    targets[student] = [1.0, 0.0, 0.0]  # a program that sets only academic credits
+    goal_need = tiny_fs.student_target.copy()
+    goal_need[student] = 0.0  # and goals that need nothing
+    fs = replace(tiny_fs, track_targets=targets, student_target=goal_need)
+    track = fs.module_info["track_row"].to_numpy()
+    academic, vocational = int(np.flatnonzero(track == 0)[0]), int(np.flatnonzero(track == 1)[0])
+    flags = flag_lists(
+        fs,
+        np.array([student]),
+        np.array([[academic, vocational]]),
+        np.array([[1.0, 0.5, 0.1]]),
+        np.array([[0.0, 0.0]]),
+        flag_context(fs, TermContext.open_everything(fs, "2026-1")),
+        FlagRules(min_cohort=0, min_goal_coverage=0.0),
+    )
+    off = flags[flags["kind"] == "off_target"]
+    assert off["rank"].tolist() == [2]
+    assert "vocational module" in off["reason"].iloc[0]
