@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 NEWLINE, COMMA, QUOTE = ord("\n"), ord(","), ord('"')
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ def read_csv_text(
             frame[column] = frame[column].str.strip()
     frame.attrs["text"] = True  # every value a stripped string: callers need not convert again
     lines = record_lines[1:]
-    if len(frame) != len(lines):  # blank-looking lines counted differently: keep going, lines approximate
+    if len(frame) != len(lines):  # whitespace-only lines counted differently: keep going, lines approximate
+        log.warning("line numbers are approximate: %d records found, %d rows parsed", len(lines), len(frame))
         lines = np.arange(2, len(frame) + 2, dtype=np.int64)
     return CsvTable(header, frame, lines), []
