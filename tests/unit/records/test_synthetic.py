@@ -328,3 +328,54 @@ def test_descriptions_name_the_competencies_each_module_builds(tables: dict[str,
     assert tables["modules.csv"]["title"].is_unique
     assert tables["occupations.csv"]["id"].str.fullmatch(r"\d{2}-\d{4}\.\d{2}").all()
     assert tables["competencies.csv"]["id"].str.fullmatch(r"C\d{3}").all()
+
+
+def test_last_term_modules_predict_the_next_term_better_than_popularity(
+    tables: dict[str, pd.DataFrame], enrollments: pd.DataFrame
+) -> None:
+    """Hit rate at 5 on the newest term: transitions from last term's passed modules beat the
+    popularity of modules among earlier students of the same program at the same stage."""
+    students = tables["students.csv"].set_index("id")
+    ordinal_of = enrollments.drop_duplicates("term").set_index("term")["ordinal"]
+    entry = students["entry_term"].map(ordinal_of)
+    newest = enrollments["ordinal"].max()
+    history = enrollments[enrollments["ordinal"] < newest].assign(
+        program=lambda f: f["student_id"].map(students["program_id"]),
+        stage=lambda f: f["ordinal"] - f["student_id"].map(entry),
+    )
+    passed = history[history["status"] == "completed"]
+    following = history[["student_id", "module_id", "ordinal"]].assign(ordinal=lambda f: f["ordinal"] - 1)
+    pairs = passed[["student_id", "module_id", "ordinal"]].merge(
+        following, on=["student_id", "ordinal"], suffixes=("", "_next")
+    )
+    transition = pairs.groupby(["module_id", "module_id_next"]).size() / passed.groupby("module_id").size()
+    popularity = history.groupby(["program", "stage", "module_id"]).size()
+    offered = set(
+        tables["offerings.csv"].loc[
+            lambda f: f["term"] == enrollments.loc[enrollments["ordinal"] == newest, "term"].iloc[0],
+            "module_id",
+        ]
+    )
+    done = set(zip(passed["student_id"], passed["module_id"], strict=True))
+    last_passed = passed[passed["ordinal"] == newest - 1].groupby("student_id")["module_id"].apply(list)
+
+    def hit_rate(scores: pd.Series, student: str, truth: set[str]) -> float:
+        ranked = [m for m in scores.sort_values(ascending=False, kind="stable").index if m in offered]
+        top = [m for m in ranked if (student, m) not in done][:5]
+        return len(truth & set(top)) / min(5, len(truth))
+
+    sequence_hits, popularity_hits = [], []
+    for student, taken in enrollments[enrollments["ordinal"] == newest].groupby("student_id")["module_id"]:
+        if student not in last_passed.index:
+            continue
+        truth = set(taken)
+        following_scores = transition.loc[transition.index.get_level_values(0).isin(last_passed[student])]
+        sequence_hits.append(hit_rate(following_scores.groupby(level=1).sum(), student, truth))
+        key = (students.at[student, "program_id"], newest - entry[student])
+        peers = popularity.loc[key] if key in popularity.index.droplevel(2) else pd.Series(dtype=float)
+        popularity_hits.append(hit_rate(peers, student, truth))
+    assert len(sequence_hits) >= 50
+    assert np.mean(sequence_hits) > np.mean(popularity_hits) + 0.03, (
+        np.mean(sequence_hits),
+        np.mean(popularity_hits),
+    )
