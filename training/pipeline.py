@@ -74,11 +74,11 @@ STEPS: tuple[str, ...] = (
     "promote",
 )
 SCORE_CHUNK = 5_000
-MODEL_OPTIONS: dict[str, Any] = {"random_state": 0}
 OPENMP_THREADS = 1
-"""scikit-learn's OpenMP models (the risk component) slow down about twentyfold when their threads
-compete with other processes for the cores (measured: 19 s vs 1 s for one fit on a busy 2-core
-machine); the job pins them to one thread."""
+"""OpenMP code (scikit-learn's gradient boosting in the risk component, implicit's ALS/BPR) slows down
+about twentyfold when its threads compete with other processes for the cores (measured: 19 s vs 1 s for
+one gradient-boosting fit on a busy 2-core machine); the job pins it to one thread."""
+MODEL_OPTIONS: dict[str, Any] = {"random_state": 0, "num_threads": OPENMP_THREADS}
 
 Progress = Callable[[str, str], None]
 """Called as ``progress(step, "start")`` and ``progress(step, "done")``; steps are :data:`STEPS`."""
