@@ -39,12 +39,15 @@ def create_app(
     *,
     model_loader: ModelLoader = load_hybrid,
     model_check_interval_s: float = 2.0,
-    context_ttl_s: float = 30.0,
+    context_ttl_s: float = 60.0,
+    result_ttl_s: float = 300.0,
 ) -> FastAPI:
     """The Pathways HTTP app: JSON API under /v1, pages, health and metrics.
 
     ``settings`` default to the environment. The promoted model is loaded at start-up and a
     background thread checks every ``model_check_interval_s`` seconds for a newer promotion.
+    Term contexts (offerings, seats) are cached ``context_ttl_s`` seconds and computed lists
+    ``result_ttl_s`` seconds; a student's own exclusions are always read fresh.
     """
     settings = settings or get_settings()
     metrics = ServiceMetrics()
@@ -64,7 +67,9 @@ def create_app(
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.holder = holder
-        app.state.live = LiveRecommender(holder, engine, settings, context_ttl_s=context_ttl_s)
+        app.state.live = LiveRecommender(
+            holder, engine, settings, context_ttl_s=context_ttl_s, result_ttl_s=result_ttl_s
+        )
         loaded = holder.current
         log.info("service ready; model %s", loaded.version if loaded else None)
         try:

@@ -1,11 +1,13 @@
 """FastAPI dependencies as ``Annotated`` aliases: the unit of work, the caller, settings, the model.
 
 Everything comes from ``app.state`` (built in the app's lifespan), never from module globals.
+Dependencies that only read attributes are ``async`` so FastAPI does not hop to a worker thread for
+them; the ones that touch the database stay synchronous (they run in the thread pool).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -23,8 +25,13 @@ TOKEN_COOKIE = "pathways_token"
 bearer_scheme = HTTPBearer(auto_error=False, description="a token from `pathways users add|token`")
 
 
-def get_uow(request: Request) -> Iterator[UnitOfWork]:
-    """A unit of work per request; it rolls back unless a handler commits."""
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
+    """A unit of work per request; it rolls back unless a handler commits.
+
+    Opening a session touches no connection (that happens at the first query, in a worker thread);
+    closing hands the connection back to the pool after a rollback, which is quick, so this runs on
+    the event loop and saves a thread hop per request.
+    """
     with UnitOfWork(request.app.state.sessions) as uow:
         yield uow
 
@@ -32,14 +39,14 @@ def get_uow(request: Request) -> Iterator[UnitOfWork]:
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-def get_session(uow: UowDep) -> Session:
+async def get_session(uow: UowDep) -> Session:
     return uow.session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -47,7 +54,7 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     holder: ModelHolder = request.app.state.holder
     return holder
 
@@ -55,7 +62,7 @@ def get_holder(request: Request) -> ModelHolder:
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 
 
-def get_live(request: Request) -> LiveRecommender:
+async def get_live(request: Request) -> LiveRecommender:
     live: LiveRecommender = request.app.state.live
     return live
 
@@ -67,10 +74,7 @@ def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
-def get_current_user(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Principal:
+def principal_for(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """The caller named by the ``Authorization: Bearer`` header; 401 when missing or unknown."""
     if credentials is None:
         raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
@@ -78,6 +82,13 @@ def get_current_user(
     if principal is None:
         raise _unauthorized("unknown or revoked token")
     return principal
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def get_current_user(session: SessionDep, credentials: Credentials) -> Principal:
+    return principal_for(session, credentials)
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from records.db import UnitOfWork, promoted_version
@@ -167,9 +167,8 @@ def excluded_modules(session: Session, student_ids: Iterable[str]) -> dict[str, 
     dismissed = select(Feedback.student_id, Feedback.module_id).where(
         Feedback.student_id.in_(wanted), Feedback.action == "dismiss"
     )
-    for statement in (reviewed, dismissed):
-        for student_id, module_id in session.execute(statement):
-            excluded[student_id].add(module_id)
+    for student_id, module_id in session.execute(union_all(reviewed, dismissed)):
+        excluded[student_id].add(module_id)
     return excluded
 
 

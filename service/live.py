@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -95,22 +96,80 @@ def _optional_str(value: Any) -> str | None:
     return str(value)
 
 
+class ResultCache:
+    """A bounded LRU of computed lists, valid for ``ttl_s`` and only for the exclusions it saw.
+
+    Lives in a :class:`LoadedModel`'s cache, so a model swap drops it. An entry is reused only when
+    the student's current exclusions (read fresh on every request) equal the ones it was computed
+    with: a rejection or dismissal takes effect on the very next request.
+    """
+
+    def __init__(self, max_entries: int, ttl_s: float) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, frozenset[str], RecommendationList]] = (
+            OrderedDict()
+        )
+        self._max_entries = max_entries
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...], excluded: frozenset[str]) -> RecommendationList | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[1] != excluded or time.monotonic() - entry[0] > self._ttl_s:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[2]
+
+    def put(self, key: tuple[Any, ...], excluded: frozenset[str], result: RecommendationList) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic(), excluded, result)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+
 class LiveRecommender:
     """Answers recommendation, pathway and eligibility questions from the held model."""
 
     def __init__(
-        self, holder: ModelHolder, engine: Engine, settings: Settings, context_ttl_s: float = 30.0
+        self,
+        holder: ModelHolder,
+        engine: Engine,
+        settings: Settings,
+        context_ttl_s: float = 60.0,
+        result_ttl_s: float = 300.0,
+        result_cache_size: int = 50_000,
     ) -> None:
         self.holder = holder
         self.engine = engine
         self.settings = settings
         self.context_ttl_s = context_ttl_s
+        self.result_ttl_s = result_ttl_s
+        self.result_cache_size = result_cache_size
         self._context_lock = threading.Lock()
         self._batch_cache: tuple[float, str | None, int | None] | None = None
 
     # -----------------------------------------------------------------------------------------
     # Recommendations
     # -----------------------------------------------------------------------------------------
+
+    def cached(
+        self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
+    ) -> RecommendationList | None:
+        """The list :meth:`recommend` computed for the same question, if still valid; else None.
+
+        No model work and no reload check (the background thread does that): one indexed query for
+        the student's exclusions and a dictionary lookup, cheap enough for the event loop.
+        """
+        loaded = self.holder.current
+        if loaded is None or student.id not in loaded.model.fs_.students:
+            return None
+        excluded = frozenset(handlers.excluded_modules(session, [student.id]).get(student.id, set()))
+        return self._results(loaded).get((student.id, term, k, occupation), excluded)
 
     def recommend(
         self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
@@ -143,13 +202,19 @@ class LiveRecommender:
                 f"occupation {occupation!r} has no competency profile in model {loaded.version}",
                 ("query", "occupation"),
             )
+        excluded = frozenset(handlers.excluded_modules(session, [student.id]).get(student.id, set()))
+        results = self._results(loaded)
+        key = (student.id, term, k, occupation)
+        cached = results.get(key, excluded)
+        if cached is not None:
+            return cached
         row = fs.students.row(student.id)
-        context = self._student_context(session, loaded, term, student.id, row)
+        context = self._student_context(session, loaded, term, student.id, row, excluded)
         rows = np.array([row], dtype=np.int64)
         lists = model.recommend(rows, context, k, occupation)
         explanations = model.explain(lists, context, occupation)
         items = self._items(session, loaded, student.id, lists, explanations[0] if explanations else [])
-        return RecommendationList(
+        result = RecommendationList(
             student_id=student.id,
             term=context.target_term,
             occupation=occupation,
@@ -158,6 +223,17 @@ class LiveRecommender:
             items=items,
             notes=list(getattr(fs, "missing", [])),
         )
+        results.put(key, excluded, result)
+        return result
+
+    def _results(self, loaded: LoadedModel) -> ResultCache:
+        results = loaded.cache.get("results")
+        if results is None:
+            with self._context_lock:
+                results = loaded.cache.setdefault(
+                    "results", ResultCache(self.result_cache_size, self.result_ttl_s)
+                )
+        return results  # type: ignore[no-any-return]
 
     def _items(
         self, session: Session, loaded: LoadedModel, student_id: str, lists: Any, explanations: list[Any]
@@ -451,12 +527,19 @@ class LiveRecommender:
     # -----------------------------------------------------------------------------------------
 
     def _student_context(
-        self, session: Session, loaded: LoadedModel, term: str | None, student_id: str, row: int
+        self,
+        session: Session,
+        loaded: LoadedModel,
+        term: str | None,
+        student_id: str,
+        row: int,
+        excluded_ids: frozenset[str] | None = None,
     ) -> Any:
         """The cached term context with this student's current exclusions laid over it."""
         context = self._term_context(loaded, term)
         fs = loaded.model.fs_
-        excluded_ids = handlers.excluded_modules(session, [student_id]).get(student_id, set())
+        if excluded_ids is None:
+            excluded_ids = frozenset(handlers.excluded_modules(session, [student_id]).get(student_id, set()))
         if not excluded_ids:
             return context
         columns = fs.modules.rows(sorted(excluded_ids))

@@ -48,6 +48,17 @@ class ServiceMetrics:
             "pathways_model_swaps", "models swapped in since the server started", registry=self.registry
         )
 
+        self.result_cache = Gauge(
+            "pathways_live_result_cache",
+            "live recommendation lists served from / computed into the in-memory cache",
+            ("outcome",),
+            registry=self.registry,
+        )
+
+    def set_result_cache(self, hits: int, misses: int) -> None:
+        self.result_cache.labels(outcome="hit").set(hits)
+        self.result_cache.labels(outcome="miss").set(misses)
+
     def set_model(self, version: str | None, swaps: int) -> None:
         self.model_info.clear()
         if version is not None:

@@ -56,4 +56,7 @@ def metrics(request: Request, holder: HolderDep) -> Response:
     service_metrics = request.app.state.metrics
     loaded = holder.current
     service_metrics.set_model(loaded.version if loaded else None, holder.swaps)
+    results = loaded.cache.get("results") if loaded else None
+    if results is not None:
+        service_metrics.set_result_cache(results.hits, results.misses)
     return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)

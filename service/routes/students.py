@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
+from starlette.concurrency import run_in_threadpool
 
 from service import handlers
 from service.auth import visible_student
-from service.deps import CurrentUser, LiveDep, SessionDep, UowDep
+from service.deps import Credentials, CurrentUser, LiveDep, SessionDep, UowDep, principal_for
 from service.live import Item, RecommendationList
 from service.schemas import (
     ERROR_RESPONSES,
@@ -65,17 +66,25 @@ def item_out(item: Item) -> RecommendationItemOut:
     responses=UNAVAILABLE,
     summary="Next-term recommendations, scored live by the promoted model",
 )
-def get_recommendations(
+async def get_recommendations(
     student_id: StudentId,
-    session: SessionDep,
-    user: CurrentUser,
+    uow: UowDep,
+    credentials: Credentials,
     live: LiveDep,
     term: Annotated[str | None, Query(max_length=32, description="target term; default the next")] = None,
     k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
     occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
 ) -> RecommendationsOut:
+    # The hottest route. Token, student and exclusions are quick indexed reads, and a repeated
+    # question is answered from the result cache, all on the event loop; only scoring (tens of
+    # milliseconds of CPU) goes to a worker thread. Thread hops cost more than those reads here.
+    session = uow.session
+    user = principal_for(session, credentials)
     student = visible_student(session, user, student_id)
-    return recommendations_out(live.recommend(session, student, term, k, occupation))
+    result = live.cached(session, student, term, k, occupation)
+    if result is None:
+        result = await run_in_threadpool(live.recommend, session, student, term, k, occupation)
+    return recommendations_out(result)
 
 
 @router.get(

@@ -44,6 +44,9 @@ def test_live_recommendations_are_explained_and_eligible(
         assert 0.0 <= item["fail_probability"] <= 1.0
     intercepts = {round(item["score"] - sum(item["components"].values()), 3) for item in items}
     assert len(intercepts) == 1
+    again = _live(live_client, live_world, "?k=7")
+    assert again == body  # the same list, now from the cache
+    assert 'pathways_live_result_cache{outcome="hit"} 1.0' in live_client.get("/metrics").text
     shorter = _live(live_client, live_world, "?k=2")
     assert len(shorter["items"]) == 2
     assert {i["module"]["id"] for i in shorter["items"]} <= {i["module"]["id"] for i in items}
