@@ -1312,7 +1312,8 @@ class _ProgramState:
     cat: np.ndarray  # (K,) global module indices
     students: np.ndarray  # (n_p,) global student indices
     best: np.ndarray  # (n_p, K) int8 best grade so far, -1 never graded
-    last_passed: np.ndarray  # (n_p, K) bool: passed in the student's previous enrolled term
+    last_rows: np.ndarray  # program-local rows and catalogue columns of last term's passes
+    last_cols: np.ndarray
     plan: np.ndarray  # (MAX_STAGE, K) float32 stage affinity plus the required bonus
     peer: np.ndarray  # (MAX_STAGE, K) float32 share of peers at that stage who took the module
     successor: np.ndarray  # (K, K) float32: taking row module makes column module a typical next step
@@ -1326,9 +1327,11 @@ class _ProgramState:
     goal_fit: np.ndarray  # (O, K) float32
     prereq_cols: np.ndarray  # (R,) catalogue-local required module of each prerequisite row
     prereq_threshold: np.ndarray  # (R,) int8
-    row_group: sp.csr_matrix  # (R, G)
-    group_module: sp.csr_matrix  # (G, K)
-    groups_needed: np.ndarray  # (K,) float32
+    # prerequisite logic as column passes with no repeated target inside a pass:
+    # group |= row (alternatives), then module &= group (every group required)
+    row_passes: list[tuple[np.ndarray, np.ndarray]]  # (prerequisite rows, their groups)
+    group_passes: list[tuple[np.ndarray, np.ndarray]]  # (groups, their catalogue columns)
+    n_groups: int
     targets: np.ndarray  # (3,) float32
 
 
@@ -1360,14 +1363,8 @@ def _program_state(
     assert (requires_local >= 0).all(), "prerequisites must stay within the catalogue"
     group_keys = module_local * 8 + prereq["group"].to_numpy()
     unique_groups, group_of_row = np.unique(group_keys, return_inverse=True)
-    n_rows, n_groups = len(prereq), len(unique_groups)
-    row_group = sp.csr_matrix(
-        (np.ones(n_rows, dtype=np.float32), (np.arange(n_rows), group_of_row)), shape=(n_rows, n_groups)
-    )
-    group_module = sp.csr_matrix(
-        (np.ones(n_groups, dtype=np.float32), (np.arange(n_groups), unique_groups // 8)), shape=(n_groups, k)
-    )
-    groups_needed = np.bincount(unique_groups // 8, minlength=k).astype(np.float32)
+    row_passes = _column_passes(np.arange(len(prereq)), group_of_row)
+    group_passes = _column_passes(np.arange(len(unique_groups)), unique_groups // 8)
 
     # typical next steps: formal prerequisites, plus one or two program-specific follow-ons per module
     successor = np.zeros((k, k), dtype=np.float32)
@@ -1392,7 +1389,8 @@ def _program_state(
         cat=cat,
         students=members,
         best=np.full((len(members), k), -1, dtype=np.int8),
-        last_passed=np.zeros((len(members), k), dtype=bool),
+        last_rows=np.zeros(0, dtype=np.int64),
+        last_cols=np.zeros(0, dtype=np.int64),
         plan=plan.astype(np.float32),
         peer=np.zeros((MAX_STAGE, k), dtype=np.float32),
         successor=successor,
@@ -1406,11 +1404,25 @@ def _program_state(
         goal_fit=occupation_fit[:, cat].copy(),
         prereq_cols=requires_local,
         prereq_threshold=np.ceil(prereq["threshold"].to_numpy()).astype(np.int8),
-        row_group=row_group,
-        group_module=group_module,
-        groups_needed=groups_needed,
+        row_passes=row_passes,
+        group_passes=group_passes,
+        n_groups=len(unique_groups),
         targets=np.asarray(program.targets, dtype=np.float32),
     )
+
+
+def _column_passes(sources: np.ndarray, targets: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split (source, target) column pairs into passes in which no target repeats.
+
+    Lets ``out[:, targets] |= values[:, sources]`` run as fancy-indexed updates: with a repeated
+    target inside one pass only the last write would count.
+    """
+    order = np.argsort(targets, kind="stable")
+    sorted_targets = targets[order]
+    rank = np.arange(len(order)) - np.searchsorted(sorted_targets, sorted_targets, side="left")
+    return [
+        (sources[order[rank == r]], sorted_targets[rank == r]) for r in range(int(rank.max(initial=-1)) + 1)
+    ]
 
 
 @dataclass
@@ -1536,11 +1548,13 @@ def _choose_modules(
             passed = best >= state.pass_grade[None, :]
             eligible = stage_allowed[stage]
             eligible &= ~passed
-            if state.row_group.shape[0]:
-                satisfied = (best[:, state.prereq_cols] >= state.prereq_threshold[None, :]).astype(np.float32)
-                groups_met = np.asarray(satisfied @ state.row_group) > 0
-                met = np.asarray(groups_met.astype(np.float32) @ state.group_module)
-                eligible &= met >= state.groups_needed[None, :] - 0.5
+            if state.n_groups:
+                satisfied = best[:, state.prereq_cols] >= state.prereq_threshold[None, :]
+                groups_met = np.zeros((n, state.n_groups), dtype=bool)
+                for prereq_rows, groups in state.row_passes:
+                    groups_met[:, groups] |= satisfied[:, prereq_rows]
+                for groups, columns in state.group_passes:
+                    eligible[:, columns] &= groups_met[:, groups]
 
             goal_active = (students.goal_set[who] <= term).astype(np.float32)
             progress = np.minimum(earned[who] / 60.0, 1.0)
@@ -1551,13 +1565,20 @@ def _choose_modules(
             ).astype(np.float32)
             score = features @ student_weights
             score += stage_score[stage]
-            last = sp.csr_matrix(state.last_passed[rows])
-            if last.nnz:
+            position = np.full(len(state.students), -1)
+            position[rows] = np.arange(n)
+            in_chunk = position[state.last_rows]
+            keep = in_chunk >= 0
+            if keep.any():
+                last = sp.csr_matrix(
+                    (np.ones(int(keep.sum()), dtype=np.float32), (in_chunk[keep], state.last_cols[keep])),
+                    shape=(n, k),
+                )
                 successor = np.asarray(last @ state.successor, dtype=np.float32)
                 np.minimum(successor, 1.0, out=successor)
                 successor *= W_SUCCESSOR
                 score += successor
-            np.add(score, np.float32(W_RETAKE), out=score, where=(best >= 0) & ~passed)
+            score += ((best >= 0) & ~passed).astype(np.float32) * np.float32(W_RETAKE)
             # Gumbel noise as -log(Exp(1)): float32 throughout, one log per cell
             noise = rng.standard_exponential(size=score.shape, dtype=np.float32)
             np.maximum(noise, np.float32(1e-30), out=noise)
@@ -1568,7 +1589,7 @@ def _choose_modules(
             # Greedy fill in score order: scanning the best candidates and taking each that still
             # fits the credit budget equals repeated "best fitting module" picks, as budgets only shrink.
             shortlist = min(CANDIDATES_PER_STUDENT, k)
-            top = np.argpartition(-score, shortlist - 1, axis=1)[:, :shortlist]
+            top = np.argpartition(score, k - shortlist, axis=1)[:, k - shortlist :]
             top_values = np.take_along_axis(score, top, axis=1)
             by_value = np.argsort(-top_values, axis=1, kind="stable")
             top = np.take_along_axis(top, by_value, axis=1)
@@ -1685,9 +1706,8 @@ def _update_records(
         state.best[g_rows, g_cols] = np.maximum(
             state.best[g_rows, g_cols], grades[part][graded].astype(np.int8)
         )
-        state.last_passed[np.unique(rows)] = False
         ok = passed[part]
-        state.last_passed[rows[ok], cols[ok]] = True
+        state.last_rows, state.last_cols = rows[ok], cols[ok]
         # peers: the share of the program's active students at each stage who took each module
         k = len(state.cat)
         active = state.students[status[state.students] == ACTIVE]
