@@ -1457,9 +1457,6 @@ def _simulate_terms(
         _program_state(p, prog, catalog, students, terms, occupation_fit, rng)
         for p, prog in enumerate(programs)
     ]
-    row_of = np.zeros(students.size, dtype=int)
-    for state in states:
-        row_of[state.students] = np.arange(len(state.students))
     status = np.full(students.size, NOT_STARTED)
     earned = np.zeros(students.size, dtype=np.float32)
     track_credits = np.zeros((students.size, 3), dtype=np.float32)
