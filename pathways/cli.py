@@ -237,8 +237,8 @@ def recommend(
         except (OSError, ValueError) as exc:
             fail(f"promoted model {version.version} cannot be loaded: {exc}")
         model.set_labels(
-            competencies=dict(session.execute(select(Competency.id, Competency.name)).tuples().all()),
-            occupations=dict(session.execute(select(Occupation.id, Occupation.title)).tuples().all()),
+            competencies={row[0]: row[1] for row in session.execute(select(Competency.id, Competency.name))},
+            occupations={row[0]: row[1] for row in session.execute(select(Occupation.id, Occupation.title))},
         )
     fs = model.fs_
     if student_id not in fs.students:

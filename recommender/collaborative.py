@@ -69,7 +69,7 @@ class CollaborativeComponent:
                 factors=self.factors,
                 learning_rate=self.learning_rate,
                 regularization=self.regularization,
-                iterations=self.iterations * 10,
+                iterations=self.iterations * 4,
                 num_threads=num_threads,
                 random_state=self.random_state,
             )

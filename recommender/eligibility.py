@@ -136,3 +136,192 @@ def eligible_mask(
     if context.excluded.nnz:
         _clear_where_set(mask, context.excluded[rows])
     return mask
+
+
+def _met_entries(index: PrerequisiteIndex, passed_rows: sp.csr_matrix) -> sp.csr_matrix:
+    """Sparse (n, n_modules): non-zero where a module that has prerequisites has all its groups met."""
+    n, n_modules = passed_rows.shape[0], index.groups_per_module.shape[0]
+    if index.n_conditions == 0:
+        return sp.csr_matrix((n, n_modules), dtype=np.float32)
+    grades = sp.csr_matrix(passed_rows @ index.condition_column)
+    grades.data = (grades.data >= index.min_grade[grades.indices]).astype(np.float32)
+    grades.eliminate_zeros()
+    groups_met = sp.csr_matrix(grades @ index.condition_group)
+    groups_met.data = np.ones_like(groups_met.data)
+    met = sp.csr_matrix(groups_met @ index.group_module)
+    met.data = (met.data >= index.groups_per_module[met.indices]).astype(np.float32)
+    met.eliminate_zeros()
+    return met
+
+
+def _set_where(scores: np.ndarray, rows_matrix: sp.csr_matrix, value: float) -> None:
+    matrix = sp.csr_matrix(rows_matrix)
+    if matrix.nnz == 0:
+        return
+    row_of_entry = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    nonzero = matrix.data != 0
+    scores[row_of_entry[nonzero], matrix.indices[nonzero]] = value
+
+
+def mask_ineligible(
+    scores: np.ndarray,
+    fs: FeatureSet,
+    student_rows: np.ndarray,
+    context: TermContext,
+    *,
+    passed: sp.csr_matrix | None = None,
+    index: PrerequisiteIndex | None = None,
+) -> np.ndarray:
+    """In place: ``scores[i, j] = -inf`` wherever :func:`eligible_mask` is False; returns ``scores``.
+
+    Works column-wise and on sparse entries instead of building a dense mask: closed modules and modules
+    with prerequisites are wiped per column, the (sparse) entries whose prerequisites are met are put
+    back, and passed / in-progress / excluded entries are wiped.
+    """
+    rows = np.asarray(student_rows, dtype=np.int64)
+    passed_rows = fs.passed[rows] if passed is None else sp.csr_matrix(passed)
+    index = prerequisite_index(fs) if index is None else index
+    open_modules = np.asarray(context.offered, dtype=bool) & (np.asarray(context.seats_left) > 0)
+    has_prerequisites = index.groups_per_module > 0
+    met = _met_entries(index, passed_rows)
+    met_rows = np.repeat(np.arange(met.shape[0]), np.diff(met.indptr))
+    met_columns = met.indices
+    keep = open_modules[met_columns]
+    met_rows, met_columns = met_rows[keep], met_columns[keep]
+    saved = scores[met_rows, met_columns]
+    wiped = np.flatnonzero(~open_modules | has_prerequisites)
+    if len(wiped):
+        scores[:, wiped] = -np.inf
+    scores[met_rows, met_columns] = saved
+    _set_where(scores, passed_rows, -np.inf)
+    _set_where(scores, fs.in_progress[rows], -np.inf)
+    if context.extra_in_progress.nnz:
+        _set_where(scores, context.extra_in_progress[rows], -np.inf)
+    if context.excluded.nnz:
+        _set_where(scores, context.excluded[rows], -np.inf)
+    return scores
+
+
+@dataclass
+class EligibleStructure:
+    """Eligibility of a batch split into a dense part and a sparse part.
+
+    ``free_columns`` (f,) int64: open modules without prerequisites (eligible unless blocked);
+    ``blocked_free`` (rows, positions into free_columns): passed / in-progress / excluded entries among
+    them; ``met_rows``, ``met_columns``: the eligible entries of open modules with prerequisites.
+    """
+
+    free_columns: np.ndarray
+    blocked_free: tuple[np.ndarray, np.ndarray]
+    met_rows: np.ndarray
+    met_columns: np.ndarray
+
+
+def eligible_structure(
+    fs: FeatureSet, student_rows: np.ndarray, context: TermContext, index: PrerequisiteIndex | None = None
+) -> EligibleStructure:
+    """The eligible (student, module) entries of a batch as an :class:`EligibleStructure`."""
+    rows = np.asarray(student_rows, dtype=np.int64)
+    n, n_modules = len(rows), fs.n_modules
+    index = prerequisite_index(fs) if index is None else index
+    passed_rows = fs.passed[rows]
+    open_modules = np.asarray(context.offered, dtype=bool) & (np.asarray(context.seats_left) > 0)
+    free_columns = np.flatnonzero(open_modules & (index.groups_per_module == 0))
+    block_position = np.full(n_modules, -1, dtype=np.int64)
+    block_position[free_columns] = np.arange(len(free_columns))
+    blocked = sp.csr_matrix(passed_rows, dtype=np.float32, copy=True)
+    blocked.data = (blocked.data != 0).astype(np.float32)
+    for extra in (fs.in_progress[rows], context.extra_in_progress, context.excluded):
+        if extra.nnz:
+            part = extra if extra.shape[0] == n else extra[rows]
+            blocked = blocked + (sp.csr_matrix(part) != 0).astype(np.float32)
+    blocked = sp.csr_matrix(blocked)
+    blocked.eliminate_zeros()
+    entry_rows = np.repeat(np.arange(n), np.diff(blocked.indptr))
+    in_block = block_position[blocked.indices] >= 0
+    blocked_free = (entry_rows[in_block], block_position[blocked.indices[in_block]])
+    met = _met_entries(index, passed_rows)
+    met = sp.csr_matrix(met - met.multiply(blocked != 0))
+    met.eliminate_zeros()
+    met_rows = np.repeat(np.arange(n), np.diff(met.indptr))
+    met_columns = met.indices.astype(np.int64)
+    keep = open_modules[met_columns]
+    return EligibleStructure(free_columns, blocked_free, met_rows[keep], met_columns[keep])
+
+
+def _merge_sparse(
+    structure: EligibleStructure,
+    block_columns: np.ndarray,
+    block_values: np.ndarray,
+    met_values: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    from recommender.ranking import top_k
+
+    n = block_columns.shape[0]
+    met_rows, met_columns = structure.met_rows, structure.met_columns
+    if len(met_rows) == 0:
+        return block_columns.astype(np.int32), block_values
+    position = np.arange(len(met_rows)) - np.searchsorted(met_rows, np.arange(n))[met_rows]
+    width = int(position.max()) + 1
+    extra_values = np.full((n, width), -np.inf, dtype=np.float32)
+    extra_columns = np.full((n, width), -1, dtype=np.int64)
+    extra_values[met_rows, position] = met_values
+    extra_columns[met_rows, position] = met_columns
+    merged_values = np.concatenate([block_values, extra_values], axis=1)
+    merged_columns = np.concatenate([block_columns, extra_columns], axis=1)
+    local, values = top_k(merged_values, k)
+    columns = np.where(local >= 0, np.take_along_axis(merged_columns, np.maximum(local, 0), axis=1), -1)
+    return columns.astype(np.int32), values
+
+
+def top_k_eligible(
+    scores: np.ndarray,
+    fs: FeatureSet,
+    student_rows: np.ndarray,
+    context: TermContext,
+    k: int,
+    *,
+    index: PrerequisiteIndex | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k best eligible modules per row of ``scores`` (n, n_modules), best first, without a dense
+    mask: the same answer as ``top_k(np.where(eligible_mask(...), scores, -inf), k)`` (ties may break
+    differently). Returns ``(module rows (n, k) int32, scores (n, k) float32)``, -1 / ``-inf`` empty.
+    """
+    from recommender.ranking import top_k
+
+    structure = eligible_structure(fs, student_rows, context, index)
+    block = scores[:, structure.free_columns]
+    block[structure.blocked_free] = -np.inf
+    block_local, block_values = top_k(block, k)
+    block_columns = np.where(block_local >= 0, structure.free_columns[np.maximum(block_local, 0)], -1)
+    met_values = scores[structure.met_rows, structure.met_columns]
+    return _merge_sparse(structure, block_columns, block_values, met_values, k)
+
+
+def factor_top_k(
+    student_factors: np.ndarray,
+    module_factors: np.ndarray,
+    fs: FeatureSet,
+    student_rows: np.ndarray,
+    context: TermContext,
+    k: int,
+    *,
+    index: PrerequisiteIndex | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k eligible modules by ``student_factors @ module_factors.T`` (float32), computing products only
+    where they can matter: a dense product over the free block and one dot product per sparse eligible
+    entry. ``student_factors`` (n, f) belongs to ``student_rows``. Same return as :func:`top_k_eligible`.
+    """
+    from recommender.ranking import top_k
+
+    structure = eligible_structure(fs, student_rows, context, index)
+    # The negated product: top_k then needs no extra pass to negate it.
+    block = (-student_factors) @ module_factors[structure.free_columns].T
+    block[structure.blocked_free] = np.inf
+    block_local, block_values = top_k(block, k, negated=True)
+    block_columns = np.where(block_local >= 0, structure.free_columns[np.maximum(block_local, 0)], -1)
+    met_values = np.einsum(
+        "ij,ij->i", student_factors[structure.met_rows], module_factors[structure.met_columns]
+    ).astype(np.float32)
+    return _merge_sparse(structure, block_columns, block_values, met_values, k)

@@ -71,7 +71,7 @@ class HybridRecommender:
     def __init__(
         self,
         *,
-        k_candidates: int = 40,
+        k_candidates: int = 30,
         diversity: float = 0.1,
         track_weight: float = 0.15,
         random_state: int = 0,
@@ -379,11 +379,14 @@ class HybridRecommender:
         for part in _chunks(len(rows), self.chunk_size):
             chunk_rows = rows[part]
             raw = self._raw_scores(chunk_rows, context, occupation_row, MATRIX_COMPONENTS)
-            total = np.full((len(chunk_rows), self.fs_.n_modules), self.blend_.intercept_, np.float32)
-            for name in MATRIX_COMPONENTS:
-                total += self.blend_.contribution(self._column(name), raw[name])
             eligible = eligible_mask(self.fs_, chunk_rows, context, index=self.prerequisites_)
-            total[~eligible] = -np.inf
+            # The blend is evaluated on eligible pairs only (a fraction of the matrix).
+            pair_rows, pair_modules = np.nonzero(eligible)
+            pair_total = np.full(len(pair_rows), self.blend_.intercept_, np.float32)
+            for name in MATRIX_COMPONENTS:
+                pair_total += self.blend_.contribution(self._column(name), raw[name][pair_rows, pair_modules])
+            total = np.full((len(chunk_rows), self.fs_.n_modules), -np.inf, np.float32)
+            total[pair_rows, pair_modules] = pair_total
             width = max(k, self.k_candidates)
             candidates, candidate_scores = top_k(total, width)
             risk_raw = np.zeros(candidates.shape, np.float32)

@@ -61,8 +61,10 @@ class ProgressComponent:
         return self
 
     def _prepare(self, fs: FeatureSet) -> None:
-        self._key = (fs.cutoff_term, fs.n_students, fs.n_modules, len(fs.history))
+        # The key last: a thread that sees it set must also see the matrix (the service scores
+        # from several threads, and an unpickled model prepares lazily on its first score).
         self._unlocks = sp.csr_matrix(newest_term_passes(fs) @ prerequisite_of(fs))
+        self._key = (fs.cutoff_term, fs.n_students, fs.n_modules, len(fs.history))
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)

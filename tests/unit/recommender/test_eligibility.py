@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
-from recommender.eligibility import eligible_mask
+from recommender.eligibility import eligible_mask, factor_top_k, mask_ineligible, top_k_eligible
 from recommender.ranking import top_k
 from tests.unit.recommender.conftest import World, closed_x0, feature_set_from_tables
 
@@ -109,6 +109,20 @@ def test_eligibility_matches_the_rule_on_random_contexts(
         extra_in_progress=sp.csr_matrix((rng.random((n, m)) < 0.05).astype(np.float32)),
     )
     mask = eligible_mask(small_fs, np.arange(n), context)
+    scores = rng.random((n, m)).astype(np.float32)
+    in_place = mask_ineligible(scores.copy(), small_fs, np.arange(n), context)
+    np.testing.assert_array_equal(in_place, np.where(mask, scores, -np.inf))
+    fast_columns, fast_values = top_k_eligible(scores, small_fs, np.arange(n), context, 4)
+    slow_columns, slow_values = top_k(np.where(mask, scores, -np.inf).astype(np.float32), 4)
+    np.testing.assert_array_equal(fast_values, slow_values)
+    np.testing.assert_array_equal(fast_columns, slow_columns)
+    factors_students = rng.random((n, 3)).astype(np.float32)
+    factors_modules = rng.random((m, 3)).astype(np.float32)
+    product = (factors_students @ factors_modules.T).astype(np.float32)
+    by_factors = factor_top_k(factors_students, factors_modules, small_fs, np.arange(n), context, 4)
+    expected = top_k(np.where(mask, product, -np.inf).astype(np.float32), 4)
+    np.testing.assert_array_equal(by_factors[0], expected[0])
+    np.testing.assert_allclose(by_factors[1], expected[1], rtol=1e-5)
     for student in small_fs.students.ids:
         row = small_fs.students.row(student)
         got = {small_fs.modules.id(int(c)) for c in np.flatnonzero(mask[row])}
