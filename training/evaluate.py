@@ -74,6 +74,8 @@ BASELINES: tuple[str, ...] = ("popularity", "sequence", "collaborative", "compet
 GROUP_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "hitrate@10", "cross_track_exposure")
 MIN_GROUP_SIZE = 5
 ELIGIBILITY_CHUNK = 5_000
+MAX_EVAL_STUDENTS = 30_000
+"""Beyond this many students in the test term, a fixed random sample is scored (every model the same)."""
 
 
 class EvaluationUnavailable(RuntimeError):
@@ -139,15 +141,39 @@ class TestSet:
     notes: list[str] = field(default_factory=list)
 
 
-def make_test_set(fs: FeatureSet, frames: Frames, test_ordinal: int) -> TestSet:
-    """Students of ``fs`` who enrolled in the test term, with what they took (see :class:`TestSet`)."""
+def sample_test_students(student_ids: np.ndarray, max_students: int | None) -> np.ndarray | None:
+    """A fixed random sample (seed 0, over the sorted ids) of at most ``max_students`` distinct ids.
+
+    Depends only on the ids, so every model of a run (and of later runs on the same records) is
+    scored on the same students. None when all of them are kept.
+    """
+    distinct = np.unique(np.asarray(student_ids, dtype=str))
+    if max_students is None or len(distinct) <= max_students:
+        return None
+    return np.random.default_rng(0).choice(distinct, max_students, replace=False)
+
+
+def make_test_set(
+    fs: FeatureSet, frames: Frames, test_ordinal: int, max_students: int | None = MAX_EVAL_STUDENTS
+) -> TestSet:
+    """Students of ``fs`` who enrolled in the test term, with what they took (see :class:`TestSet`).
+
+    With more than ``max_students`` such students, a fixed sample of them (:func:`sample_test_students`).
+    """
     enrollments = frames.enrollments
     in_term = enrollments[enrollments["term_ordinal"].to_numpy() == test_ordinal]
+    notes: list[str] = []
+    sample = sample_test_students(in_term["student_id"].astype(str).to_numpy(), max_students)
+    if sample is not None:
+        total = in_term["student_id"].nunique()
+        in_term = in_term[in_term["student_id"].astype(str).isin(sample).to_numpy()]
+        notes.append(
+            f"evaluated on a fixed random sample of {len(sample)} of the {total} students of the test term"
+        )
     student_ids = in_term["student_id"].astype(object).to_numpy()
     module_ids = in_term["module_id"].astype(object).to_numpy()
     rows = fs.students.rows(student_ids)
     columns = fs.modules.rows(module_ids)
-    notes: list[str] = []
     unseen = np.unique(student_ids[rows < 0])
     if len(unseen):
         notes.append(f"{len(unseen)} students of the test term are not in the records the model saw")
