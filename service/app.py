@@ -59,6 +59,10 @@ def create_app(
         holder = ModelHolder(
             sessions, settings.artifacts_dir, loader=model_loader, check_interval_s=model_check_interval_s
         )
+        live = LiveRecommender(
+            holder, engine, settings, context_ttl_s=context_ttl_s, result_ttl_s=result_ttl_s
+        )
+        holder.on_swap = live.prepare
         holder.refresh()
         # A zero interval means "check on every request" (tests); no background thread then.
         poller = HolderPoller(holder, model_check_interval_s) if model_check_interval_s > 0 else None
@@ -67,9 +71,7 @@ def create_app(
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.holder = holder
-        app.state.live = LiveRecommender(
-            holder, engine, settings, context_ttl_s=context_ttl_s, result_ttl_s=result_ttl_s
-        )
+        app.state.live = live
         loaded = holder.current
         log.info("service ready; model %s", loaded.version if loaded else None)
         try:

@@ -152,6 +152,7 @@ class LiveRecommender:
         self.result_cache_size = result_cache_size
         self._context_lock = threading.Lock()
         self._batch_cache: tuple[float, str | None, int | None] | None = None
+        self._refreshing: set[str] = set()
 
     # -----------------------------------------------------------------------------------------
     # Recommendations
@@ -552,19 +553,44 @@ class LiveRecommender:
         )
         return replace(context, excluded=(context.excluded + overlay).tocsr())
 
+    def prepare(self, loaded: LoadedModel) -> None:
+        """Build the next term's context for a model about to serve (so no request waits for it)."""
+        self._term_context(loaded, None)
+
     def _term_context(self, loaded: LoadedModel, term: str | None) -> Any:
+        """The term's context, built once and then refreshed in the background when older than
+        ``context_ttl_s`` (requests keep using the previous one meanwhile: a rebuild reads every
+        offering and in-progress enrollment, about half a second on the medium institution)."""
         key = f"context:{term}"
         cached = loaded.cache.get(key)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < self.context_ttl_s:
+        if cached is not None:
+            if time.monotonic() - cached[0] >= self.context_ttl_s:
+                self._refresh_in_background(loaded, term, key)
             return cached[1]
         with self._context_lock:
             cached = loaded.cache.get(key)
-            if cached is not None and now - cached[0] < self.context_ttl_s:
+            if cached is not None:
                 return cached[1]
             context = self._build_context(loaded, term)
             loaded.cache[key] = (time.monotonic(), context)
             return context
+
+    def _refresh_in_background(self, loaded: LoadedModel, term: str | None, key: str) -> None:
+        with self._context_lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def refresh() -> None:
+            try:
+                loaded.cache[key] = (time.monotonic(), self._build_context(loaded, term))
+            except Exception:
+                log.exception("refreshing the context of term %s failed; keeping the previous one", term)
+            finally:
+                with self._context_lock:
+                    self._refreshing.discard(key)
+
+        threading.Thread(target=refresh, name=f"context-{term}", daemon=True).start()
 
     def _build_context(self, loaded: LoadedModel, term: str | None) -> Any:
         from features.build import build_term_context

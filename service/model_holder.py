@@ -27,11 +27,26 @@ ModelLoader = Callable[[Path, str | None], Any]
 
 
 def load_hybrid(artifact_dir: Path, checksum: str | None) -> Any:
-    """The production loader: verify the folder's checksums, then ``HybridRecommender.load(dir)``."""
+    """The production loader: verify the folder's checksums, ``HybridRecommender.load(dir)``, and
+    score and explain one student before the model may serve.
+
+    The trial run fails a model this code cannot use (e.g. pickled by an older version) here, where
+    the holder keeps the previous model, instead of on every request; it also builds the lazily
+    prepared state of the components once, before concurrent requests arrive.
+    """
+    import numpy as np
+
+    from recommender.base import TermContext
     from recommender.hybrid import HybridRecommender
     from training.registry import verify_artifacts
 
-    return HybridRecommender.load(verify_artifacts(artifact_dir, checksum))
+    model = HybridRecommender.load(verify_artifacts(artifact_dir, checksum))
+    fs = model.fs_
+    if fs.n_students:
+        context = TermContext.open_everything(fs)
+        lists = model.recommend(np.array([0], dtype=np.int64), context, 3)
+        model.explain(lists, context)
+    return model
 
 
 @dataclass(frozen=True)
@@ -59,11 +74,13 @@ class ModelHolder:
         artifacts_dir: Path,
         loader: ModelLoader = load_hybrid,
         check_interval_s: float = 2.0,
+        on_swap: Callable[[LoadedModel], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._artifacts_dir = artifacts_dir
         self._loader = loader
         self._check_interval_s = check_interval_s
+        self.on_swap = on_swap
         self._lock = threading.Lock()
         self._current: LoadedModel | None = None
         self._last_check = float("-inf")
@@ -127,7 +144,13 @@ class ModelHolder:
             log.exception("model holder: loading %s failed; keeping %s", version, self._held_version())
             return
         previous = self._held_version()
-        self._current = LoadedModel(version, model, artifact_dir, time.time())
+        loaded = LoadedModel(version, model, artifact_dir, time.time())
+        if self.on_swap is not None:
+            try:
+                self.on_swap(loaded)  # e.g. build the default term context before serving
+            except Exception:
+                log.exception("model holder: preparing %s failed; it will prepare lazily", version)
+        self._current = loaded
         self.swaps += 1
         self.last_error = None
         log.info(
