@@ -61,6 +61,8 @@ class RecommendationList:
     source: str
     items: list[Item]
     notes: list[str] = field(default_factory=list)
+    rendered: bytes | None = field(default=None, compare=False, repr=False)
+    """The JSON answer, memoised by the route the first time this list is served."""
 
 
 @dataclass

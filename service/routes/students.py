@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from service import handlers
@@ -74,7 +74,7 @@ async def get_recommendations(
     term: Annotated[str | None, Query(max_length=32, description="target term; default the next")] = None,
     k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
     occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
-) -> RecommendationsOut:
+) -> Response:
     # The hottest route. Token, student and exclusions are quick indexed reads, and a repeated
     # question is answered from the result cache, all on the event loop; only scoring (tens of
     # milliseconds of CPU) goes to a worker thread. Thread hops cost more than those reads here.
@@ -84,7 +84,10 @@ async def get_recommendations(
     result = live.cached(session, student, term, k, occupation)
     if result is None:
         result = await run_in_threadpool(live.recommend, session, student, term, k, occupation)
-    return recommendations_out(result)
+    if result.rendered is None:
+        # Validated against the response model once; a repeat serves the same bytes.
+        result.rendered = recommendations_out(result).model_dump_json().encode("utf-8")
+    return Response(result.rendered, media_type="application/json")
 
 
 @router.get(
