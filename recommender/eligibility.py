@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
+from recommender.ranking import GROUP, top_k
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +257,6 @@ def _merge_sparse(
     met_values: np.ndarray,
     k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    from recommender.ranking import top_k
-
     n = block_columns.shape[0]
     met_rows, met_columns = structure.met_rows, structure.met_columns
     if len(met_rows) == 0:
@@ -288,8 +287,6 @@ def top_k_eligible(
     mask: the same answer as ``top_k(np.where(eligible_mask(...), scores, -inf), k)`` (ties may break
     differently). Returns ``(module rows (n, k) int32, scores (n, k) float32)``, -1 / ``-inf`` empty.
     """
-    from recommender.ranking import top_k
-
     structure = eligible_structure(fs, student_rows, context, index)
     block = scores[:, structure.free_columns]
     block[structure.blocked_free] = -np.inf
@@ -313,13 +310,19 @@ def factor_top_k(
     where they can matter: a dense product over the free block and one dot product per sparse eligible
     entry. ``student_factors`` (n, f) belongs to ``student_rows``. Same return as :func:`top_k_eligible`.
     """
-    from recommender.ranking import top_k
-
     structure = eligible_structure(fs, student_rows, context, index)
-    # The negated product: top_k then needs no extra pass to negate it.
-    block = (-student_factors) @ module_factors[structure.free_columns].T
+    # The negated product (top_k then needs no pass to negate it), padded to whole groups of columns.
+    n_free = len(structure.free_columns)
+    padding = -n_free % GROUP
+    free_factors = module_factors[structure.free_columns]
+    if padding:
+        free_factors = np.concatenate([free_factors, np.zeros((padding, free_factors.shape[1]), np.float32)])
+    block = (-student_factors) @ free_factors.T
+    if padding:
+        block[:, n_free:] = np.inf
     block[structure.blocked_free] = np.inf
     block_local, block_values = top_k(block, k, negated=True)
+    block_local = np.where(block_local < n_free, block_local, -1)
     block_columns = np.where(block_local >= 0, structure.free_columns[np.maximum(block_local, 0)], -1)
     met_values = np.einsum(
         "ij,ij->i", student_factors[structure.met_rows], module_factors[structure.met_columns]

@@ -17,7 +17,7 @@ from recommender.base import RankedLists, TermContext
 from recommender.blend import AdditiveBlend, LinearBlend
 from recommender.collaborative import ALGORITHMS, CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
-from recommender.eligibility import PrerequisiteIndex, eligible_mask, prerequisite_index
+from recommender.eligibility import PrerequisiteIndex, eligible_mask, prerequisite_index, top_k_eligible
 from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.ranking import top_k
@@ -64,8 +64,24 @@ class HybridRecommender:
     """Next-term module recommendations from a learned linear blend of component scores.
 
     ``fit(past, current)``: components fit on ``past`` (records as of T-1) score the students of ``past``;
-    a logistic blend over their standardised scores learns which predict the modules taken in
-    ``current.cutoff_term`` (T); components are then refit on ``current`` for serving from ``fs_``.
+    a logistic blend over their scores learns which predict the modules taken in ``current.cutoff_term``
+    (T); components are then refit on ``current`` for serving from ``fs_``.
+
+    Parameters (keywords): ``k_candidates`` eligible modules per student kept by the blend without risk,
+    then scored by the risk model and re-ranked; ``diversity`` (0-1) the MMR trade-off between blend
+    score and competency similarity to modules already listed; ``track_weight`` the bonus for filling
+    an open track deficit; ``random_state`` seeds ALS/BPR, the risk models and negative sampling;
+    ``num_threads`` for implicit (0 = all cores); ``collaborative_algorithms`` the variants the
+    validation split chooses from; ``hard_negatives`` / ``random_negatives`` per validation student;
+    ``max_validation_students`` caps the blend's training students; ``chunk_size`` students scored at
+    once (bounds memory: about 8 float32 matrices of chunk_size × n_modules); ``blend`` 'additive'
+    (piecewise-linear GAM) or 'linear'; ``blend_regularization`` the inverse L2 strength;
+    ``risk_levels`` fail-probability bounds of low/medium/high; ``plan_fail_threshold`` the fail
+    probability above which the planner skips a module.
+
+    Learned: ``fs_``, ``components_``, ``blend_``, ``collaborative_algorithm_``, ``validation_``,
+    ``risk_metrics_`` (grade MAE and fail AUC on the newest term of ``current``), ``prerequisites_``,
+    ``similarity_`` (module × module competency cosine), ``labels_`` (names for explanations).
     """
 
     def __init__(
@@ -454,9 +470,9 @@ class HybridRecommender:
         for part in _chunks(len(rows), self.chunk_size):
             chunk_rows = rows[part]
             raw = self._raw_scores(chunk_rows, context, None, [component])[component]
-            eligible = eligible_mask(self.fs_, chunk_rows, context, index=self.prerequisites_)
-            raw = np.where(eligible, raw, -np.inf).astype(np.float32)
-            module_rows[part], scores[part] = top_k(raw, k)
+            module_rows[part], scores[part] = top_k_eligible(
+                raw, self.fs_, chunk_rows, context, k, index=self.prerequisites_
+            )
         contributions = np.zeros((len(rows), k, len(COMPONENT_NAMES)), np.float32)
         contributions[:, :, column] = np.where(module_rows >= 0, scores, 0.0)
         return RankedLists(rows, module_rows, scores, contributions, COMPONENT_NAMES, 0.0)

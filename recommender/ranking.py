@@ -25,6 +25,28 @@ def top_k(scores: np.ndarray, k: int, negated: bool = False) -> tuple[np.ndarray
     return _top_k_of_negated(-scores, k)
 
 
+GROUP = 32
+
+
+def _candidate_entries(negated_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(rows, columns) of a superset of every row's k smallest entries, found through groups of GROUP
+    columns: the k-th smallest group minimum bounds the k-th smallest entry from above, so only groups
+    whose minimum is at most that bound can hold one. None when the shape does not suit (the caller
+    then selects over whole rows)."""
+    n, m = negated_scores.shape
+    if m % GROUP or m < 8 * GROUP or 2 * k * GROUP > m:
+        return None
+    grouped = negated_scores.reshape(n, m // GROUP, GROUP)
+    group_min = grouped.min(axis=2)
+    bound = np.partition(group_min, k - 1, axis=1)[:, k - 1]
+    bound = np.where(np.isfinite(bound), bound, HIGHEST)
+    group_rows, groups = np.nonzero(group_min <= bound[:, None])
+    members = grouped[group_rows, groups]  # (pairs, GROUP)
+    inside = members <= bound[group_rows][:, None]
+    pair, offset = np.nonzero(inside)
+    return group_rows[pair], groups[pair] * GROUP + offset
+
+
 def _top_k_of_negated(negated_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     scores = negated_scores
     n, m = scores.shape
@@ -32,7 +54,10 @@ def _top_k_of_negated(negated_scores: np.ndarray, k: int) -> tuple[np.ndarray, n
     values_out = np.full((n, k), -np.inf, dtype=np.float32)
     if n == 0 or m == 0 or k == 0:
         return columns_out, values_out
-    if k < m:
+    candidates = _candidate_entries(scores, k) if k < m else None
+    if candidates is not None:
+        rows, columns = candidates
+    elif k < m:
         # Selecting the k smallest negated scores keeps the many equal never-chosen (+inf) entries on
         # the far side of the pivot (selection near them degenerates and is ten times slower).
         kth = np.partition(scores, k - 1, axis=1)[:, k - 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recommender.ranking import top_k
 from recommender.rerank import rerank
@@ -90,3 +91,22 @@ def test_top_k_orders_and_pads() -> None:
     assert values[0].tolist() == [np.float32(0.9), np.float32(0.5), np.float32(0.1)]
     wide, _ = top_k(scores, 6)
     assert wide.shape == (2, 6) and wide[0, 3:].tolist() == [-1, -1, -1]
+
+
+@pytest.mark.parametrize("width", [37, 320, 640, 1280])
+def test_top_k_matches_a_full_sort(width: int) -> None:
+    """Both selection paths (whole rows; groups of columns for wide, evenly divided rows) agree with
+    sorting each row: ties by the lower column, -inf never chosen."""
+    rng = np.random.default_rng(width)
+    scores = rng.integers(0, 40, (25, width)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.6] = -np.inf
+    scores[0, :] = -np.inf
+    scores[1, 5:] = -np.inf
+    columns, values = top_k(scores, 10)
+    for row in range(scores.shape[0]):
+        finite = np.flatnonzero(np.isfinite(scores[row]))
+        expected = sorted(finite, key=lambda column: (-scores[row, column], column))[:10]
+        assert columns[row][columns[row] >= 0].tolist() == expected
+        assert values[row][: len(expected)].tolist() == scores[row, expected].tolist()
+    negated_columns, _ = top_k(-scores, 10, negated=True)
+    np.testing.assert_array_equal(negated_columns, columns)
