@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
 from records.db import UnitOfWork, promoted_version
@@ -149,6 +149,22 @@ def modules_by_id(session: Session, module_ids: Iterable[str]) -> dict[str, Modu
 # ---------------------------------------------------------------------------------------------
 # Exclusions: what a student must not be shown again
 # ---------------------------------------------------------------------------------------------
+
+
+# One student's exclusions, built once (the hot path runs it on every request).
+_EXCLUDED_FOR_STUDENT = union_all(
+    select(Review.module_id).where(
+        Review.student_id == bindparam("student_id"), Review.action.in_(EXCLUDING_REVIEW_ACTIONS)
+    ),
+    select(Feedback.module_id).where(
+        Feedback.student_id == bindparam("student_id"), Feedback.action == "dismiss"
+    ),
+)
+
+
+def excluded_for(session: Session, student_id: str) -> frozenset[str]:
+    """:func:`excluded_modules` of one student, with a prebuilt statement."""
+    return frozenset(session.scalars(_EXCLUDED_FOR_STUDENT, {"student_id": student_id}))
 
 
 def excluded_modules(session: Session, student_ids: Iterable[str]) -> dict[str, set[str]]:

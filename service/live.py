@@ -171,7 +171,7 @@ class LiveRecommender:
         loaded = self.holder.current
         if loaded is None or student.id not in loaded.model.fs_.students:
             return None
-        excluded = frozenset(handlers.excluded_modules(session, [student.id]).get(student.id, set()))
+        excluded = handlers.excluded_for(session, student.id)
         return self._results(loaded).get((student.id, term, k, occupation), excluded)
 
     def recommend(
@@ -205,7 +205,7 @@ class LiveRecommender:
                 f"occupation {occupation!r} has no competency profile in model {loaded.version}",
                 ("query", "occupation"),
             )
-        excluded = frozenset(handlers.excluded_modules(session, [student.id]).get(student.id, set()))
+        excluded = handlers.excluded_for(session, student.id)
         results = self._results(loaded)
         key = (student.id, term, k, occupation)
         cached = results.get(key, excluded)
@@ -542,7 +542,7 @@ class LiveRecommender:
         context = self._term_context(loaded, term)
         fs = loaded.model.fs_
         if excluded_ids is None:
-            excluded_ids = frozenset(handlers.excluded_modules(session, [student_id]).get(student_id, set()))
+            excluded_ids = handlers.excluded_for(session, student_id)
         if not excluded_ids:
             return context
         columns = fs.modules.rows(sorted(excluded_ids))
