@@ -12,6 +12,7 @@ import numpy as np
 from features.featureset import TRACKS, FeatureSet
 from recommender.base import RankedLists, TermContext
 from recommender.competency_gap import CompetencyGapComponent
+from recommender.sequence import PeerEvidence
 
 if TYPE_CHECKING:
     from recommender.hybrid import HybridRecommender
@@ -116,12 +117,10 @@ def _competency_reason(
     return reason, builds, [fs.occupations.id(int(o)) for o in wanting], evidence
 
 
-def _peer_reason(
-    model: HybridRecommender, student_row: int, module_row: int
-) -> tuple[str | None, dict[str, Any]]:
-    evidence_all = model.components_["sequence"].evidence(student_row, np.array([module_row]))
-    n_peers, took = evidence_all.n_peers, int(evidence_all.took_next[0])
-    passed = int(evidence_all.passed_next[0])
+def _peer_reason(peers: PeerEvidence, position: int) -> tuple[str | None, dict[str, Any]]:
+    """The peer statistic of the module at ``position`` of the modules ``peers`` was computed for."""
+    n_peers, took = peers.n_peers, int(peers.took_next[position])
+    passed = int(peers.passed_next[position])
     evidence = {"n_peers": n_peers, "took_next": took, "passed_next": passed}
     if n_peers == 0 or took == 0:
         return None, evidence
@@ -214,6 +213,8 @@ def explain_lists(
     out: list[list[Explanation]] = []
     for i, student_row in enumerate(np.asarray(lists.student_rows, np.int64)):
         explanations: list[Explanation] = []
+        # Peer evidence for the whole list at once (one sparse product per student).
+        peers = model.components_["sequence"].evidence(int(student_row), np.maximum(lists.module_rows[i], 0))
         for j, module_row in enumerate(lists.module_rows[i]):
             if module_row < 0:
                 continue
@@ -232,7 +233,7 @@ def explain_lists(
             evidence.update(comp_evidence)
             if comp_reason:
                 candidates.append((contributions.get("competency_gap", 0.0) + 0.5, comp_reason))
-            peer, peer_evidence = _peer_reason(model, int(student_row), module_row)
+            peer, peer_evidence = _peer_reason(peers, j)
             evidence.update(peer_evidence)
             if peer:
                 candidates.append((contributions.get("sequence", 0.0) + 1.0, peer))
