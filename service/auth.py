@@ -67,9 +67,12 @@ def can_see_student(principal: Principal, student: Student) -> bool:
     return False
 
 
+_STUDENT_BY_ID = select(Student).where(Student.id == bindparam("student_id"))
+
+
 def visible_student(session: Session, principal: Principal, student_id: str) -> Student:
     """The student ``student_id`` if the caller may see them; NotFound otherwise (even if they exist)."""
-    student = session.get(Student, student_id)
+    student = session.scalars(_STUDENT_BY_ID, {"student_id": student_id}).first()
     if student is None or not can_see_student(principal, student):
         raise NotFound(f"no student with id {student_id!r}")
     return student
