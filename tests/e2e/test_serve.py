@@ -1,0 +1,78 @@
+"""``pathways serve`` starts a real server; an unreachable database answers 503, not 500."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from pathways.settings import get_settings
+from service.app import create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_pathways_serve_answers_health_and_readiness(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PATHWAYS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "PATHWAYS_ARTIFACTS_DIR": str(tmp_path / "models"),
+        "PATHWAYS_PORT": str(port),
+        "PATHWAYS_HOST": "127.0.0.1",
+    }
+    serve = Path(sys.executable).with_name("pathways")
+    server = subprocess.Popen(
+        [str(serve), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = _get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                assert server.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "pathways serve did not start"
+                time.sleep(0.2)
+        assert (status, body) == (200, {"status": "ok"})
+        status, body = _get(f"http://127.0.0.1:{port}/readyz")
+        assert status == 503 and body["reasons"] == ["no model has been promoted yet"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_an_unreachable_database_is_503_not_500() -> None:
+    settings = get_settings(
+        database_url="postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
+    )
+    with TestClient(create_app(settings, model_check_interval_s=3600)) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert any("database unreachable" in reason for reason in ready.json()["reasons"])
+        response = client.get("/v1/modules", headers={"Authorization": "Bearer some-token"})
+        assert response.status_code == 503
+        assert response.json() == {"detail": "the database is unavailable; try again shortly"}
+        assert response.headers["retry-after"] == "5"
