@@ -42,9 +42,9 @@ def test_pathways_serve_answers_health_and_readiness(tmp_path: Path) -> None:
         "PATHWAYS_HOST": "127.0.0.1",
     }
     serve = Path(sys.executable).with_name("pathways")
-    server = subprocess.Popen(
-        [str(serve), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen([str(serve), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
