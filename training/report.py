@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:.{digits}f}" if math.isfinite(value) else "–"
     return html.escape(str(value))
 
 
