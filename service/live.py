@@ -453,6 +453,14 @@ class LiveRecommender:
             notes.append(f"left out for high fail risk: {', '.join(plan.skipped_risky)}")
         if not plan.reaches_graduation:
             notes.append("the plan does not yet reach the credits needed to graduate")
+        changes = getattr(plan, "changes", None)
+        if changes:
+            added = ", ".join(changes.get("added", [])) or "nothing"
+            removed = ", ".join(changes.get("removed", [])) or "nothing"
+            notes.append(f"compared with your own plan, this one adds {added} and drops {removed}")
+            before, after = changes.get("coverage_before"), changes.get("coverage_after")
+            if before is not None and after is not None:
+                notes.append(f"it closes {after:.0%} of that occupation's gap, against {before:.0%}")
         return notes
 
     def _pathway_contexts(

@@ -118,6 +118,11 @@ def test_pathway_and_what_if(live_client: TestClient, live_world: LiveWorld, tra
         f"/v1/students/{live_world.student_id}/recommendations?occupation={occupation}", headers=token
     )
     assert what_if.status_code == 200 and what_if.json()["occupation"] == occupation
+    what_if_plan = live_client.get(
+        f"/v1/students/{live_world.student_id}/pathway?terms=3&occupation={occupation}", headers=token
+    ).json()
+    assert what_if_plan["occupation"] == occupation
+    assert any(note.startswith("compared with your own plan") for note in what_if_plan["notes"])
 
 
 def test_promotion_swaps_the_model_without_a_restart(
