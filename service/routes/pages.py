@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from service import handlers
 from service.auth import Principal, authenticate, visible_student
 from service.deps import TOKEN_COOKIE, LiveDep, PageUser, SessionDep, SettingsDep, UowDep
-from service.errors import Invalid, NotFound, ServiceError, Unavailable
+from service.errors import Forbidden, NotFound, ServiceError, Unavailable
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent / "web" / "templates")
@@ -140,7 +140,7 @@ def advisor_review(
             comment.strip() or None,
             eligibility,
         )
-    except (Invalid, ServiceError) as exc:
+    except ServiceError as exc:
         return _review_error(request, uow, live, settings, user, rec_id, exc)
     return _render(request, "_reviewed_item.html", review=result.review, audit=result.audit)
 
@@ -154,8 +154,9 @@ def _review_error(
     rec_id: int,
     exc: ServiceError,
 ) -> HTMLResponse:
-    status = 404 if isinstance(exc, NotFound) else 403 if exc.__class__.__name__ == "Forbidden" else 422
-    if isinstance(exc, NotFound | Unavailable) or status == 403:
+    """The reviewed item again with the reason it was refused, or a message page when it cannot be shown."""
+    if isinstance(exc, NotFound | Forbidden | Unavailable):
+        status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, Forbidden) else 503
         return _message(request, user, status, "Cannot review", str(exc))
     uow.rollback()
     queue = handlers.advisor_queue(uow.session, user, limit=500)
@@ -163,7 +164,7 @@ def _review_error(
     if item is None:
         return _message(request, user, 409, "Cannot review", str(exc))
     batch_term = queue.batch.target_term if queue.batch else None
-    choices = [m for m in live.eligible_modules(uow.session, item.recommendation.student_id, batch_term)]
+    choices = live.eligible_modules(uow.session, item.recommendation.student_id, batch_term)
     view = _QueueView(
         item.recommendation, item.module, item.flags, [m for m in choices if m.id != item.module.id]
     )

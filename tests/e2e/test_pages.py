@@ -98,6 +98,12 @@ def test_advisor_reviews_a_flag_and_sees_the_audit_entry(
     expect(first.get_by_role("group", name="Decision")).to_be_visible()
     page.screenshot(path=str(screenshots / "advisor-queue.png"), full_page=True)
 
+    # A replacement without a module is refused in place, with the reason.
+    first.get_by_label("Replace with").check()
+    first.get_by_role("button", name="Submit review").click()
+    first = page.locator(f"#rec-{first_id}")
+    expect(first.get_by_role("alert")).to_contain_text("needs replacement_module_id")
+
     first.get_by_label("Reject").check()
     first.get_by_label("Comment").fill("Too heavy alongside the placement.")
     first.get_by_role("button", name="Submit review").click()
