@@ -42,6 +42,9 @@ def _expected(route: str, caller: str) -> int:
         "POST rollback": {"s1": 403, "a1": 403, "a2": 403, "root": 409},
         "GET report v1": {"s1": 403, "a1": 403, "a2": 403, "root": 200},
     }
+    public = {"GET healthz": 200, "GET metrics": 200, "GET readyz": 503}  # no model in this world
+    if route in public:
+        return public[route]
     if caller == "anonymous":
         return 401
     return table[route][caller]
@@ -72,6 +75,9 @@ def _request(client: TestClient, world: World, route: str, headers: dict[str, st
         "POST promote v2": ("POST", "/v1/models/v2/promote", None),
         "POST rollback": ("POST", "/v1/models/rollback", None),
         "GET report v1": ("GET", "/v1/models/v1/report", None),
+        "GET healthz": ("GET", "/healthz", None),
+        "GET readyz": ("GET", "/readyz", None),
+        "GET metrics": ("GET", "/metrics", None),
     }
     method, path, body = calls[route]
     return client.request(method, path, json=body, headers=headers)
@@ -95,6 +101,9 @@ ROUTES = (
     "POST promote v2",
     "POST rollback",
     "GET report v1",
+    "GET healthz",
+    "GET readyz",
+    "GET metrics",
 )
 
 
@@ -122,7 +131,8 @@ def test_every_route_role_and_resource(
                     f"{route} as {caller}: {response.status_code} != {expected} {response.text[:120]}"
                 )
             if response.status_code >= 400:
-                assert response.json()["detail"], f"{route} as {caller} gave no reason"
+                body = response.json()
+                assert body.get("detail") or body.get("reasons"), f"{route} as {caller} gave no reason"
     assert not failures, "\n".join(failures)
 
 
