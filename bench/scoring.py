@@ -13,7 +13,9 @@ the next term, fits the collaborative component (implicit ALS), then for every s
   partition-based top 10;
 - also reported: the full product followed by ``top_k_eligible`` (eligibility and top 10 on it).
 
-Both run on the same chunks in the same process, alternating; the ratio top-k / bare is the figure.
+All run on the same chunks in the same process, alternating; ``--repeat`` passes over every student
+are made and the fastest total of each counts (the machine is shared). The ratio top-k / bare is the
+figure.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=5000)
     parser.add_argument("--factors", type=int, default=48)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3, help="passes over all students; the fastest counts")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -68,29 +71,35 @@ def main() -> None:
     fit_s = time.perf_counter() - started
     users, items = collaborative.user_factors_, collaborative.item_factors_
     index = prerequisite_index(fs)
-    bare_s = topk_s = full_s = 0.0
-    n_eligible = 0
-    for start in range(0, fs.n_students, args.chunk):
-        rows = np.arange(start, min(start + args.chunk, fs.n_students))
-        tick = time.perf_counter()
-        scores = users[rows] @ items.T
-        bare_s += time.perf_counter() - tick
+    passes: list[tuple[float, float, float]] = []
+    for _ in range(args.repeat):
+        bare_s = topk_s = full_s = 0.0
+        n_eligible = 0
+        for start in range(0, fs.n_students, args.chunk):
+            rows = np.arange(start, min(start + args.chunk, fs.n_students))
+            tick = time.perf_counter()
+            scores = users[rows] @ items.T
+            bare_s += time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        scores = users[rows] @ items.T
-        columns, _ = top_k_eligible(scores, fs, rows, context, args.k, index=index)
-        full_s += time.perf_counter() - tick
+            tick = time.perf_counter()
+            scores = users[rows] @ items.T
+            columns, _ = top_k_eligible(scores, fs, rows, context, args.k, index=index)
+            full_s += time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        columns, _ = factor_top_k(users[rows], items, fs, rows, context, args.k, index=index)
-        topk_s += time.perf_counter() - tick
-        n_eligible += int((columns >= 0).sum())
+            tick = time.perf_counter()
+            columns, _ = factor_top_k(users[rows], items, fs, rows, context, args.k, index=index)
+            topk_s += time.perf_counter() - tick
+            n_eligible += int((columns >= 0).sum())
+        passes.append((bare_s, topk_s, full_s))
+    # The machine is shared: each figure is the fastest of the passes.
+    bare_s, topk_s, full_s = (min(values) for values in zip(*passes, strict=True))
     result = {
         "size": args.size,
         "students": fs.n_students,
         "modules": fs.n_modules,
         "factors": int(items.shape[1]),
         "chunk": args.chunk,
+        "passes": [[round(value, 2) for value in one] for one in passes],
         "als_fit_s": round(fit_s, 1),
         "bare_product_s": round(bare_s, 2),
         "eligible_products_topk_s": round(topk_s, 2),

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
-from recommender.ranking import GROUP, top_k
+from recommender.ranking import GROUP, candidate_entries, top_k, top_k_of_entries
 
 log = logging.getLogger(__name__)
 
@@ -321,10 +321,18 @@ def factor_top_k(
     if padding:
         block[:, n_free:] = np.inf
     block[structure.blocked_free] = np.inf
-    block_local, block_values = top_k(block, k, negated=True)
-    block_local = np.where(block_local < n_free, block_local, -1)
-    block_columns = np.where(block_local >= 0, structure.free_columns[np.maximum(block_local, 0)], -1)
+    # Candidates of the block and every sparse eligible entry, ranked together in one pass.
+    n = block.shape[0]
+    block_rows, block_positions = candidate_entries(block, k)
     met_values = np.einsum(
         "ij,ij->i", student_factors[structure.met_rows], module_factors[structure.met_columns]
     ).astype(np.float32)
-    return _merge_sparse(structure, block_columns, block_values, met_values, k)
+    rows = np.concatenate([block_rows, structure.met_rows])
+    order = np.argsort(rows, kind="stable")  # row-major order for top_k_of_entries' fast path
+    return top_k_of_entries(
+        n,
+        k,
+        rows[order],
+        np.concatenate([structure.free_columns[block_positions], structure.met_columns])[order],
+        np.concatenate([-block[block_rows, block_positions], met_values])[order],
+    )

@@ -47,27 +47,62 @@ def _candidate_entries(negated_scores: np.ndarray, k: int) -> tuple[np.ndarray, 
     return group_rows[pair], groups[pair] * GROUP + offset
 
 
-def _top_k_of_negated(negated_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def candidate_entries(negated_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of a superset of every row's k smallest finite entries of ``negated_scores``
+    (row-major order; ``+inf`` never included)."""
     scores = negated_scores
-    n, m = scores.shape
-    columns_out = np.full((n, k), -1, dtype=np.int32)
-    values_out = np.full((n, k), -np.inf, dtype=np.float32)
-    if n == 0 or m == 0 or k == 0:
-        return columns_out, values_out
+    m = scores.shape[1]
     candidates = _candidate_entries(scores, k) if k < m else None
     if candidates is not None:
-        rows, columns = candidates
-    elif k < m:
+        return candidates
+    if k < m:
         # Selecting the k smallest negated scores keeps the many equal never-chosen (+inf) entries on
         # the far side of the pivot (selection near them degenerates and is ten times slower).
         kth = np.partition(scores, k - 1, axis=1)[:, k - 1]
         # Rows with fewer than k finite scores: every finite score qualifies, no +inf does.
         threshold = np.where(np.isfinite(kth), kth, HIGHEST)
         rows, columns = np.nonzero(scores <= threshold[:, None])
-    else:
-        rows, columns = np.nonzero(scores <= HIGHEST)
-    values = -scores[rows, columns]
-    order = np.lexsort((columns, -values, rows))
+        return rows, columns
+    rows, columns = np.nonzero(scores <= HIGHEST)
+    return rows, columns
+
+
+def _top_k_of_negated(negated_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    n, m = negated_scores.shape
+    if n == 0 or m == 0 or k == 0:
+        return np.full((n, k), -1, dtype=np.int32), np.full((n, k), -np.inf, dtype=np.float32)
+    rows, columns = candidate_entries(negated_scores, k)
+    return top_k_of_entries(n, k, rows, columns, -negated_scores[rows, columns])
+
+
+def top_k_of_entries(
+    n: int, k: int, rows: np.ndarray, columns: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of flat ``(rows, columns, values)`` entries per row (n rows), best first, as
+    ``(columns (n, k) int32, values (n, k) float32)`` padded with -1 / ``-inf``. Equal values keep the
+    order the entries came in (row-major entries from ``np.nonzero``: the lower column first)."""
+    columns_out = np.full((n, k), -1, dtype=np.int32)
+    values_out = np.full((n, k), -np.inf, dtype=np.float32)
+    if len(rows) == 0:
+        return columns_out, values_out
+    counts = np.bincount(rows, minlength=n)
+    width = int(counts.max())
+    if width <= 4 * k + 64 and np.all(rows[1:] >= rows[:-1]):
+        # Row-sorted entries, few per row: lay them out as a small (n, width) matrix and sort its rows.
+        position = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        padded_values = np.full((n, width), -np.inf, dtype=np.float32)
+        padded_columns = np.full((n, width), -1, dtype=np.int64)
+        padded_values[rows, position] = values
+        padded_columns[rows, position] = columns
+        order = np.argsort(-padded_values, axis=1, kind="stable")[:, :k]
+        chosen_values = np.take_along_axis(padded_values, order, axis=1)
+        chosen_columns = np.take_along_axis(padded_columns, order, axis=1)
+        width_k = chosen_values.shape[1]
+        values_out[:, :width_k] = chosen_values
+        columns_out[:, :width_k] = np.where(np.isfinite(chosen_values), chosen_columns, -1)
+        values_out[columns_out < 0] = -np.inf
+        return columns_out, values_out
+    order = np.lexsort((-values, rows))
     rows, columns, values = rows[order], columns[order], values[order]
     position = np.arange(len(rows)) - np.searchsorted(rows, np.arange(n))[rows]
     keep = position < k
