@@ -152,8 +152,8 @@ def clean_up_interrupted(engine: Engine, settings: Settings) -> dict[str, Any]:
         stale = list(session.scalars(select(ModelVersion).where(ModelVersion.status == "candidate")))
         for row in stale:
             registry.remove_artifacts(row.artifact_path)
-            if row.report_path:
-                registry.remove_artifacts(Path(row.report_path).parent)
+            # A killed run may have written its report (before the promote step) but not recorded it.
+            registry.remove_artifacts(Path(settings.reports_dir) / row.version)
             row.status = "failed"
             row.gate_reason = "the run was interrupted before promotion"
         session.commit()
