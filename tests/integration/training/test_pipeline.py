@@ -260,6 +260,8 @@ def test_sigkill_mid_batch_changes_nothing_and_the_next_run_succeeds(
 
         again = run_nightly(settings, engine=engine, model_options=FAST_MODEL)
         assert again.promoted
+        # The killed run's artifacts are gone; only the new version's remain in this run's folder.
+        assert [p.name for p in Path(settings.artifacts_dir).iterdir()] == [again.version]
         with Session(engine) as session:
             assert "writing" not in session.scalars(select(RecommendationBatch.status)).all()
             statuses = dict(session.execute(select(ModelVersion.version, ModelVersion.status)).all())
