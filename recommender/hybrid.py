@@ -84,6 +84,10 @@ class HybridRecommender:
     ``similarity_`` (module × module competency cosine), ``labels_`` (names for explanations).
     """
 
+    fs_: FeatureSet
+    components_: dict[str, Any]
+    collaborative_algorithm_: str
+
     def __init__(
         self,
         *,
@@ -167,8 +171,18 @@ class HybridRecommender:
         taken.data[:] = 1.0
         return rows, taken, offered_rows
 
-    def fit(self, past: FeatureSet, current: FeatureSet) -> HybridRecommender:
-        """Fit components on ``past``, learn the blend on ``current.cutoff_term``, refit on ``current``."""
+    def fit(
+        self, past: FeatureSet, current: FeatureSet, *, reuse: HybridRecommender | None = None
+    ) -> HybridRecommender:
+        """Fit components on ``past``, learn the blend on ``current.cutoff_term``, refit on ``current``.
+
+        ``reuse``: a fitted model that serves from ``past`` itself (``reuse.fs_ is past``, e.g. the
+        evaluation model fitted on (T-2, T-1) when this fit is (T-1, T)); its components stand in for
+        the fit on ``past`` (the collaborative variant it did not choose is fitted here), which saves
+        half of the component fitting. ValueError when it serves from another FeatureSet.
+        """
+        if reuse is not None and reuse.fs_ is not past:
+            raise ValueError("reuse: the model must serve from the very FeatureSet passed as past")
         if past.modules != current.modules:
             log.info("fit: module index differs between past and current; ids are mapped")
         rows, taken, offered_rows = self._validation_targets(past, current)
@@ -184,12 +198,25 @@ class HybridRecommender:
             for algorithm in self.collaborative_algorithms
         }
         first = variants[self.collaborative_algorithms[0]]
+        reused_algorithm = None
+        if reuse is not None:
+            reused_algorithm = reuse.collaborative_algorithm_
+            for name in COMPONENT_NAMES:
+                if name != "collaborative":
+                    first[name] = reuse.components_[name]
+            if reused_algorithm in variants:
+                variants[reused_algorithm]["collaborative"] = reuse.components_["collaborative"]
+            log.info("fit: components on %s reused from the model serving from it", past.cutoff_term)
         for name, component in first.items():
-            component.fit(past)
-            log.info("fit: %s fitted on %s", name, past.cutoff_term)
-        for components in variants.values():
+            if reuse is None or (
+                name == "collaborative" and reused_algorithm != self.collaborative_algorithms[0]
+            ):
+                component.fit(past)
+                log.info("fit: %s fitted on %s", name, past.cutoff_term)
+        for algorithm, components in variants.items():
             if components is not first:
-                components["collaborative"].fit(past)
+                if algorithm != reused_algorithm:
+                    components["collaborative"].fit(past)
                 for name in COMPONENT_NAMES:
                     if name != "collaborative":
                         components[name] = first[name]
