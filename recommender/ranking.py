@@ -26,6 +26,7 @@ def top_k(scores: np.ndarray, k: int, negated: bool = False) -> tuple[np.ndarray
 
 
 GROUP = 32
+MAX_PADDED_WIDTH = 4096
 
 
 def _candidate_entries(negated_scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -87,7 +88,19 @@ def top_k_of_entries(
         return columns_out, values_out
     counts = np.bincount(rows, minlength=n)
     width = int(counts.max())
-    if width <= 4 * k + 64 and np.all(rows[1:] >= rows[:-1]):
+    row_sorted = bool(np.all(rows[1:] >= rows[:-1]))
+    if row_sorted and 4 * k + 64 < width <= MAX_PADDED_WIDTH:
+        # Many entries in some row: keep only those at or above each row's k-th best value (found by
+        # partitioning a padded (n, width) matrix), so the exact sort below stays per row.
+        position = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        padded = np.full((n, width), np.inf, dtype=np.float32)
+        padded[rows, position] = -values
+        kth = -np.partition(padded, k - 1, axis=1)[:, k - 1]
+        keep = values >= kth[rows]
+        rows, columns, values = rows[keep], columns[keep], values[keep]
+        counts = np.bincount(rows, minlength=n)
+        width = int(counts.max())
+    if row_sorted and width <= 4 * k + 64:
         # Row-sorted entries, few per row: lay them out as a small (n, width) matrix and sort its rows.
         position = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
         padded_values = np.full((n, width), -np.inf, dtype=np.float32)

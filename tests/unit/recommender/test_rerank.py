@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.ranking import top_k
+from recommender.ranking import top_k, top_k_of_entries
 from recommender.rerank import rerank
 
 # Modules 0-2 academic (0 and 1 identical competencies), 3 vocational, 4 project; 10 credits each.
@@ -110,3 +110,21 @@ def test_top_k_matches_a_full_sort(width: int) -> None:
         assert values[row][: len(expected)].tolist() == scores[row, expected].tolist()
     negated_columns, _ = top_k(-scores, 10, negated=True)
     np.testing.assert_array_equal(negated_columns, columns)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_top_k_of_entries_matches_a_full_sort(seed: int) -> None:
+    """Flat entries, row-sorted with ascending columns, from a few to many per row (the wide rows go
+    through the padded partition first)."""
+    rng = np.random.default_rng(seed)
+    n, k = 12, 4
+    per_row = rng.integers(0, 200, n)
+    rows = np.repeat(np.arange(n), per_row)
+    columns = np.concatenate([np.sort(rng.choice(5000, count, replace=False)) for count in per_row])
+    values = rng.integers(0, 30, len(rows)).astype(np.float32)
+    chosen, chosen_values = top_k_of_entries(n, k, rows, columns, values)
+    for row in range(n):
+        entries = np.flatnonzero(rows == row)
+        expected = sorted(entries, key=lambda entry: (-values[entry], columns[entry]))[:k]
+        assert chosen[row][chosen[row] >= 0].tolist() == columns[expected].tolist()
+        assert chosen_values[row][: len(expected)].tolist() == values[expected].tolist()
