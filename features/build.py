@@ -188,6 +188,21 @@ def _terms(frames: Frames) -> pd.DataFrame:
     )
 
 
+def _labels(frames: Frames) -> dict[str, dict[str, str]]:
+    """Competency names and occupation titles by id, for explanations."""
+
+    def by_id(frame: pd.DataFrame, column: str) -> dict[str, str]:
+        if frame.empty or column not in frame:
+            return {}
+        named = frame[frame[column].notna()]
+        return dict(zip(named["id"].astype(str), named[column].astype(str), strict=True))
+
+    return {
+        "competencies": by_id(frames.competencies, "name"),
+        "occupations": by_id(frames.occupations, "title"),
+    }
+
+
 def build_feature_set(frames: Frames, text_tagger: CompetencyTagger | None = None) -> FeatureSet:
     """Every feature the models read, from ``frames`` (already cut off: nothing later leaks in).
 
@@ -323,6 +338,7 @@ def build_feature_set(frames: Frames, text_tagger: CompetencyTagger | None = Non
         prerequisites=_prerequisites(frames, modules),
         program_required=required,
         missing=missing,
+        labels=_labels(frames),
     )
     log.info(
         "feature set as of %s: %d students, %d modules, %d competencies, %d interactions in %.1fs",

@@ -113,6 +113,9 @@ class FeatureSet:
 
     missing: list[str] = field(default_factory=list)
     """Plain-language notes on the parts the records lack, e.g. 'no catalog: module tracks unknown'."""
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Names for people: ``labels["competencies"]`` competency id → name and ``labels["occupations"]``
+    occupation id → title (explanations fall back to ids where a name is missing)."""
 
     @property
     def n_students(self) -> int:

@@ -218,13 +218,11 @@ def recommend(
     import json
 
     import numpy as np
-    from sqlalchemy import select
 
     from features.build import build_term_context
     from recommender.explain import explanation_records
     from records.db import promoted_version, session_scope
     from records.frames import load_term_state, next_term
-    from records.schema import Competency, Occupation
     from training.registry import load_model_of
 
     engine = _engine(_settings())
@@ -236,10 +234,6 @@ def recommend(
             model = load_model_of(version)
         except (OSError, ValueError) as exc:
             fail(f"promoted model {version.version} cannot be loaded: {exc}")
-        model.set_labels(
-            competencies={row[0]: row[1] for row in session.execute(select(Competency.id, Competency.name))},
-            occupations={row[0]: row[1] for row in session.execute(select(Occupation.id, Occupation.title))},
-        )
     fs = model.fs_
     if student_id not in fs.students:
         fail(f"unknown student {student_id!r}: not in the records of model {version.version}")

@@ -258,7 +258,7 @@ class HybridRecommender:
             log.info("fit: %s refitted on %s", name, current.cutoff_term)
         self.risk_metrics_ = dict(self.components_["risk"].metrics_)
         self.fs_ = current
-        self.labels_: dict[str, dict[str, str]] = getattr(self, "labels_", {})
+        self.labels_: dict[str, dict[str, str]] = {name: dict(ids) for name, ids in current.labels.items()}
         self._prepare_serving()
         return self
 
@@ -268,7 +268,7 @@ class HybridRecommender:
         competencies: dict[str, str] | None = None,
         occupations: dict[str, str] | None = None,
     ) -> None:
-        """Names used in explanations: competency id → name, occupation id → title (ids otherwise)."""
+        """Override the names used in explanations (``fit`` takes them from the FeatureSet's ``labels``)."""
         labels = dict(getattr(self, "labels_", {}))
         if competencies is not None:
             labels["competencies"] = dict(competencies)

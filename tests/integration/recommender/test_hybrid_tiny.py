@@ -4,6 +4,7 @@ and ``pathways recommend`` against a promoted model."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,9 @@ def test_explanations_and_a_plan_for_a_real_student(tiny: Tiny) -> None:
             assert 2 <= len(explanation.reasons) <= 4
             if fs.goal_source[student] == "none":
                 assert not any("demand" in reason for reason in explanation.reasons)
+            # Competencies are named as people know them, never by their ids.
+            assert not any(re.search(r"\bC\d{3}\b", reason) for reason in explanation.reasons)
+            assert all(name in fs.labels["competencies"].values() for name in explanation.builds)
     student = int(rows[0])
     contexts = [
         tiny.context,
