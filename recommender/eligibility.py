@@ -9,14 +9,16 @@ dismissal).
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
-from recommender.ranking import GROUP, candidate_entries, top_k, top_k_of_entries
+from recommender.ranking import SPREAD_GROUP, dealt_candidates, top_k, top_k_of_entries
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +298,36 @@ def top_k_eligible(
     return _merge_sparse(structure, block_columns, block_values, met_values, k)
 
 
+def _dealt_free_block(
+    student_factors: np.ndarray, module_factors: np.ndarray, structure: EligibleStructure, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates among the free block: ``(rows, module rows, scores)`` of a superset of each row's k
+    best eligible free modules. The free modules are ranked by the batch's mean score and dealt into
+    groups (see :func:`recommender.ranking.dealt_candidates`), and the product is negated and padded so
+    the selection needs no further pass."""
+    free_columns = structure.free_columns
+    n_free = len(free_columns)
+    if n_free == 0 or k == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    mean_factors = student_factors.mean(axis=0, dtype=np.float32)
+    rank = np.argsort(-(module_factors[free_columns] @ mean_factors), kind="stable")
+    width = -(-n_free // SPREAD_GROUP) * SPREAD_GROUP
+    layout = np.full(width, -1, dtype=np.int64)  # block column -> module row
+    layout[:n_free] = free_columns[rank]
+    dealt_factors = np.zeros((width, module_factors.shape[1]), dtype=np.float32)
+    dealt_factors[:n_free] = module_factors[layout[:n_free]]
+    block = (-student_factors) @ dealt_factors.T
+    if width > n_free:
+        block[:, n_free:] = np.inf
+    column_of_free = np.empty(n_free, dtype=np.int64)
+    column_of_free[rank] = np.arange(n_free)
+    blocked_rows, blocked_positions = structure.blocked_free
+    block[blocked_rows, column_of_free[blocked_positions]] = np.inf
+    rows, columns = dealt_candidates(block, k)
+    return rows, layout[columns], -block[rows, columns]
+
+
 def factor_top_k(
     student_factors: np.ndarray,
     module_factors: np.ndarray,
@@ -308,31 +340,61 @@ def factor_top_k(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k eligible modules by ``student_factors @ module_factors.T`` (float32), computing products only
     where they can matter: a dense product over the free block and one dot product per sparse eligible
-    entry. ``student_factors`` (n, f) belongs to ``student_rows``. Same return as :func:`top_k_eligible`.
+    entry. ``student_factors`` (n, f) belongs to ``student_rows``. Same return as :func:`top_k_eligible`
+    (ties break by the lower module row).
     """
+    student_factors = np.asarray(student_factors, dtype=np.float32)
+    module_factors = np.asarray(module_factors, dtype=np.float32)
     structure = eligible_structure(fs, student_rows, context, index)
-    # The negated product (top_k then needs no pass to negate it), padded to whole groups of columns.
-    n_free = len(structure.free_columns)
-    padding = -n_free % GROUP
-    free_factors = module_factors[structure.free_columns]
-    if padding:
-        free_factors = np.concatenate([free_factors, np.zeros((padding, free_factors.shape[1]), np.float32)])
-    block = (-student_factors) @ free_factors.T
-    if padding:
-        block[:, n_free:] = np.inf
-    block[structure.blocked_free] = np.inf
-    # Candidates of the block and every sparse eligible entry, ranked together in one pass.
-    n = block.shape[0]
-    block_rows, block_positions = candidate_entries(block, k)
+    n = student_factors.shape[0]
+    block_rows, block_modules, block_values = _dealt_free_block(student_factors, module_factors, structure, k)
     met_values = np.einsum(
         "ij,ij->i", student_factors[structure.met_rows], module_factors[structure.met_columns]
     ).astype(np.float32)
     rows = np.concatenate([block_rows, structure.met_rows])
-    order = np.argsort(rows, kind="stable")  # row-major order for top_k_of_entries' fast path
+    modules = np.concatenate([block_modules, structure.met_columns])
+    # Row-major, lower module first: top_k_of_entries' fast path, and equal scores break as in top_k.
+    order = np.argsort(rows * module_factors.shape[0] + modules)
     return top_k_of_entries(
-        n,
-        k,
-        rows[order],
-        np.concatenate([structure.free_columns[block_positions], structure.met_columns])[order],
-        np.concatenate([-block[block_rows, block_positions], met_values])[order],
+        n, k, rows[order], modules[order], np.concatenate([block_values, met_values])[order]
+    )
+
+
+def batched_factor_top_k(
+    student_factors: np.ndarray,
+    module_factors: np.ndarray,
+    fs: FeatureSet,
+    student_rows: np.ndarray,
+    context: TermContext,
+    k: int,
+    *,
+    index: PrerequisiteIndex | None = None,
+    chunk: int = 5000,
+    workers: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`factor_top_k` over many students, in chunks of ``chunk`` rows run on ``workers`` threads.
+
+    ``student_factors`` (n, f) float32 belongs to ``student_rows`` (n,). numpy's and scipy's kernels
+    release the GIL, so the chunks' eligibility and selection run side by side; while they do, the BLAS
+    is held to one thread per worker (the product is part of each chunk). Returns ``(module rows (n, k)
+    int32, scores (n, k) float32)``, the same as one :func:`factor_top_k` call over all rows.
+    """
+    rows = np.asarray(student_rows, dtype=np.int64)
+    index = prerequisite_index(fs) if index is None else index
+    starts = range(0, len(rows), max(chunk, 1))
+
+    def one_chunk(start: int) -> tuple[np.ndarray, np.ndarray]:
+        part = slice(start, start + chunk)
+        return factor_top_k(student_factors[part], module_factors, fs, rows[part], context, k, index=index)
+
+    if workers <= 1 or len(starts) <= 1:
+        results = [one_chunk(start) for start in starts]
+    else:
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(one_chunk, starts))
+    if not results:
+        return np.zeros((0, k), dtype=np.int32), np.zeros((0, k), dtype=np.float32)
+    return (
+        np.concatenate([columns for columns, _ in results]),
+        np.concatenate([values for _, values in results]),
     )
