@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,6 +74,55 @@ def risk_level(fail_probability: float | None, levels: tuple[float, float]) -> s
     return "high"
 
 
+@dataclass(frozen=True)
+class _ModelTables:
+    """Per-model lookups the reasons read for every item, built once per model (numpy, not pandas).
+
+    ``dependents_ptr``/``dependents`` form a CSR index: the modules requiring module ``m`` (sorted,
+    unique) are ``dependents[dependents_ptr[m]:dependents_ptr[m + 1]]``.
+    """
+
+    track_row: np.ndarray  # (n_modules,) int64, -1 without a track
+    credits: np.ndarray  # (n_modules,) float64
+    titles: np.ndarray  # (n_modules,) object: str or missing
+    program_row: np.ndarray  # (n_students,) int64, -1 without a program
+    stage: np.ndarray  # (n_students,) int64
+    dependents_ptr: np.ndarray  # (n_modules + 1,) int64
+    dependents: np.ndarray  # (n_edges,) int64
+
+
+_TABLES: weakref.WeakKeyDictionary[Any, _ModelTables] = weakref.WeakKeyDictionary()
+_TABLES_LOCK = threading.Lock()
+
+
+def _tables(model: HybridRecommender) -> _ModelTables:
+    """The model's :class:`_ModelTables`, built on first use and dropped with the model."""
+    fs = model.fs_
+    with _TABLES_LOCK:
+        cached = _TABLES.get(model)
+        if cached is not None and len(cached.track_row) == fs.n_modules:
+            return cached
+    table = fs.prerequisites
+    requires = table["requires_row"].to_numpy(np.int64) if len(table) else np.zeros(0, np.int64)
+    dependent = table["module_row"].to_numpy(np.int64) if len(table) else np.zeros(0, np.int64)
+    pairs = np.unique(np.stack([requires, dependent], axis=1), axis=0) if len(requires) else np.zeros((0, 2))
+    pairs = pairs[(pairs[:, 0] >= 0) & (pairs[:, 0] < fs.n_modules)].astype(np.int64)
+    dependents_ptr = np.zeros(fs.n_modules + 1, np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=fs.n_modules), out=dependents_ptr[1:])
+    built = _ModelTables(
+        track_row=fs.module_info["track_row"].to_numpy(np.int64),
+        credits=fs.module_info["credits"].to_numpy(np.float64),
+        titles=fs.module_info["title"].to_numpy(dtype=object),
+        program_row=fs.student_info["program_row"].to_numpy(np.int64),
+        stage=fs.student_info["stage"].to_numpy(np.int64),
+        dependents_ptr=dependents_ptr,
+        dependents=pairs[:, 1].copy(),
+    )
+    with _TABLES_LOCK:
+        _TABLES[model] = built
+    return built
+
+
 def _target_occupations(fs: FeatureSet, student_row: int, occupation: int | None) -> np.ndarray:
     """Occupation rows the student aims at (the what-if occupation replaces them)."""
     if occupation is not None:
@@ -80,16 +131,40 @@ def _target_occupations(fs: FeatureSet, student_row: int, occupation: int | None
     return goals.indices[goals.data > 0].astype(np.int64)
 
 
+def _closes(fs: FeatureSet, gap: np.ndarray, module_row: int) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`CompetencyGapComponent.closes` with the student's gap row (n_competencies,) given."""
+    start, end = fs.module_competency.indptr[module_row], fs.module_competency.indptr[module_row + 1]
+    indices = fs.module_competency.indices[start:end]
+    closed = fs.module_competency.data[start:end] * gap[indices]
+    keep = closed > 1e-6
+    competencies, closed = indices[keep].astype(np.int64), closed[keep].astype(np.float32)
+    order = np.argsort(-closed, kind="stable")
+    return competencies[order], closed[order]
+
+
 def _competency_reason(
-    model: HybridRecommender, student_row: int, module_row: int, occupation: int | None
+    model: HybridRecommender,
+    student_row: int,
+    module_row: int,
+    occupation: int | None,
+    targets: np.ndarray | None = None,
+    gap: np.ndarray | None = None,
 ) -> tuple[str | None, list[str], list[str], dict[str, Any]]:
-    """'Builds X and Y, which Z roles demand (strong demand) and you have not shown yet.'"""
+    """'Builds X and Y, which Z roles demand (strong demand) and you have not shown yet.'
+
+    ``targets`` (the student's target occupation rows) and ``gap`` (their competency gap row) may be
+    passed in when already computed for the student's other modules.
+    """
     fs = model.fs_
-    targets = _target_occupations(fs, student_row, occupation)
+    if targets is None:
+        targets = _target_occupations(fs, student_row, occupation)
     evidence: dict[str, Any] = {}
     if len(targets) == 0 or fs.module_competency.nnz == 0:
         return None, [], [], evidence
-    competencies, closed = CompetencyGapComponent.closes(fs, student_row, module_row, occupation)
+    if gap is None:
+        competencies, closed = CompetencyGapComponent.closes(fs, student_row, module_row, occupation)
+    else:
+        competencies, closed = _closes(fs, gap, module_row)
     if len(competencies) == 0:
         return None, [], [], evidence
     top = competencies[:3]
@@ -145,9 +220,10 @@ def _risk_reason(expected_grade: float | None, fail_probability: float | None, l
 
 
 def _track_reason(
-    fs: FeatureSet, student_row: int, module_row: int, credits: float
+    fs: FeatureSet, student_row: int, module_row: int, credits: float, track_row: int | None = None
 ) -> tuple[str | None, dict]:
-    track_row = int(fs.module_info["track_row"].to_numpy()[module_row])
+    if track_row is None:
+        track_row = int(fs.module_info["track_row"].to_numpy()[module_row])
     if track_row < 0:
         return None, {}
     track = TRACKS[track_row]
@@ -168,33 +244,40 @@ def _track_reason(
 
 
 def _prerequisite_reason(
-    model: HybridRecommender, student_row: int, module_row: int
+    model: HybridRecommender, student_row: int, module_row: int, passed: np.ndarray | None = None
 ) -> tuple[str | None, dict[str, Any]]:
-    """Which not-yet-passed modules it unlocks (it is required by a group of theirs)."""
+    """Which not-yet-passed modules it unlocks (it is required by a group of theirs).
+
+    ``passed`` (the student's passed module rows) may be passed in when already read.
+    """
     fs = model.fs_
-    table = fs.prerequisites
-    dependents = np.unique(table.loc[table["requires_row"] == module_row, "module_row"].to_numpy(np.int64))
+    tables = _tables(model)
+    dependents = tables.dependents[tables.dependents_ptr[module_row] : tables.dependents_ptr[module_row + 1]]
     if len(dependents) == 0:
         return None, {}
-    passed = fs.passed[student_row]
-    dependents = dependents[~np.isin(dependents, passed.indices)][:3]
+    if passed is None:
+        passed = fs.passed[student_row].indices
+    dependents = dependents[~np.isin(dependents, passed)][:3]
     if len(dependents) == 0:
         return None, {}
-    titles = fs.module_info["title"]
-    names = [
-        str(titles.iat[d]) if isinstance(titles.iat[d], str) else fs.modules.id(int(d)) for d in dependents
-    ]
+    titles = tables.titles
+    names = [str(titles[d]) if isinstance(titles[d], str) else fs.modules.id(int(d)) for d in dependents]
     return f"It opens the way to {_join(names)}.", {"unlocks": [fs.modules.id(int(d)) for d in dependents]}
 
 
 def _popularity_reason(
-    fs: FeatureSet, student_row: int, module_row: int
+    fs: FeatureSet, student_row: int, module_row: int, program_stage: tuple[int, int] | None = None
 ) -> tuple[str | None, dict[str, Any]]:
     n_programs_plus_none, n_stages = fs.popularity.shape[:2]
     if n_stages == 0:
         return None, {}
-    program = int(fs.student_info["program_row"].to_numpy()[student_row])
-    stage = min(int(fs.student_info["stage"].to_numpy()[student_row]), n_stages - 1)
+    if program_stage is None:
+        program_stage = (
+            int(fs.student_info["program_row"].to_numpy()[student_row]),
+            int(fs.student_info["stage"].to_numpy()[student_row]),
+        )
+    program = program_stage[0]
+    stage = min(program_stage[1], n_stages - 1)
     share = float(fs.popularity[program if program >= 0 else n_programs_plus_none - 1, stage, module_row])
     evidence = {"program_stage_share": round(share, 4)}
     if round(100 * share) < 1:
@@ -209,12 +292,24 @@ def explain_lists(
     """Explanations for every (student, module) of ``lists``, in list order (empty places skipped)."""
     fs = model.fs_
     grades, fails = model.components_["risk"].predict(fs, lists.student_rows, lists.module_rows)
-    credits = fs.module_info["credits"].to_numpy(np.float64)
+    tables = _tables(model)
+    credits = tables.credits
+    student_rows = np.asarray(lists.student_rows, np.int64)
+    # Student-level inputs of the reasons, read once per batch rather than once per item.
+    gaps = (
+        CompetencyGapComponent.gap(fs, student_rows, occupation)
+        if fs.module_competency.nnz and len(student_rows)
+        else None
+    )
     out: list[list[Explanation]] = []
-    for i, student_row in enumerate(np.asarray(lists.student_rows, np.int64)):
+    for i, student_row in enumerate(student_rows):
         explanations: list[Explanation] = []
         # Peer evidence for the whole list at once (one sparse product per student).
         peers = model.components_["sequence"].evidence(int(student_row), np.maximum(lists.module_rows[i], 0))
+        targets = _target_occupations(fs, int(student_row), occupation)
+        gap = gaps[i] if gaps is not None else None
+        passed = fs.passed.indices[fs.passed.indptr[student_row] : fs.passed.indptr[student_row + 1]]
+        program_stage = (int(tables.program_row[student_row]), int(tables.stage[student_row]))
         for j, module_row in enumerate(lists.module_rows[i]):
             if module_row < 0:
                 continue
@@ -228,7 +323,7 @@ def explain_lists(
             candidates: list[tuple[float, str]] = []
             evidence: dict[str, Any] = {}
             comp_reason, builds, for_occupations, comp_evidence = _competency_reason(
-                model, int(student_row), module_row, occupation
+                model, int(student_row), module_row, occupation, targets, gap
             )
             evidence.update(comp_evidence)
             if comp_reason:
@@ -237,8 +332,9 @@ def explain_lists(
             evidence.update(peer_evidence)
             if peer:
                 candidates.append((contributions.get("sequence", 0.0) + 1.0, peer))
+            track_row = int(tables.track_row[module_row])
             track_text, track_evidence = _track_reason(
-                fs, int(student_row), module_row, float(credits[module_row])
+                fs, int(student_row), module_row, float(credits[module_row]), track_row
             )
             evidence.update(track_evidence)
             if track_text:
@@ -247,11 +343,11 @@ def explain_lists(
             if risk_text:
                 # Risk is always worth saying when it is high.
                 candidates.append((1.5 if level == "high" else 0.1, risk_text))
-            unlock, unlock_evidence = _prerequisite_reason(model, int(student_row), module_row)
+            unlock, unlock_evidence = _prerequisite_reason(model, int(student_row), module_row, passed)
             evidence.update(unlock_evidence)
             if unlock:
                 candidates.append((0.05, unlock))
-            popular, popular_evidence = _popularity_reason(fs, int(student_row), module_row)
+            popular, popular_evidence = _popularity_reason(fs, int(student_row), module_row, program_stage)
             evidence.update(popular_evidence)
             if popular:
                 candidates.append((contributions.get("popularity", 0.0), popular))
@@ -262,7 +358,6 @@ def explain_lists(
                 reasons.append(f"It is offered{term} and you meet its prerequisites.")
             if len(reasons) < MIN_REASONS:
                 reasons.append("You have not taken it yet.")
-            track_row = int(fs.module_info["track_row"].to_numpy()[module_row])
             explanations.append(
                 Explanation(
                     module_id=fs.modules.id(module_row),
