@@ -4,6 +4,13 @@ Framework-free. The expensive, student-independent part of a request (the target
 offerings, seats and in-progress enrollments as a :class:`TermContext`) is cached per model version
 and term for ``context_ttl_s`` seconds; the student's own exclusions (advisor rejections, their
 dismissals) are read fresh on every request so a rejected module never reappears.
+
+Every time a model starts serving, a background thread computes the default list (next term,
+``DEFAULT_K`` items, no what-if) of every active student in batches with the vectorised
+``recommend`` and ``explain``, so a student's first request is a memory read plus the fresh
+exclusions and stored-flags queries. A precomputed list is used only while the student's current
+exclusions add nothing to the ones it was computed with; otherwise, and for other questions, the
+request is scored live. The service serves live while the precompute runs.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from service.errors import Invalid, NotFound, Unavailable
 from service.model_holder import LoadedModel, ModelHolder
 
 log = logging.getLogger(__name__)
+
+DEFAULT_K = 10
+"""The list length of a request without ``k`` (the route's default): the one precomputed."""
 
 
 @dataclass
@@ -137,6 +147,33 @@ class ResultCache:
                 self._entries.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class PrecomputedList:
+    """One student's default list as the model computed it, before the stored flags are added.
+
+    ``excluded`` are the module ids the term context excluded for the student when it was computed;
+    the list answers for the student while their current exclusions are a subset of these.
+    """
+
+    computed_at: float
+    term: str | None
+    excluded: frozenset[str]
+    items: tuple[Item, ...]
+
+
+@dataclass
+class PrecomputeStatus:
+    """Progress of the background precompute of one model version."""
+
+    version: str
+    active_students: int = 0
+    done_students: int = 0
+    started_at: float = 0.0
+    finished_at: float | None = None
+    runs: int = 0
+    error: str | None = None
+
+
 class LiveRecommender:
     """Answers recommendation, pathway and eligibility questions from the held model."""
 
@@ -148,6 +185,9 @@ class LiveRecommender:
         context_ttl_s: float = 60.0,
         result_ttl_s: float = 300.0,
         result_cache_size: int = 3_000,
+        precompute: bool = True,
+        precompute_batch: int = 256,
+        precompute_ttl_s: float = 1_800.0,
     ) -> None:
         self.holder = holder
         self.engine = engine
@@ -158,6 +198,11 @@ class LiveRecommender:
         self._context_lock = threading.Lock()
         self._batch_cache: tuple[float, str | None, int | None] | None = None
         self._refreshing: set[str] = set()
+        self.precompute_enabled = precompute
+        self.precompute_batch = precompute_batch
+        self.precompute_ttl_s = precompute_ttl_s
+        self.precompute_status: PrecomputeStatus | None = None
+        self._precompute_stop: threading.Event | None = None
 
     # -----------------------------------------------------------------------------------------
     # Recommendations
@@ -175,7 +220,35 @@ class LiveRecommender:
         if loaded is None or student.id not in loaded.model.fs_.students:
             return None
         excluded = handlers.excluded_for(session, student.id)
-        return self._results(loaded).get((student.id, term, k, occupation), excluded)
+        key = (student.id, term, k, occupation)
+        results = self._results(loaded)
+        result = results.get(key, excluded)
+        if result is None and term is None and k == DEFAULT_K and occupation is None:
+            result = self._from_precomputed(session, loaded, student.id, excluded)
+            if result is not None:
+                results.put(key, excluded, result)
+        return result
+
+    def _from_precomputed(
+        self, session: Session, loaded: LoadedModel, student_id: str, excluded: frozenset[str]
+    ) -> RecommendationList | None:
+        """The student's precomputed default list with the stored flags, if still valid; else None."""
+        entry: PrecomputedList | None = loaded.cache.get("precomputed", {}).get(student_id)
+        if (
+            entry is None
+            or not excluded <= entry.excluded
+            or time.monotonic() - entry.computed_at > self.precompute_ttl_s
+        ):
+            return None
+        return RecommendationList(
+            student_id=student_id,
+            term=entry.term,
+            occupation=None,
+            model_version=loaded.version,
+            source="live",
+            items=self._with_stored_flags(session, student_id, entry.items),
+            notes=list(getattr(loaded.model.fs_, "missing", [])),
+        )
 
     def recommend(
         self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
@@ -244,33 +317,34 @@ class LiveRecommender:
     def _items(
         self, session: Session, loaded: LoadedModel, student_id: str, lists: Any, explanations: list[Any]
     ) -> list[Item]:
+        return self._with_stored_flags(session, student_id, self._model_items(loaded, lists, 0, explanations))
+
+    def _model_items(
+        self, loaded: LoadedModel, lists: Any, index: int, explanations: list[Any]
+    ) -> list[Item]:
+        """Items of list ``index`` of ``lists`` (RankedLists) as the model sees them: no stored flags,
+        only the fail-risk flag its prediction raises."""
         fs = loaded.model.fs_
-        module_rows = np.asarray(lists.module_rows[0])
+        summaries = self._summaries(loaded)
+        module_rows = np.asarray(lists.module_rows[index])
         valid = module_rows >= 0
         module_rows = module_rows[valid]
-        scores = np.asarray(lists.scores[0])[valid]
-        contributions = np.asarray(lists.contributions[0])[valid]
-        module_ids = [fs.modules.id(int(r)) for r in module_rows]
-        stored_flags = self._stored_flags(session, student_id, module_ids)
+        scores = np.asarray(lists.scores[index])[valid]
+        contributions = np.asarray(lists.contributions[index])[valid]
         items: list[Item] = []
-        for position, (module_row, module_id) in enumerate(zip(module_rows, module_ids, strict=True)):
+        for position, module_row in enumerate(module_rows):
             explanation = explanations[position] if position < len(explanations) else None
             fail_probability = _optional_float(getattr(explanation, "fail_probability", None))
             expected_grade = _optional_float(getattr(explanation, "expected_grade", None))
-            recommendation_id, flags = stored_flags.get(module_id, (None, []))
-            flags = list(flags)
-            if (
-                fail_probability is not None
-                and fail_probability >= self.settings.fail_risk_threshold
-                and not any(f["kind"] == "fail_risk" for f in flags)
-            ):
+            flags: list[dict[str, str]] = []
+            if fail_probability is not None and fail_probability >= self.settings.fail_risk_threshold:
                 flags.append(
                     {"kind": "fail_risk", "reason": f"predicted chance of failing is {fail_probability:.0%}"}
                 )
             items.append(
                 Item(
                     rank=position + 1,
-                    module=self._summary(fs, int(module_row)),
+                    module=summaries[int(module_row)] if summaries else self._summary(fs, int(module_row)),
                     score=float(scores[position]),
                     components={
                         name: float(value)
@@ -282,10 +356,31 @@ class LiveRecommender:
                     risk=getattr(explanation, "risk_level", None)
                     or handlers.risk_level(fail_probability, self.settings.fail_risk_threshold),
                     flags=flags,
-                    recommendation_id=recommendation_id,
                 )
             )
         return items
+
+    def _with_stored_flags(self, session: Session, student_id: str, items: Any) -> list[Item]:
+        """Copies of ``items`` carrying the current batch's stored recommendation id and flags (stored
+        flags first; the model's fail-risk flag only when no stored one says it)."""
+        stored_flags = self._stored_flags(session, student_id, [item.module.id for item in items])
+        out: list[Item] = []
+        for item in items:
+            recommendation_id, stored = stored_flags.get(item.module.id, (None, []))
+            flags = list(stored)
+            has_stored_risk = any(f["kind"] == "fail_risk" for f in flags)
+            flags.extend(f for f in item.flags if not (has_stored_risk and f["kind"] == "fail_risk"))
+            out.append(replace(item, flags=flags, recommendation_id=recommendation_id))
+        return out
+
+    def _summaries(self, loaded: LoadedModel) -> list[ModuleSummary]:
+        """Every module's summary by row, built once per model ([] when the model has no modules)."""
+        summaries = loaded.cache.get("summaries")
+        if summaries is None:
+            fs = loaded.model.fs_
+            summaries = [self._summary(fs, row) for row in range(fs.n_modules)]
+            loaded.cache["summaries"] = summaries
+        return summaries  # type: ignore[no-any-return]
 
     @staticmethod
     def _summary(fs: Any, module_row: int) -> ModuleSummary:
@@ -567,8 +662,97 @@ class LiveRecommender:
         return replace(context, excluded=(context.excluded + overlay).tocsr())
 
     def prepare(self, loaded: LoadedModel) -> None:
-        """Build the next term's context for a model about to serve (so no request waits for it)."""
+        """Build the next term's context for a model about to serve (so no request waits for it) and
+        start precomputing every active student's default list in the background."""
         self._term_context(loaded, None)
+        if self.precompute_enabled:
+            self.start_precompute(loaded)
+
+    def start_precompute(self, loaded: LoadedModel) -> threading.Thread:
+        """Start the background thread that precomputes ``loaded``'s default lists (stopping the one
+        of the previous model); it recomputes them every ``precompute_ttl_s / 2`` seconds."""
+        if self._precompute_stop is not None:
+            self._precompute_stop.set()
+        stop = threading.Event()
+        self._precompute_stop = stop
+        self.precompute_status = PrecomputeStatus(version=loaded.version)
+        thread = threading.Thread(
+            target=self._precompute_loop,
+            args=(loaded, stop),
+            name=f"precompute-{loaded.version}",
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def stop_precompute(self) -> None:
+        if self._precompute_stop is not None:
+            self._precompute_stop.set()
+
+    def _precompute_loop(self, loaded: LoadedModel, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.precompute(loaded, stop)
+            except Exception as exc:
+                log.exception("precomputing the lists of model %s failed; serving live", loaded.version)
+                if self.precompute_status is not None and self.precompute_status.version == loaded.version:
+                    self.precompute_status.error = f"{type(exc).__name__}: {exc}"
+            if stop.wait(self.precompute_ttl_s / 2):
+                return
+
+    def precompute(self, loaded: LoadedModel, stop: threading.Event | None = None) -> int:
+        """Compute every active student's default list in batches of ``precompute_batch`` and store
+        them in ``loaded.cache['precomputed']`` (student id -> :class:`PrecomputedList`) as they come.
+
+        Returns how many lists were stored; stops early when ``stop`` is set.
+        """
+        model = loaded.model
+        fs = model.fs_
+        status = self.precompute_status
+        if status is None or status.version != loaded.version:
+            status = self.precompute_status = PrecomputeStatus(version=loaded.version)
+        info = fs.student_info
+        if "status" in info.columns:
+            rows = np.flatnonzero((info["status"] == "active").to_numpy(dtype=bool))
+        else:
+            rows = np.arange(fs.n_students)
+        status.active_students, status.done_students = len(rows), 0
+        status.started_at, status.finished_at, status.error = time.time(), None, None
+        status.runs += 1
+        store: dict[str, PrecomputedList] = loaded.cache.setdefault("precomputed", {})
+        context = self._term_context(loaded, None)
+        excluded_matrix = sp.csr_matrix(context.excluded)
+        started = time.perf_counter()
+        for start in range(0, len(rows), self.precompute_batch):
+            if stop is not None and stop.is_set():
+                log.info(
+                    "precompute of model %s stopped after %d lists", loaded.version, status.done_students
+                )
+                return status.done_students
+            batch = rows[start : start + self.precompute_batch]
+            computed_at = time.monotonic()
+            lists = model.recommend(batch, context, DEFAULT_K)
+            explanations = model.explain(lists, context)
+            for index, row in enumerate(batch):
+                student_id = fs.students.id(int(row))
+                excluded_rows = excluded_matrix.indices[
+                    excluded_matrix.indptr[row] : excluded_matrix.indptr[row + 1]
+                ]
+                store[student_id] = PrecomputedList(
+                    computed_at=computed_at,
+                    term=context.target_term,
+                    excluded=frozenset(fs.modules.id(int(m)) for m in excluded_rows),
+                    items=tuple(self._model_items(loaded, lists, index, explanations[index])),
+                )
+            status.done_students += len(batch)
+        status.finished_at = time.time()
+        log.info(
+            "precomputed %d default lists of model %s in %.1fs",
+            status.done_students,
+            loaded.version,
+            time.perf_counter() - started,
+        )
+        return status.done_students
 
     def _term_context(self, loaded: LoadedModel, term: str | None) -> Any:
         """The term's context, built once and then refreshed in the background when older than
