@@ -8,9 +8,15 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
-from recommender.eligibility import eligible_mask, factor_top_k, mask_ineligible, top_k_eligible
+from recommender.eligibility import (
+    batched_factor_top_k,
+    eligible_mask,
+    factor_top_k,
+    mask_ineligible,
+    top_k_eligible,
+)
 from recommender.ranking import top_k
-from tests.unit.recommender.conftest import World, closed_x0, feature_set_from_tables
+from tests.unit.recommender.conftest import ModuleRow, World, closed_x0, feature_set_from_tables
 
 
 def _eligible_ids(fs: FeatureSet, student: str, context: TermContext) -> set[str]:
@@ -132,3 +138,60 @@ def test_eligibility_matches_the_rule_on_random_contexts(
     picked = columns >= 0
     assert mask[np.nonzero(picked)[0], columns[picked]].all()
     assert (picked.sum(axis=1) == np.minimum(mask.sum(axis=1), 5)).all()
+
+
+@pytest.mark.parametrize(("chunk", "workers"), [(3, 2), (4, 1), (1000, 2)])
+def test_batched_factor_top_k_matches_one_call(small_fs: FeatureSet, chunk: int, workers: int) -> None:
+    """Chunks on a thread pool give the same lists as one call over every student, and the masked
+    full product's top k."""
+    rng = np.random.default_rng(chunk)
+    n, m = small_fs.n_students, small_fs.n_modules
+    context = closed_x0(small_fs)
+    rows = np.arange(n)
+    student_factors = rng.random((n, 4)).astype(np.float32)
+    module_factors = rng.random((m, 4)).astype(np.float32)
+    one_columns, one_values = factor_top_k(student_factors, module_factors, small_fs, rows, context, 3)
+    columns, values = batched_factor_top_k(
+        student_factors, module_factors, small_fs, rows, context, 3, chunk=chunk, workers=workers
+    )
+    np.testing.assert_array_equal(columns, one_columns)
+    np.testing.assert_array_equal(values, one_values)
+    mask = eligible_mask(small_fs, rows, context)
+    expected_columns, _ = top_k(
+        np.where(mask, student_factors @ module_factors.T, -np.inf).astype(np.float32), 3
+    )
+    np.testing.assert_array_equal(columns, expected_columns)
+    assert (columns >= 0).any()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_factor_top_k_over_many_free_modules_matches_the_masked_product(world: World, seed: int) -> None:
+    """With 200 extra modules the free block is wide enough for the dealt group search; scores are
+    correlated across students (a shared popularity factor), some extra modules are passed, excluded or
+    closed, and the lists equal the masked full product's (ties by the lower module)."""
+    rng = np.random.default_rng(seed)
+    world.modules = [
+        *world.modules,
+        *(ModuleRow(f"E{i:03d}", "academic", tags={"C0": 0.1}) for i in range(200)),
+    ]
+    world.enrollments = [
+        *world.enrollments,
+        *((f"s{i:02d}", f"E{(i * 13) % 200:03d}", 2, "completed", 80.0) for i in range(35)),
+    ]
+    fs = feature_set_from_tables(world)
+    n, m = fs.n_students, fs.n_modules
+    context = closed_x0(fs)
+    context.offered = context.offered & (rng.random(m) < 0.9)
+    context.excluded = sp.csr_matrix((rng.random((n, m)) < 0.05).astype(np.float32))
+    student_factors = np.column_stack([np.ones(n), rng.normal(0, 0.3, (n, 5))]).astype(np.float32)
+    module_factors = np.column_stack([rng.normal(0, 2, m), rng.normal(0, 1, (m, 5))]).astype(np.float32)
+    module_factors[8 + rng.choice(m - 8, 10, replace=False)] = module_factors[8]  # equal scores: ties
+    rows = np.arange(n)
+    columns, values = factor_top_k(student_factors, module_factors, fs, rows, context, 5)
+    mask = eligible_mask(fs, rows, context)
+    expected_columns, expected_values = top_k(
+        np.where(mask, student_factors @ module_factors.T, -np.inf).astype(np.float32), 5
+    )
+    np.testing.assert_allclose(values, expected_values, rtol=1e-5)
+    np.testing.assert_array_equal(columns, expected_columns)
+    assert mask[np.repeat(rows, 5), columns.ravel()].all()

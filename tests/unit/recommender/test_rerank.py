@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.ranking import top_k, top_k_of_entries
+from recommender.ranking import dealt_candidates, top_k, top_k_of_entries
 from recommender.rerank import rerank
 
 # Modules 0-2 academic (0 and 1 identical competencies), 3 vocational, 4 project; 10 credits each.
@@ -128,3 +128,31 @@ def test_top_k_of_entries_matches_a_full_sort(seed: int) -> None:
         expected = sorted(entries, key=lambda entry: (-values[entry], columns[entry]))[:k]
         assert chosen[row][chosen[row] >= 0].tolist() == columns[expected].tolist()
         assert chosen_values[row][: len(expected)].tolist() == values[expected].tolist()
+
+
+@pytest.mark.parametrize(
+    ("width", "popular_first"), [(16 * 40, True), (16 * 40, False), (16 * 8, True), (48, True)]
+)
+def test_dealt_candidates_hold_every_rows_k_best(width: int, popular_first: bool) -> None:
+    """The dealt group search returns each row's k smallest finite negated scores (with every tie of the
+    k-th) and never a +inf entry; with scores correlated across rows and columns ordered best-first it
+    stays close to k per row. Few groups (width 48: 3 groups for k = 10) fall back to whole rows."""
+    rng = np.random.default_rng(width)
+    n, k = 30, 10
+    popularity = np.sort(rng.normal(0, 2, width))[::-1] if popular_first else rng.normal(0, 2, width)
+    scores = (popularity[None, :] + rng.normal(0, 1, (n, width))).round(1).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.3] = -np.inf
+    scores[0, :] = -np.inf
+    scores[1, 3:] = -np.inf
+    negated = -scores
+    rows, columns = dealt_candidates(negated, k)
+    assert np.isfinite(negated[rows, columns]).all()
+    for row in range(n):
+        finite = np.sort(negated[row][np.isfinite(negated[row])])
+        kth = finite[min(k, len(finite)) - 1] if len(finite) else np.inf
+        must = set(np.flatnonzero(negated[row] <= kth).tolist()) if len(finite) else set()
+        got = columns[rows == row].tolist()
+        assert len(got) == len(set(got))
+        assert must <= set(got)
+    if popular_first and width == 16 * 40:
+        assert len(rows) <= 2 * k * n
