@@ -7,8 +7,10 @@ in a subprocess on a free loopback port, adds a fresh admin user, and measures w
 ``--connections`` concurrent connections, using ``wrk`` (Debian's package) or, without it, a bounded
 Python client:
 
-1. *cold*: ``GET /v1/students/{id}/recommendations`` for students never asked before (every request
-   scores, explains and checks flags from scratch);
+1. *cold*: ``GET /v1/students/{id}/recommendations`` for students never asked before, each once
+   (after the server's background precompute of every active student's default list has finished,
+   which the script waits for in the server log: a first request reads the precomputed list, checks
+   it against the fresh exclusions and adds the stored flags);
 2. *warm*: the same route over ``--students`` students after each was asked once (repeat views:
    the list comes from the in-memory result cache, after the fresh exclusions check);
 3. ``GET /healthz``.
@@ -24,6 +26,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -41,12 +44,23 @@ from records.db import make_engine, promoted_version, session_scope
 from records.schema import Student
 from records.users import add_user
 
+WRK_THREADS = 2
+
 WRK_SCRIPT = """
 ids = {%(ids)s}
 counter = 0
+thread_index = 0
+local created = 0
+-- Each wrk thread walks its own share of the ids (thread t asks ids t, t + THREADS, ...), so no
+-- id is asked twice until the list wraps.
+setup = function(thread)
+  thread:set("thread_index", created)
+  created = created + 1
+end
 request = function()
+  local position = (counter * %(threads)d + thread_index) %% #ids
   counter = counter + 1
-  local path = string.format("%(template)s", ids[(counter %% #ids) + 1])
+  local path = string.format("%(template)s", ids[position + 1])
   return wrk.format("GET", path, {["Authorization"] = "Bearer %(token)s"})
 end
 done = function(summary, latency, requests)
@@ -91,7 +105,7 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
         **os.environ,
         "PATHWAYS_HOST": "127.0.0.1",
         "PATHWAYS_PORT": str(port),
-        "PATHWAYS_LOG_LEVEL": "WARNING",
+        "PATHWAYS_LOG_LEVEL": "INFO",  # no access log; the precompute says when it is done
     }
     serve = Path(sys.executable).with_name("pathways")
     with log_path.open("wb") as log:
@@ -116,17 +130,32 @@ def wait_ready(port: int, timeout_s: float) -> dict[str, Any]:
     raise SystemExit(f"bench: the server did not become ready: {last}")
 
 
+def wait_precomputed(log_path: Path, timeout_s: float) -> str:
+    """Wait for the server's log line saying every active student's default list is precomputed."""
+    deadline = time.monotonic() + timeout_s
+    pattern = re.compile(r"precomputed \d+ default lists of model \S+ in [\d.]+s")
+    while time.monotonic() < deadline:
+        # The server's rich log handler wraps long messages: match on the text with spaces collapsed.
+        found = pattern.search(" ".join(log_path.read_text(errors="replace").split()))
+        if found is not None:
+            return found.group(0)
+        time.sleep(1.0)
+    raise SystemExit(f"bench: the precompute did not finish within {timeout_s:.0f}s (see {log_path})")
+
+
 def run_wrk(
     url_path: str, port: int, ids: list[str], token: str, connections: int, duration: int
 ) -> dict[str, Any]:
     quoted = ", ".join(f'"{i}"' for i in ids) if ids else '""'
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % {"ids": quoted, "token": token, "template": url_path})
+        script.write(
+            WRK_SCRIPT % {"ids": quoted, "token": token, "template": url_path, "threads": WRK_THREADS}
+        )
     try:
         completed = subprocess.run(
             [
                 "wrk",
-                f"-t{min(2, connections)}",
+                f"-t{min(WRK_THREADS, connections)}",
                 f"-c{connections}",
                 f"-d{duration}s",
                 "--timeout",
@@ -210,6 +239,9 @@ def main() -> None:
     parser.add_argument("--cold-students", type=int, default=600, help="students of the cold run")
     parser.add_argument("--cold-duration", type=int, default=15, help="seconds of the cold run")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--precompute-timeout", type=float, default=900, help="seconds to wait for the precompute"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     arguments = parser.parse_args()
@@ -223,6 +255,9 @@ def main() -> None:
     server = start_server(port, log_path)
     try:
         ready = wait_ready(port, timeout_s=180)
+        ready_at = time.monotonic()
+        precomputed = wait_precomputed(log_path, timeout_s=arguments.precompute_timeout)
+        precompute_wait_s = round(time.monotonic() - ready_at, 1)
         use_wrk = arguments.client == "wrk" or (
             arguments.client == "auto" and shutil.which("wrk") is not None
         )
@@ -249,6 +284,9 @@ def main() -> None:
                 "duration_s": arguments.duration,
                 "model_version": ready.get("model_version") or version,
                 "warm_students": len(warm_ids),
+                "cold_students": len(cold_ids),
+                "precompute": precomputed,
+                "precompute_wait_after_ready_s": precompute_wait_s,
                 "recommendations_cold": cold,
                 "recommendations_warm": warm,
                 "healthz": health,

@@ -1,0 +1,72 @@
+"""Explanations computed for a whole batch agree with the per-item definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.base import RankedLists
+from recommender.explain import _prerequisite_reason, _tables
+from recommender.hybrid import HybridRecommender
+from tests.unit.recommender.conftest import closed_x0, feature_set_from_tables, small_world
+
+
+@pytest.fixture(scope="module")
+def model() -> HybridRecommender:
+    world = small_world()
+    return HybridRecommender(random_state=0).fit(
+        feature_set_from_tables(world, cutoff=2), feature_set_from_tables(world)
+    )
+
+
+def test_dependents_index_matches_the_prerequisite_table(model: HybridRecommender) -> None:
+    fs = model.fs_
+    tables = _tables(model)
+    table = fs.prerequisites
+    assert len(table) > 0
+    for module_row in range(fs.n_modules):
+        expected = np.unique(table.loc[table["requires_row"] == module_row, "module_row"].to_numpy(np.int64))
+        found = tables.dependents[tables.dependents_ptr[module_row] : tables.dependents_ptr[module_row + 1]]
+        assert found.tolist() == expected.tolist()
+    assert _tables(model) is tables  # built once per model
+
+
+@pytest.mark.parametrize("occupation", [None, "O0"])
+def test_a_batch_explains_each_student_as_alone(model: HybridRecommender, occupation: str | None) -> None:
+    fs = model.fs_
+    context = closed_x0(fs)
+    lists = model.recommend(np.arange(fs.n_students), context, k=4, occupation=occupation)
+    batch = model.explain(lists, context, occupation)
+    for i in range(0, fs.n_students, max(1, fs.n_students // 8)):
+        one = RankedLists(
+            lists.student_rows[i : i + 1],
+            lists.module_rows[i : i + 1],
+            lists.scores[i : i + 1],
+            lists.contributions[i : i + 1],
+            lists.component_names,
+            lists.intercept,
+        )
+        alone = model.explain(one, context, occupation)
+        assert repr(alone[0]) == repr(batch[i])
+        assert [e.module_id for e in batch[i]] == [
+            fs.modules.id(int(m)) for m in lists.module_rows[i] if m >= 0
+        ]
+
+
+def test_unlock_reason_names_only_modules_not_yet_passed(model: HybridRecommender) -> None:
+    fs = model.fs_
+    tables = _tables(model)
+    said = 0
+    for student_row in range(fs.n_students):
+        passed = set(fs.passed[student_row].indices.tolist())
+        for module_row in range(fs.n_modules):
+            reason, evidence = _prerequisite_reason(model, student_row, module_row)
+            dependents = tables.dependents[
+                tables.dependents_ptr[module_row] : tables.dependents_ptr[module_row + 1]
+            ]
+            open_ones = [d for d in dependents.tolist() if d not in passed]
+            assert (reason is not None) == bool(open_ones)
+            if reason is not None:
+                said += 1
+                assert evidence["unlocks"] == [fs.modules.id(d) for d in open_ones[:3]]
+    assert said > 0
