@@ -354,7 +354,7 @@ def factor_top_k(
     rows = np.concatenate([block_rows, structure.met_rows])
     modules = np.concatenate([block_modules, structure.met_columns])
     # Row-major, lower module first: top_k_of_entries' fast path, and equal scores break as in top_k.
-    order = np.argsort(rows * module_factors.shape[0] + modules)
+    order = np.argsort(rows * module_factors.shape[0] + modules, kind="stable")  # nearly sorted: fast
     return top_k_of_entries(
         n, k, rows[order], modules[order], np.concatenate([block_values, met_values])[order]
     )
