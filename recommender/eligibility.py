@@ -234,10 +234,9 @@ def eligible_structure(
     block_position[free_columns] = np.arange(len(free_columns))
     blocked = sp.csr_matrix(passed_rows, dtype=np.float32, copy=True)
     blocked.data = (blocked.data != 0).astype(np.float32)
-    for extra in (fs.in_progress[rows], context.extra_in_progress, context.excluded):
+    for extra in (fs.in_progress, context.extra_in_progress, context.excluded):  # (n_students, n_modules)
         if extra.nnz:
-            part = extra if extra.shape[0] == n else extra[rows]
-            blocked = blocked + (sp.csr_matrix(part) != 0).astype(np.float32)
+            blocked = blocked + (sp.csr_matrix(extra[rows]) != 0).astype(np.float32)
     blocked = sp.csr_matrix(blocked)
     blocked.eliminate_zeros()
     entry_rows = np.repeat(np.arange(n), np.diff(blocked.indptr))

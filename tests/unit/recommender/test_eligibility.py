@@ -195,3 +195,21 @@ def test_factor_top_k_over_many_free_modules_matches_the_masked_product(world: W
     np.testing.assert_allclose(values, expected_values, rtol=1e-5)
     np.testing.assert_array_equal(columns, expected_columns)
     assert mask[np.repeat(rows, 5), columns.ravel()].all()
+
+
+def test_factor_top_k_takes_the_batchs_rows_of_the_context(small_fs: FeatureSet) -> None:
+    """A batch of every student in another order: exclusions and extra in-progress entries follow the
+    students, not the positions in the batch."""
+    rng = np.random.default_rng(11)
+    n, m = small_fs.n_students, small_fs.n_modules
+    context = closed_x0(small_fs)
+    context.excluded = sp.csr_matrix((rng.random((n, m)) < 0.2).astype(np.float32))
+    context.extra_in_progress = sp.csr_matrix((rng.random((n, m)) < 0.1).astype(np.float32))
+    rows = np.arange(n)[::-1].copy()
+    student_factors = rng.random((n, 3)).astype(np.float32)
+    module_factors = rng.random((m, 3)).astype(np.float32)
+    columns, _ = factor_top_k(student_factors, module_factors, small_fs, rows, context, 4)
+    mask = eligible_mask(small_fs, rows, context)
+    expected, _ = top_k(np.where(mask, student_factors @ module_factors.T, -np.inf).astype(np.float32), 4)
+    np.testing.assert_array_equal(columns, expected)
+    assert not mask[np.arange(n), np.arange(n) % m].all()
