@@ -7,14 +7,16 @@ dismissals) are read fresh on every request so a rejected module never reappears
 
 Every time a model starts serving, a background thread computes the default list (next term,
 ``DEFAULT_K`` items, no what-if) of every active student in batches with the vectorised
-``recommend`` and ``explain``, so a student's first request is a memory read plus the fresh
-exclusions and stored-flags queries. A precomputed list is used only while the student's current
-exclusions add nothing to the ones it was computed with; otherwise, and for other questions, the
-request is scored live. The service serves live while the precompute runs.
+``recommend`` and ``explain``, with the nightly batch's stored flags, so a student's first request
+is the fresh exclusions query and a memory read. A precomputed list is used only while the
+student's current exclusions add nothing to the ones it was computed with and the nightly batch is
+the same; otherwise, and for other questions, the request is scored live. The service serves live
+while the precompute runs, and recomputes every ``precompute_ttl_s / 2`` seconds (seats fill).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -149,16 +151,17 @@ class ResultCache:
 
 @dataclass(frozen=True)
 class PrecomputedList:
-    """One student's default list as the model computed it, before the stored flags are added.
+    """One student's default list as a request would have computed it, stored flags included.
 
     ``excluded`` are the module ids the term context excluded for the student when it was computed;
-    the list answers for the student while their current exclusions are a subset of these.
+    the list answers for the student while their current exclusions are a subset of these and the
+    current nightly batch (whose flags and recommendation ids it carries) is still ``batch_id``.
     """
 
     computed_at: float
-    term: str | None
     excluded: frozenset[str]
-    items: tuple[Item, ...]
+    batch_id: int | None
+    result: RecommendationList
 
 
 @dataclass
@@ -172,6 +175,16 @@ class PrecomputeStatus:
     finished_at: float | None = None
     runs: int = 0
     error: str | None = None
+
+
+def _freeze_long_lived() -> None:
+    """Move every object alive now (the model, the precomputed lists) out of the garbage collector's
+    reach: with about two million long-lived objects, each full collection otherwise took hundreds of
+    milliseconds in the middle of a request. Objects frozen by an earlier run (a replaced model's
+    lists) are unfrozen and collected first."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class LiveRecommender:
@@ -225,30 +238,24 @@ class LiveRecommender:
         result = results.get(key, excluded)
         if result is None and term is None and k == DEFAULT_K and occupation is None:
             result = self._from_precomputed(session, loaded, student.id, excluded)
-            if result is not None:
-                results.put(key, excluded, result)
         return result
 
     def _from_precomputed(
         self, session: Session, loaded: LoadedModel, student_id: str, excluded: frozenset[str]
     ) -> RecommendationList | None:
-        """The student's precomputed default list with the stored flags, if still valid; else None."""
+        """The student's precomputed default list if still valid (exclusions, batch, age); else None.
+
+        The list object is shared by every request it answers (its JSON is memoised on it).
+        """
         entry: PrecomputedList | None = loaded.cache.get("precomputed", {}).get(student_id)
         if (
             entry is None
             or not excluded <= entry.excluded
             or time.monotonic() - entry.computed_at > self.precompute_ttl_s
+            or entry.batch_id != self._current_batch_id(session)
         ):
             return None
-        return RecommendationList(
-            student_id=student_id,
-            term=entry.term,
-            occupation=None,
-            model_version=loaded.version,
-            source="live",
-            items=self._with_stored_flags(session, student_id, entry.items),
-            notes=list(getattr(loaded.model.fs_, "missing", [])),
-        )
+        return entry.result
 
     def recommend(
         self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
@@ -361,9 +368,15 @@ class LiveRecommender:
         return items
 
     def _with_stored_flags(self, session: Session, student_id: str, items: Any) -> list[Item]:
-        """Copies of ``items`` carrying the current batch's stored recommendation id and flags (stored
-        flags first; the model's fail-risk flag only when no stored one says it)."""
-        stored_flags = self._stored_flags(session, student_id, [item.module.id for item in items])
+        """Copies of ``items`` carrying the current batch's stored recommendation id and flags."""
+        return self._merge_flags(
+            items, self._stored_flags(session, student_id, [item.module.id for item in items])
+        )
+
+    @staticmethod
+    def _merge_flags(items: Any, stored_flags: dict[str, tuple[int, list[dict[str, str]]]]) -> list[Item]:
+        """Copies of ``items`` with their stored recommendation id and flags (stored flags first; the
+        model's fail-risk flag only when no stored one says it)."""
         out: list[Item] = []
         for item in items:
             recommendation_id, stored = stored_flags.get(item.module.id, (None, []))
@@ -416,6 +429,27 @@ class LiveRecommender:
             .order_by(Recommendation.rank, Flag.id)
         ):
             _, flags = found.setdefault(module_id, (rec_id, []))
+            if kind is not None:
+                flags.append({"kind": kind, "reason": reason})
+        return found
+
+    @staticmethod
+    def _batch_flags(
+        session: Session, batch_id: int | None, student_ids: list[str]
+    ) -> dict[str, dict[str, tuple[int, list[dict[str, str]]]]]:
+        """student id -> module id -> (stored recommendation id, its flags) in batch ``batch_id``."""
+        found: dict[str, dict[str, tuple[int, list[dict[str, str]]]]] = {}
+        if batch_id is None or not student_ids:
+            return found
+        for rec_id, student_id, module_id, kind, reason in session.execute(
+            select(
+                Recommendation.id, Recommendation.student_id, Recommendation.module_id, Flag.kind, Flag.reason
+            )
+            .outerjoin(Flag, Flag.recommendation_id == Recommendation.id)
+            .where(Recommendation.batch_id == batch_id, Recommendation.student_id.in_(student_ids))
+            .order_by(Recommendation.student_id, Recommendation.rank, Flag.id)
+        ):
+            _, flags = found.setdefault(student_id, {}).setdefault(module_id, (rec_id, []))
             if kind is not None:
                 flags.append({"kind": kind, "reason": reason})
         return found
@@ -722,6 +756,7 @@ class LiveRecommender:
         store: dict[str, PrecomputedList] = loaded.cache.setdefault("precomputed", {})
         context = self._term_context(loaded, None)
         excluded_matrix = sp.csr_matrix(context.excluded)
+        notes = list(getattr(fs, "missing", []))
         started = time.perf_counter()
         for start in range(0, len(rows), self.precompute_batch):
             if stop is not None and stop.is_set():
@@ -733,19 +768,32 @@ class LiveRecommender:
             computed_at = time.monotonic()
             lists = model.recommend(batch, context, DEFAULT_K)
             explanations = model.explain(lists, context)
-            for index, row in enumerate(batch):
-                student_id = fs.students.id(int(row))
+            student_ids = [fs.students.id(int(row)) for row in batch]
+            with Session(self.engine) as session:
+                batch_id = self._current_batch_id(session)
+                stored_flags = self._batch_flags(session, batch_id, student_ids)
+            for index, (row, student_id) in enumerate(zip(batch, student_ids, strict=True)):
                 excluded_rows = excluded_matrix.indices[
                     excluded_matrix.indptr[row] : excluded_matrix.indptr[row + 1]
                 ]
+                items = self._model_items(loaded, lists, index, explanations[index])
                 store[student_id] = PrecomputedList(
                     computed_at=computed_at,
-                    term=context.target_term,
                     excluded=frozenset(fs.modules.id(int(m)) for m in excluded_rows),
-                    items=tuple(self._model_items(loaded, lists, index, explanations[index])),
+                    batch_id=batch_id,
+                    result=RecommendationList(
+                        student_id=student_id,
+                        term=context.target_term,
+                        occupation=None,
+                        model_version=loaded.version,
+                        source="live",
+                        items=self._merge_flags(items, stored_flags.get(student_id, {})),
+                        notes=list(notes),
+                    ),
                 )
             status.done_students += len(batch)
         status.finished_at = time.time()
+        _freeze_long_lived()
         log.info(
             "precomputed %d default lists of model %s in %.1fs",
             status.done_students,

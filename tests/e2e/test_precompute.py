@@ -54,10 +54,15 @@ def test_a_first_request_reads_the_precomputed_list_and_it_matches_live_scoring(
     entry = store[live_world.student_id]
     first = _get(live_client, live_world)
     assert first["source"] == "live" and len(first["items"]) <= DEFAULT_K
-    assert [item["module"]["id"] for item in first["items"]] == [item.module.id for item in entry.items]
-    # The stored nightly flags are added at request time, not frozen into the precomputed list.
+    assert [item["module"]["id"] for item in first["items"]] == [
+        item.module.id for item in entry.result.items
+    ]
+    # The nightly batch's recommendation ids and flags come with it.
+    assert [item["recommendation_id"] for item in first["items"]] == [
+        item.recommendation_id for item in entry.result.items
+    ]
     assert any(item["recommendation_id"] is not None for item in first["items"])
-    assert all(item.recommendation_id is None for item in entry.items)
+    assert entry.batch_id is not None
 
     # The same question scored live (precomputed entry and result cache dropped) gives the same list.
     loaded = live.holder.current
@@ -90,7 +95,7 @@ def test_an_exclusion_made_after_the_precompute_is_scored_live(
     assert dismissed not in after and after
     # The precomputed list is kept (it still answers once the exclusions match again) but not used.
     assert _precomputed(live)[live_world.student_id] is entry
-    assert entry.items[0].module.id == dismissed
+    assert entry.result.items[0].module.id == dismissed
 
 
 def test_only_the_default_question_is_answered_from_the_precompute(
@@ -102,9 +107,9 @@ def test_only_the_default_question_is_answered_from_the_precompute(
         assert student is not None
         occupation = session.scalars(select(Occupation.id).order_by(Occupation.id).limit(1)).first()
         default = live.cached(session, student, None, DEFAULT_K, None)
-        assert default is not None and default.source == "live"
+        assert default is _precomputed(live)[student.id].result
         assert [i.module.id for i in default.items] == [
-            i.module.id for i in _precomputed(live)[student.id].items
+            i.module.id for i in _precomputed(live)[student.id].result.items
         ]
         assert live.cached(session, student, None, 3, None) is None
         if occupation is not None:
