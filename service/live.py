@@ -177,6 +177,13 @@ class PrecomputeStatus:
     error: str | None = None
 
 
+def _render(result: RecommendationList) -> bytes:
+    """The route's JSON answer for ``result`` (the bytes it would memoise on first serve)."""
+    from service.routes.students import recommendations_out
+
+    return recommendations_out(result).model_dump_json().encode("utf-8")
+
+
 def _freeze_long_lived() -> None:
     """Move every object alive now (the model, the precomputed lists) out of the garbage collector's
     reach: with about two million long-lived objects, each full collection otherwise took hundreds of
@@ -777,19 +784,22 @@ class LiveRecommender:
                     excluded_matrix.indptr[row] : excluded_matrix.indptr[row + 1]
                 ]
                 items = self._model_items(loaded, lists, index, explanations[index])
+                result = RecommendationList(
+                    student_id=student_id,
+                    term=context.target_term,
+                    occupation=None,
+                    model_version=loaded.version,
+                    source="live",
+                    items=self._merge_flags(items, stored_flags.get(student_id, {})),
+                    notes=list(notes),
+                )
+                # Rendered here, off the request path: a first request serves these bytes.
+                result.rendered = _render(result)
                 store[student_id] = PrecomputedList(
                     computed_at=computed_at,
                     excluded=frozenset(fs.modules.id(int(m)) for m in excluded_rows),
                     batch_id=batch_id,
-                    result=RecommendationList(
-                        student_id=student_id,
-                        term=context.target_term,
-                        occupation=None,
-                        model_version=loaded.version,
-                        source="live",
-                        items=self._merge_flags(items, stored_flags.get(student_id, {})),
-                        notes=list(notes),
-                    ),
+                    result=result,
                 )
             status.done_students += len(batch)
         status.finished_at = time.time()

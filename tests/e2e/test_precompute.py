@@ -52,6 +52,11 @@ def test_a_first_request_reads_the_precomputed_list_and_it_matches_live_scoring(
     store = _precomputed(live)
     assert len(store) == status.active_students
     entry = store[live_world.student_id]
+    assert entry.result.rendered is not None  # rendered by the precompute, off the request path
+    raw = live_client.get(
+        f"/v1/students/{live_world.student_id}/recommendations", headers=auth(live_world.tokens["student"])
+    )
+    assert raw.status_code == 200 and raw.content == entry.result.rendered
     first = _get(live_client, live_world)
     assert first["source"] == "live" and len(first["items"]) <= DEFAULT_K
     assert [item["module"]["id"] for item in first["items"]] == [
