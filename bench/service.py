@@ -130,6 +130,17 @@ def wait_ready(port: int, timeout_s: float) -> dict[str, Any]:
     raise SystemExit(f"bench: the server did not become ready: {last}")
 
 
+def resident_mb(pid: int) -> float | None:
+    """The resident memory of process ``pid`` in MB (Linux /proc), or None where unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def wait_precomputed(log_path: Path, timeout_s: float) -> str:
     """Wait for the server's log line saying every active student's default list is precomputed."""
     deadline = time.monotonic() + timeout_s
@@ -258,6 +269,7 @@ def main() -> None:
         ready_at = time.monotonic()
         precomputed = wait_precomputed(log_path, timeout_s=arguments.precompute_timeout)
         precompute_wait_s = round(time.monotonic() - ready_at, 1)
+        server_rss_mb = resident_mb(server.pid)
         use_wrk = arguments.client == "wrk" or (
             arguments.client == "auto" and shutil.which("wrk") is not None
         )
@@ -287,6 +299,7 @@ def main() -> None:
                 "cold_students": len(cold_ids),
                 "precompute": precomputed,
                 "precompute_wait_after_ready_s": precompute_wait_s,
+                "server_rss_after_precompute_mb": server_rss_mb,
                 "recommendations_cold": cold,
                 "recommendations_warm": warm,
                 "healthz": health,
