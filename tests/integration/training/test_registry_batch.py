@@ -121,7 +121,8 @@ def test_promote_export_rollback_swaps_batches(engine: Engine, tmp_path: Path) -
     batches.export_current_batch(engine, out_second)
     assert out_second.read_bytes() != out_first.read_bytes()
 
-    listing = registry.list_versions(Session(engine))
+    with Session(engine) as session:
+        listing = registry.list_versions(session)
     assert [(v.version, v.promoted) for v in sorted(listing, key=lambda v: v.version)] == [
         ("v1", False),
         ("v2", True),
