@@ -17,7 +17,13 @@ from recommender.base import RankedLists, TermContext
 from recommender.blend import AdditiveBlend, LinearBlend
 from recommender.collaborative import ALGORITHMS, CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
-from recommender.eligibility import PrerequisiteIndex, eligible_mask, prerequisite_index, top_k_eligible
+from recommender.eligibility import (
+    PrerequisiteIndex,
+    batched_factor_top_k,
+    eligible_mask,
+    prerequisite_index,
+    top_k_eligible,
+)
 from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.ranking import top_k
@@ -492,14 +498,28 @@ class HybridRecommender:
             raise ValueError(f"unknown component {component!r}; expected one of {COMPONENT_NAMES}")
         rows = np.asarray(student_rows, np.int64)
         column = self._column(component)
-        module_rows = np.full((len(rows), k), -1, np.int32)
-        scores = np.full((len(rows), k), -np.inf, np.float32)
-        for part in _chunks(len(rows), self.chunk_size):
-            chunk_rows = rows[part]
-            raw = self._raw_scores(chunk_rows, context, None, [component])[component]
-            module_rows[part], scores[part] = top_k_eligible(
-                raw, self.fs_, chunk_rows, context, k, index=self.prerequisites_
+        collaborative = self.components_["collaborative"]
+        if component == "collaborative" and isinstance(collaborative, CollaborativeComponent):
+            # A factor model's list: products only where a module can be eligible (recommender.eligibility).
+            module_rows, scores = batched_factor_top_k(
+                collaborative.student_factors(self.fs_, rows),
+                collaborative.item_factors_,
+                self.fs_,
+                rows,
+                context,
+                k,
+                index=self.prerequisites_,
+                chunk=self.chunk_size,
             )
+        else:
+            module_rows = np.full((len(rows), k), -1, np.int32)
+            scores = np.full((len(rows), k), -np.inf, np.float32)
+            for part in _chunks(len(rows), self.chunk_size):
+                chunk_rows = rows[part]
+                raw = self._raw_scores(chunk_rows, context, None, [component])[component]
+                module_rows[part], scores[part] = top_k_eligible(
+                    raw, self.fs_, chunk_rows, context, k, index=self.prerequisites_
+                )
         contributions = np.zeros((len(rows), k, len(COMPONENT_NAMES)), np.float32)
         contributions[:, :, column] = np.where(module_rows >= 0, scores, 0.0)
         return RankedLists(rows, module_rows, scores, contributions, COMPONENT_NAMES, 0.0)

@@ -200,3 +200,18 @@ def test_a_fit_can_reuse_the_components_of_the_model_serving_from_its_past(world
     )
     with pytest.raises(ValueError, match="reuse"):
         HybridRecommender().fit(as_of_1, as_of_3, reuse=evaluation_model)
+
+
+def test_collaborative_baseline_list_equals_its_full_score_ranking(model: HybridRecommender) -> None:
+    """rank_by("collaborative") takes the factor path; it must give the list of the full score matrix."""
+    from recommender.eligibility import top_k_eligible
+
+    fs = model.fs_
+    rows = np.arange(fs.n_students)
+    context = closed_x0(fs)
+    fast = model.rank_by("collaborative", rows, context, k=4)
+    raw = model.components_["collaborative"].score(fs, rows, context)
+    reference_rows, reference_scores = top_k_eligible(raw, fs, rows, context, 4)
+    filled = reference_rows >= 0
+    assert (fast.module_rows >= 0).sum() == filled.sum()
+    np.testing.assert_allclose(fast.scores[filled], reference_scores[filled], rtol=1e-5, atol=1e-6)
