@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from records.db import current_batch
 from records.schema import Flag, Recommendation, Student, User
 from records.users import add_user, rotate_token
-from training.registry import current_batch
 
 
 @dataclass(frozen=True)

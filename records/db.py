@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from records.schema import ModelVersion, Promotion
+from records.schema import ModelVersion, Promotion, RecommendationBatch
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -110,3 +110,18 @@ def promoted_version(session: Session) -> ModelVersion | None:
     if latest is None:
         return None
     return session.get(ModelVersion, latest.version)
+
+
+def current_batch(session: Session, version: str | None = None) -> RecommendationBatch | None:
+    """The newest ``complete`` batch of ``version`` (default: the promoted version), or None."""
+    if version is None:
+        promoted = promoted_version(session)
+        if promoted is None:
+            return None
+        version = promoted.version
+    return session.scalars(
+        select(RecommendationBatch)
+        .where(RecommendationBatch.model_version == version, RecommendationBatch.status == "complete")
+        .order_by(RecommendationBatch.id.desc())
+        .limit(1)
+    ).first()

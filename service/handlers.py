@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
-from records.db import UnitOfWork, promoted_version
+from records.db import UnitOfWork, current_batch, promoted_version
 from records.schema import (
     AuditLog,
     Competency,
@@ -191,22 +191,6 @@ def excluded_modules(session: Session, student_ids: Iterable[str]) -> dict[str, 
 # ---------------------------------------------------------------------------------------------
 # Stored batches
 # ---------------------------------------------------------------------------------------------
-
-
-def current_batch(session: Session) -> RecommendationBatch | None:
-    """The newest complete batch of the promoted model, or None."""
-    promoted = promoted_version(session)
-    if promoted is None:
-        return None
-    return session.scalars(
-        select(RecommendationBatch)
-        .where(
-            RecommendationBatch.model_version == promoted.version,
-            RecommendationBatch.status == "complete",
-        )
-        .order_by(RecommendationBatch.id.desc())
-        .limit(1)
-    ).first()
 
 
 def flags_for(session: Session, recommendation_ids: Iterable[int]) -> dict[int, list[Flag]]:

@@ -30,6 +30,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from pathways.settings import Settings
+from records.db import current_batch
 from records.schema import Flag, Occupation, Recommendation, Student, Term
 from service import handlers
 from service.errors import Invalid, NotFound, Unavailable
@@ -467,7 +468,7 @@ class LiveRecommender:
         cached = self._batch_cache
         if cached is not None and cached[1] == promoted and now - cached[0] < self.context_ttl_s:
             return cached[2]
-        batch = handlers.current_batch(session)
+        batch = current_batch(session)
         batch_id = batch.id if batch is not None else None
         self._batch_cache = (now, promoted, batch_id)
         return batch_id

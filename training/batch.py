@@ -1,7 +1,7 @@
 """Stored recommendation batches: start, write in bulk, attach flags, complete, discard, export.
 
 A batch is written with status ``writing`` and is invisible to readers (they use the newest
-``complete`` batch of the promoted version, :func:`training.registry.current_batch`). The pipeline
+``complete`` batch of the promoted version, :func:`records.db.current_batch`). The pipeline
 flips it to ``complete`` in the same transaction that promotes its model (:func:`complete_batch` +
 ``registry.record_promotion``), so readers never see a promoted model without its batch. Batches of a
 run that died are ``writing`` forever; :func:`discard_stale_batches` removes them at the next run.
@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from records.bulk import bulk_insert
+from records.db import current_batch
 from records.schema import Flag, Recommendation, RecommendationBatch
-from training.registry import current_batch
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from features.featureset import FeatureSet
 from pathways.settings import Settings
 from recommender.base import RankedLists, TermContext
 from recommender.hybrid import HybridRecommender
-from records.db import make_engine, promoted_version
+from records.db import current_batch, make_engine, promoted_version
 from records.frames import Frames, load_frames, load_term_state, newest_closed_term, next_term
 from records.schema import ModelVersion, Recommendation
 from training import batch as batches
@@ -225,7 +225,7 @@ def promoted_on_split(engine: Engine, split: Split) -> tuple[dict[str, Any] | No
 def previous_lists(engine: Engine) -> pd.DataFrame | None:
     """(student_id, module_id) of the promoted model's current batch, or None."""
     with Session(engine) as session:
-        current = registry.current_batch(session)
+        current = current_batch(session)
         if current is None:
             return None
         batch_id = current.id

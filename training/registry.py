@@ -8,7 +8,8 @@ complete or absent. ``model_version.checksum`` is the sha256 of ``checksums.json
 
 The promoted model is the version of the newest ``promotion`` row (``records.db.promoted_version``);
 promoting is one INSERT. Readers of stored recommendations use the newest ``complete`` batch of the
-promoted version (:func:`current_batch`), so old batches are kept and a rollback swaps the batch too.
+promoted version (:func:`records.db.current_batch`), so old batches are kept and a rollback swaps the
+batch too.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from records.db import promoted_version
-from records.schema import ModelVersion, Promotion, RecommendationBatch
+from records.db import current_batch, promoted_version
+from records.schema import ModelVersion, Promotion
 
 log = logging.getLogger(__name__)
 
@@ -207,21 +208,6 @@ def list_versions(session: Session) -> list[VersionSummary]:
         )
         for row in rows
     ]
-
-
-def current_batch(session: Session, version: str | None = None) -> RecommendationBatch | None:
-    """The newest ``complete`` batch of ``version`` (default: the promoted version), or None."""
-    if version is None:
-        promoted = promoted_version(session)
-        if promoted is None:
-            return None
-        version = promoted.version
-    return session.scalars(
-        select(RecommendationBatch)
-        .where(RecommendationBatch.model_version == version, RecommendationBatch.status == "complete")
-        .order_by(RecommendationBatch.id.desc())
-        .limit(1)
-    ).first()
 
 
 def record_promotion(
