@@ -39,9 +39,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pathways.settings import get_settings
 from records.db import make_engine, promoted_version, session_scope
 from records.schema import Student
+from records.settings import get_settings
 from records.users import add_user
 
 WRK_THREADS = 2

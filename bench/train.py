@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.features import database_url as prepared_url
-from pathways.settings import get_settings
+from records.settings import get_settings
 from training.pipeline import run_nightly
 
 BENCH_DIR = Path("var/bench")

@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
-from pathways.settings import Settings, get_settings
 from records.db import make_engine, session_factory
+from records.settings import Settings, get_settings
 from service.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
 from service.live import LiveRecommender
 from service.middleware import RequestMetricsMiddleware, ServiceMetrics

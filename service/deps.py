@@ -14,8 +14,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from pathways.settings import Settings
 from records.db import UnitOfWork
+from records.settings import Settings
 from service.auth import Principal, authenticate
 from service.live import LiveRecommender
 from service.model_holder import ModelHolder

@@ -29,9 +29,9 @@ import scipy.sparse as sp
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pathways.settings import Settings
 from records.db import current_batch
 from records.schema import Flag, Occupation, Recommendation, Student, Term
+from records.settings import Settings
 from service import handlers
 from service.errors import Invalid, NotFound, Unavailable
 from service.model_holder import LoadedModel, ModelHolder

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pathways.settings import Settings
+from records.settings import Settings
 from training.pipeline import STEPS, RunResult, run_nightly
 from training.registry import VersionSummary
 from training.report import metric_columns

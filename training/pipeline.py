@@ -35,12 +35,12 @@ from threadpoolctl import threadpool_limits
 
 from features.build import build_feature_set, build_term_context
 from features.featureset import FeatureSet
-from pathways.settings import Settings
 from recommender.base import RankedLists, TermContext
 from recommender.hybrid import HybridRecommender
 from records.db import current_batch, make_engine, promoted_version
 from records.frames import Frames, load_frames, load_term_state, newest_closed_term, next_term
 from records.schema import ModelVersion, Recommendation
+from records.settings import Settings
 from training import batch as batches
 from training import registry
 from training.evaluate import (

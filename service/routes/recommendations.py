@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from pathways.settings import Settings
+from records.settings import Settings
 from service import handlers
 from service.deps import CurrentUser, LiveDep, SessionDep, SettingsDep, UowDep
 from service.schemas import (

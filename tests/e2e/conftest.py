@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from pathways.settings import Settings, get_settings
 from records.db import session_scope
 from records.schema import (
     Advisor,
@@ -29,6 +28,7 @@ from records.schema import (
     Student,
     Term,
 )
+from records.settings import Settings, get_settings
 from records.users import add_user
 from service.app import create_app
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from pathways.settings import Settings
 from recommender.hybrid import COMPONENT_NAMES
 from records.db import session_scope
 from records.schema import ModelVersion, Promotion
+from records.settings import Settings
 from tests.e2e.conftest import auth
 from tests.e2e.live_fixtures import LiveWorld, TrainedModel, passed_module, register_version
 

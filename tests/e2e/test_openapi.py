@@ -16,8 +16,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import Case
 from schemathesis.generation import GenerationMode
 
-from pathways.settings import get_settings
 from records.db import make_engine, upgrade
+from records.settings import get_settings
 from service.app import create_app
 from tests.e2e.conftest import auth
 from tests.e2e.live_fixtures import LiveWorld, TrainedModel, build_live_world

@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from pathways.settings import get_settings
 from records.db import make_engine, upgrade
+from records.settings import get_settings
 from service.app import create_app
 from tests.e2e.live_fixtures import LiveWorld, TrainedModel, build_live_world
 

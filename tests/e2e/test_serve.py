@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from pathways.settings import get_settings
+from records.settings import get_settings
 from service.app import create_app
 
 

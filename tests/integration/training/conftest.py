@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from pathways.settings import Settings, get_settings
 from records.db import make_engine, upgrade
 from records.ingest import import_tables
+from records.settings import Settings, get_settings
 from records.synthetic import generate
 from training.batch import export_current_batch
 from training.pipeline import run_nightly

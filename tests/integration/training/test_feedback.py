@@ -7,10 +7,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from features.build import build_term_context
-from pathways.settings import Settings
 from records.db import make_engine
 from records.frames import load_term_state
 from records.schema import Feedback, ModelVersion, Module, Recommendation, RecommendationBatch, Review
+from records.settings import Settings
 from records.users import add_user
 from training.feedback import feedback_agreement, feedback_pairs
 from training.registry import load_model_of

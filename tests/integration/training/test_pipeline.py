@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from pathways.cli import app
-from pathways.settings import Settings
 from records.db import make_engine, promoted_version
 from records.schema import Flag, ModelVersion, Recommendation, RecommendationBatch
+from records.settings import Settings
 from training.batch import export_current_batch
 from training.lock import training_lock
 from training.pipeline import STEPS, InjectedFailure, run_nightly

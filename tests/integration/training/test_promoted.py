@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from pathways.settings import Settings
 from records.db import make_engine
 from records.frames import load_frames
 from records.schema import ModelVersion
+from records.settings import Settings
 from training.evaluate import make_split
 from training.pipeline import promoted_on_split
 

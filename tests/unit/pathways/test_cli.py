@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pathways.cli import app
-from pathways.settings import get_settings
+from records.settings import get_settings
 
 COMMANDS = [
     ["demo"],
