@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def fail(reason: str, code: int = 1) -> NoReturn:
     """Print a one-line reason on stderr and exit non-zero."""
-    err_console.print(f"error: {reason}", markup=False, highlight=False)
+    err_console.print(f"error: {reason}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -135,6 +135,12 @@ def import_csv(
     from pathways.import_display import print_import_report, print_rejections
     from records.ingest import ImportRejected, import_directory
 
+    if directory.is_file():
+        fail(
+            f"{directory} is a file: pathways import needs the folder that holds the CSV set ({directory.parent})"
+        )
+    if not directory.is_dir():
+        fail(f"no such folder: {directory}")
     engine = _engine(_settings())
     try:
         report = import_directory(engine, directory, allow_uncatalogued=allow_uncatalogued)

@@ -17,6 +17,9 @@ import pandas as pd
 
 NEWLINE, COMMA, QUOTE = ord("\n"), ord(","), ord('"')
 
+MAX_FIELD_BYTES = csv.field_size_limit()
+"""The longest field a file may hold (the ``csv`` module's limit, 131,072): longer ones are rejected."""
+
 log = logging.getLogger(__name__)
 
 
@@ -69,13 +72,54 @@ def _structure_without_quotes(raw: bytes, delimiter: int = COMMA) -> tuple[np.nd
     return line_numbers[keep], per_line[keep] + 1
 
 
+class RecordError(csv.Error):
+    """The ``csv`` reader failed on the record that starts at ``line``."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+
+
+def oversized_fields(raw: bytes, delimiter: int = COMMA, limit: int = MAX_FIELD_BYTES) -> list[CsvProblem]:
+    """One problem per line holding a field of more than ``limit`` bytes (between separators).
+
+    Only lines longer than ``limit`` are split into fields, so a file of short lines costs one pass.
+    A quoted field counts its quotes; a quoted field with separators inside is caught by the reader.
+    """
+    data = np.frombuffer(raw, dtype=np.uint8)
+    ends = np.flatnonzero(data == NEWLINE)
+    ends = np.append(ends, len(data))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    problems: list[CsvProblem] = []
+    for index in np.flatnonzero(ends - starts > limit).tolist():
+        line = data[starts[index] : ends[index]]
+        separators = np.flatnonzero(line == delimiter)
+        edges = np.concatenate(([-1], separators, [len(line)]))
+        longest = int((np.diff(edges) - 1).max())
+        if longest > limit:
+            problems.append(
+                CsvProblem(index + 1, f"a field of {longest:,} bytes is longer than the {limit:,} allowed")
+            )
+    return problems
+
+
 def _structure_with_quotes(text: str, delimiter: str = ",") -> tuple[np.ndarray, np.ndarray]:
-    """Start lines and field counts of the records, honouring quoted commas and line breaks."""
+    """Start lines and field counts of the records, honouring quoted commas and line breaks.
+
+    Raises :class:`RecordError` (a :class:`csv.Error`) with the record's first line when the reader fails.
+    """
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     starts: list[int] = []
     counts: list[int] = []
     previous_end = 0
-    for record in reader:
+    records = iter(reader)
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            raise RecordError(previous_end + 1, str(error)) from error
         start = previous_end + 1
         previous_end = reader.line_num
         if not record or (len(record) == 1 and not record[0].strip()):
@@ -117,6 +161,9 @@ def read_csv_text(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         return None, [_decode_problem(raw, error)]
+    oversized = oversized_fields(raw, ord(delimiter))
+    if oversized:
+        return None, oversized
     quoted = quoting and QUOTE in raw
     try:
         if quoted:
@@ -124,7 +171,7 @@ def read_csv_text(
         else:
             record_lines, field_counts = _structure_without_quotes(raw, ord(delimiter))
     except csv.Error as error:
-        return None, [CsvProblem(None, f"malformed CSV: {error}")]
+        return None, [CsvProblem(getattr(error, "line", None), f"malformed CSV: {error}")]
     if len(record_lines) == 0:
         return None, [CsvProblem(1, "the file is empty: a header row is required")]
     first_line = text.lstrip("\r\n").split("\n", 1)[0].rstrip("\r")

@@ -456,20 +456,41 @@ class RejectionCollector:
 
 _PERIOD = r"^(?P<year>\d{4})(?:-(?:(?P<month>\d{1,2})|[Qq](?P<quarter>[1-4])))?$"
 
+# The dates pandas holds (datetime64[ns], which frames and features use): whole days only.
+FIRST_DATE = pd.Timestamp.min.ceil("D")
+LAST_DATE = pd.Timestamp.max.floor("D")
+DATE_RANGE_REASON = f"is outside the dates Pathways can hold ({FIRST_DATE:%Y-%m-%d} to {LAST_DATE:%Y-%m-%d})"
 
-def period_start(periods: pd.Series) -> pd.Series:
-    """First day of each ``YYYY``, ``YYYY-MM`` or ``YYYY-Qn`` period (datetime64; NaT when malformed)."""
+
+def _period_months(periods: pd.Series) -> pd.Series:
+    """``year * 12 + month - 1`` of each period's first month (float; NaN when malformed)."""
     parts = periods.astype(str).str.extract(_PERIOD)
     year = pd.to_numeric(parts["year"], errors="coerce")
     month = pd.to_numeric(parts["month"], errors="coerce")
     quarter = pd.to_numeric(parts["quarter"], errors="coerce")
     month = month.fillna((quarter - 1) * 3 + 1).fillna(1)
     month = month.where((month >= 1) & (month <= 12))
-    frame = pd.DataFrame({"year": year, "month": month, "day": 1})
-    valid = frame.notna().all(axis=1)
+    return (year * 12 + month - 1).astype("float64")
+
+
+def _months_in_range(months: pd.Series) -> pd.Series:
+    first = FIRST_DATE.year * 12 + FIRST_DATE.month  # the month after FIRST_DATE's (it starts mid-month)
+    last = LAST_DATE.year * 12 + LAST_DATE.month - 1
+    return (months >= first) & (months <= last)
+
+
+def period_start(periods: pd.Series) -> pd.Series:
+    """First day of each ``YYYY``, ``YYYY-MM`` or ``YYYY-Qn`` period (datetime64[ns]).
+
+    NaT when malformed or outside the dates pandas holds (FIRST_DATE to LAST_DATE).
+    """
+    months = _period_months(periods)
+    valid = months.notna() & _months_in_range(months)
     result = pd.Series(pd.NaT, index=periods.index, dtype="datetime64[ns]")
     if valid.any():
-        result[valid] = pd.to_datetime(frame[valid].astype("int64"))
+        chosen = months[valid].astype("int64")
+        frame = pd.DataFrame({"year": chosen // 12, "month": chosen % 12 + 1, "day": 1})
+        result[valid] = pd.to_datetime(frame).astype("datetime64[ns]")
     return result
 
 
@@ -511,23 +532,26 @@ def _typed_column(
         return values
     if spec_field.kind == "date":
         dates = pd.to_datetime(text.where(~empty), errors="coerce", format="ISO8601")
+        parsed = dates.notna().to_numpy()
         rejections.rows(
-            file,
-            lines,
-            ~empty & dates.isna().to_numpy(),
-            column,
-            lambda: "not a date (YYYY-MM-DD): " + text.map(repr),
+            file, lines, ~empty & ~parsed, column, lambda: "not a date (YYYY-MM-DD): " + text.map(repr)
         )
-        return dates
+        in_range = ((dates >= FIRST_DATE) & (dates <= LAST_DATE)).to_numpy()
+        outside = parsed & ~in_range
+        rejections.rows(file, lines, outside, column, lambda: text.map(repr) + " " + DATE_RANGE_REASON)
+        return dates.where(in_range).astype("datetime64[ns]")
     if spec_field.kind == "period":
-        starts = period_start(text)
+        months = _period_months(text)
+        parsed = months.notna().to_numpy()
         rejections.rows(
             file,
             lines,
-            ~empty & starts.isna().to_numpy(),
+            ~empty & ~parsed,
             column,
             lambda: "not a period (YYYY, YYYY-MM or YYYY-Qn): " + text.map(repr),
         )
+        outside = parsed & ~_months_in_range(months).to_numpy()
+        rejections.rows(file, lines, outside, column, lambda: text.map(repr) + " " + DATE_RANGE_REASON)
         return text.where(~empty)
     if spec_field.choices:
         lowered = text.str.lower()
@@ -561,10 +585,12 @@ def _validate_file(
     if extra:
         notes.append(f"{spec.name}: ignored unknown column(s) {', '.join(map(str, extra))}")
     typed = pd.DataFrame({"__line__": lines}, index=raw.index)
+    table = table_of(spec.table)
     for spec_field in spec.fields:
         if spec_field.column not in columns:
             continue
         text = raw[spec_field.column]
+        _reject_too_long(table, spec_field, text, spec.name, lines, rejections)
         values = _typed_column(
             spec_field, text, spec.name, lines, spec_field.column in csv_file.required, rejections
         )
@@ -574,6 +600,29 @@ def _validate_file(
     if spec.name == "demand.csv":
         typed["period_start"] = period_start(typed["period"].fillna(""))
     return typed.reset_index(drop=True)
+
+
+def _reject_too_long(
+    table: Table,
+    spec_field: Field,
+    text: pd.Series,
+    file: str,
+    lines: np.ndarray,
+    rejections: RejectionCollector,
+) -> None:
+    """Reject values longer than the table column's declared length (records/schema.py's String(n))."""
+    limit = getattr(table.columns[spec_field.table_column].type, "length", None)
+    if limit is None or spec_field.kind != "text" or text.empty:
+        return
+    lengths = text.str.len()
+    too_long = (lengths > limit).to_numpy()
+    rejections.rows(
+        file,
+        lines,
+        too_long,
+        spec_field.column,
+        lambda: lengths.astype(str) + f" characters, longer than the {limit} allowed",
+    )
 
 
 def _reject_duplicates(spec: FileSpec, typed: pd.DataFrame, rejections: RejectionCollector) -> None:
