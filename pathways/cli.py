@@ -137,7 +137,8 @@ def import_csv(
 
     if directory.is_file():
         fail(
-            f"{directory} is a file: pathways import needs the folder that holds the CSV set ({directory.parent})"
+            f"{directory} is a file: pathways import needs the folder that holds the CSV set "
+            f"({directory.parent})"
         )
     if not directory.is_dir():
         fail(f"no such folder: {directory}")
