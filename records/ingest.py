@@ -537,8 +537,8 @@ def _typed_column(
             file, lines, ~empty & ~parsed, column, lambda: "not a date (YYYY-MM-DD): " + text.map(repr)
         )
         in_range = ((dates >= FIRST_DATE) & (dates <= LAST_DATE)).to_numpy()
-        outside = parsed & ~in_range
-        rejections.rows(file, lines, outside, column, lambda: text.map(repr) + " " + DATE_RANGE_REASON)
+        out_of_range = parsed & ~in_range
+        rejections.rows(file, lines, out_of_range, column, lambda: text.map(repr) + " " + DATE_RANGE_REASON)
         return dates.where(in_range).astype("datetime64[ns]")
     if spec_field.kind == "period":
         months = _period_months(text)
@@ -550,8 +550,8 @@ def _typed_column(
             column,
             lambda: "not a period (YYYY, YYYY-MM or YYYY-Qn): " + text.map(repr),
         )
-        outside = parsed & ~_months_in_range(months).to_numpy()
-        rejections.rows(file, lines, outside, column, lambda: text.map(repr) + " " + DATE_RANGE_REASON)
+        out_of_range = parsed & ~_months_in_range(months).to_numpy()
+        rejections.rows(file, lines, out_of_range, column, lambda: text.map(repr) + " " + DATE_RANGE_REASON)
         return text.where(~empty)
     if spec_field.choices:
         lowered = text.str.lower()
