@@ -130,10 +130,17 @@ def import_csv(
     allow_uncatalogued: Annotated[
         bool, typer.Option(help="create unknown students and modules found in enrollments.csv")
     ] = False,
+    term_window: Annotated[
+        str, typer.Option(help="month, week or quarter: the terms a dated log without terms is cut into")
+    ] = "month",
 ) -> None:
     """Import a CSV set atomically: every row or none, with a report of every rejected row."""
     from pathways.import_display import print_import_report, print_rejections
     from records.ingest import ImportRejected, import_directory
+    from records.terms import TERM_WINDOWS
+
+    if term_window not in TERM_WINDOWS:
+        fail(f"unknown term window {term_window!r}; choose one of {', '.join(TERM_WINDOWS)}")
 
     if directory.is_file():
         fail(
@@ -144,7 +151,9 @@ def import_csv(
         fail(f"no such folder: {directory}")
     engine = _engine(_settings())
     try:
-        report = import_directory(engine, directory, allow_uncatalogued=allow_uncatalogued)
+        report = import_directory(
+            engine, directory, allow_uncatalogued=allow_uncatalogued, term_window=term_window
+        )
     except ImportRejected as rejected:
         print_rejections(err_console, rejected.rejections, rejected.notes)
         fail(f"import rejected, nothing written: {len(rejected.rejections)} problem(s) in {directory}")

@@ -61,7 +61,8 @@ CSV_FILES: tuple[CsvFile, ...] = (
         ("program_id", "entry_term", "entry_route", "advisor_id", "max_credits_per_term", "status"),
     ),
     CsvFile("student_attributes.csv", ("student_id", "name", "value")),
-    CsvFile("enrollments.csv", ("student_id", "module_id", "term"), ("status", "grade")),
+    # ``term`` or ``enrolled_on`` (or both): a dated log's terms are derived from its dates.
+    CsvFile("enrollments.csv", ("student_id", "module_id"), ("term", "status", "grade", "enrolled_on")),
     CsvFile("goals.csv", ("student_id", "occupation_id"), ("weight", "set_term")),
 )
 

@@ -90,8 +90,8 @@ class Frames:
       the status recorded now, not as of the cutoff: do not use it to select students in evaluation.
     - ``student_attributes``: student_id [cat of students.id], name [cat], value [str].
     - ``enrollments``: student_id [cat of students.id], module_id [cat of modules.id], term_ordinal
-      [int32], status [cat: completed, failed, withdrawn, in_progress], grade [float32, NaN unknown];
-      sorted by term_ordinal, student, module.
+      [int32], status [cat: completed, failed, withdrawn, in_progress], grade [float32, NaN unknown],
+      enrolled_on [datetime64, NaT unless the log dates its rows]; sorted by term_ordinal, student, module.
     - ``goals``: student_id [cat of students.id], occupation_id [str], weight [float32],
       set_ordinal [int32, -1 = known from the start].
 
@@ -485,6 +485,7 @@ def _read_enrollments(
             Term.ordinal.label("term_ordinal"),
             Enrollment.status,
             Enrollment.grade,
+            Enrollment.enrolled_on,
         )
         .join(Term, Term.code == Enrollment.term_code)
         .where(Term.ordinal <= limit)
@@ -505,6 +506,7 @@ def _read_enrollments(
                         "term_ordinal": chunk["term_ordinal"].to_numpy(np.int32),
                         "status": pd.Categorical(chunk["status"], dtype=status_type),
                         "grade": chunk["grade"].to_numpy(np.float32),
+                        "enrolled_on": _dates(chunk["enrolled_on"]).to_numpy(),
                     }
                 )
             )
@@ -516,6 +518,7 @@ def _read_enrollments(
                 "term_ordinal": np.empty(0, np.int32),
                 "status": pd.Categorical([], dtype=status_type),
                 "grade": np.empty(0, np.float32),
+                "enrolled_on": np.empty(0, "datetime64[ns]"),
             }
         )
     return pd.concat(parts, ignore_index=True)
@@ -801,7 +804,7 @@ _TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "status",
     ),
     "student_attributes": ("student_id", "name", "value"),
-    "enrollments": ("student_id", "module_id", "term_code", "status", "grade"),
+    "enrollments": ("student_id", "module_id", "term_code", "status", "grade", "enrolled_on"),
     "goals": ("student_id", "occupation_id", "weight", "set_term"),
 }
 _DEFAULTS: dict[tuple[str, str], Any] = {
@@ -943,6 +946,7 @@ def frames_from_tables(tables: dict[str, pd.DataFrame], cutoff_term: str | None 
                 raw_enrollments["status"], dtype=pd.CategoricalDtype(list(ENROLLMENT_STATUSES))
             ),
             "grade": pd.to_numeric(raw_enrollments["grade"]).astype(np.float32).to_numpy(),
+            "enrolled_on": _dates(raw_enrollments["enrolled_on"]).to_numpy(),
         }
     )
 

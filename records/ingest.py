@@ -64,7 +64,7 @@ from records.schema import (
     StudentAttribute,
     Term,
 )
-from records.terms import TermCodeError, natural_term_key
+from records.terms import TERM_WINDOWS, TermCodeError, date_windows, is_window_code, natural_term_key
 
 __all__ = [
     "ImportRejected",
@@ -326,6 +326,7 @@ SPECS: tuple[FileSpec, ...] = (
             _ref("term", "term", target="term_code"),
             Field("status", choices=ENROLLMENT_STATUSES),
             Field("grade", kind="float", minimum=0, maximum=100),
+            Field("enrolled_on", kind="date"),
         ),
     ),
     FileSpec(
@@ -400,12 +401,18 @@ def read_csv_set(directory: Path) -> tuple[dict[str, pd.DataFrame], list[Rejecti
     return frames, rejections, notes
 
 
-def import_directory(engine: Engine, directory: Path, allow_uncatalogued: bool = False) -> ImportReport:
-    """Read ``directory`` and import it; raises :class:`ImportRejected` (nothing written) on any problem."""
+def import_directory(
+    engine: Engine, directory: Path, allow_uncatalogued: bool = False, term_window: str = "month"
+) -> ImportReport:
+    """Read ``directory`` and import it; raises :class:`ImportRejected` (nothing written) on any problem.
+
+    ``term_window``: the calendar window (:data:`records.terms.TERM_WINDOWS`) that cuts a dated log
+    without terms into terms.
+    """
     frames, rejections, notes = read_csv_set(directory)
     if rejections:
         raise ImportRejected(rejections, notes)
-    report = import_tables(engine, frames, allow_uncatalogued=allow_uncatalogued)
+    report = import_tables(engine, frames, allow_uncatalogued=allow_uncatalogued, term_window=term_window)
     report.notes[:0] = notes
     return report
 
@@ -627,6 +634,8 @@ def _reject_too_long(
 
 def _reject_duplicates(spec: FileSpec, typed: pd.DataFrame, rejections: RejectionCollector) -> None:
     keys = list(spec.key)
+    if any(key not in typed.columns for key in keys):  # a dated log's terms come later
+        return
     complete = typed[keys].notna().all(axis=1)
     candidates = typed[complete]
     duplicated = candidates.duplicated(keys, keep="first")
@@ -662,6 +671,7 @@ class _Plan:
     term_columns: tuple[str, ...] = ("code", "ordinal")
     stub_students: list[str] = field(default_factory=list)
     stub_modules: list[str] = field(default_factory=list)
+    derived_terms: pd.DataFrame | None = None  # code, starts_on of calendar windows of a dated log
 
 
 def _existing_ids(connection: Connection, entity: str) -> pd.Index:
@@ -690,21 +700,27 @@ def _read_table(connection: Connection, table: Table, columns: list[str]) -> pd.
 
 
 def import_tables(
-    engine: Engine, tables: Mapping[str, pd.DataFrame], allow_uncatalogued: bool = False
+    engine: Engine,
+    tables: Mapping[str, pd.DataFrame],
+    allow_uncatalogued: bool = False,
+    term_window: str = "month",
 ) -> ImportReport:
     """Validate ``tables`` (frames keyed by CSV file name, CSV column names) and write them atomically.
 
     Frames may hold text (as read from files) or typed values (as generated); an optional
     ``__line__`` column gives file lines for rejections (else line = row position + 2). Returns the
     report; raises :class:`ImportRejected` listing every problem, with nothing written.
+    ``term_window`` cuts a dated log without terms into terms (data/README.md, "Dated logs").
     """
+    if term_window not in TERM_WINDOWS:
+        raise ValueError(f"unknown term window {term_window!r}; choose one of {', '.join(TERM_WINDOWS)}")
     unknown_files = sorted(set(tables) - set(SPEC_BY_NAME))
     report = ImportReport()
     if unknown_files:
         report.notes.append(f"ignored tables that are not part of the CSV set: {', '.join(unknown_files)}")
     started = time.perf_counter()
     with engine.begin() as connection, _sqlite_cache_for_import(connection):
-        plan = _validate(connection, tables, allow_uncatalogued, report)
+        plan = _validate(connection, tables, allow_uncatalogued, report, term_window)
         validated = time.perf_counter()
         log.info("validated %d files in %.1f s", len(report.rows_read), validated - started)
         if report.rejections:
@@ -751,6 +767,7 @@ def _validate(
     tables: Mapping[str, pd.DataFrame],
     allow_uncatalogued: bool,
     report: ImportReport,
+    term_window: str = "month",
 ) -> _Plan:
     rejections = RejectionCollector()
     plan = _Plan()
@@ -764,6 +781,7 @@ def _validate(
             continue
         _reject_duplicates(spec, typed, rejections)
         plan.frames[spec.name] = typed
+    _place_dated_enrollments(connection, plan, rejections, report.notes, term_window)
 
     known = {entity: _existing_ids(connection, entity) for entity in ENTITIES}
     for entity, (_, _, file, column) in ENTITIES.items():
@@ -784,7 +802,9 @@ def _validate(
                 "modules known only from enrollments (program, track, level, credits unknown)"
             )
 
-    plan.terms, plan.term_columns = _plan_terms(connection, plan.frames, known, rejections, report.notes)
+    plan.terms, plan.term_columns = _plan_terms(
+        connection, plan.frames, known, rejections, report.notes, plan.derived_terms
+    )
 
     for spec in SPECS:
         frame = plan.frames.get(spec.name)
@@ -867,12 +887,14 @@ def _plan_terms(
     known: dict[str, pd.Index],
     rejections: RejectionCollector,
     notes: list[str],
+    derived: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
     """The term rows to write (code, ordinal[, starts_on]) or None when the set names no term.
 
     With terms.csv: its codes in its order (``ordinal``, else ``starts_on``, else row order); other
     files may only name terms listed there or already in the database. Without: terms named by other
-    files are created and every term is ordered by :func:`natural_term_key`.
+    files are created and every term is ordered by :func:`natural_term_key`; ``derived`` (code,
+    starts_on) are the calendar windows of a dated log, created with their first day.
     """
     existing = _read_table(connection, table_of(Term), ["code", "ordinal"]).sort_values("ordinal")
     terms_file = frames.get("terms.csv")
@@ -912,6 +934,8 @@ def _plan_terms(
         for spec_field in spec.fields:
             if spec_field.refers_to == "term" and spec_field.table_column in frame.columns:
                 named.update(frame[spec_field.table_column].dropna().unique().tolist())
+    window_starts = {} if derived is None else dict(zip(derived["code"], derived["starts_on"], strict=True))
+    named.update(window_starts)
     new_codes = sorted(named - set(existing["code"]))
     if not new_codes:
         return None, ("code", "ordinal")
@@ -934,7 +958,114 @@ def _plan_terms(
         notes.append("terms: the database orders terms its own way; new terms were added after them")
     notes.append(f"created {len(new_codes)} terms named in the set (no terms.csv), ordered by their codes")
     terms = pd.DataFrame({"code": ordered, "ordinal": np.arange(1, len(ordered) + 1)})
-    return terms, ("code", "ordinal")
+    if not window_starts:
+        return terms, ("code", "ordinal")
+    stored = _read_table(connection, table_of(Term), ["code", "starts_on"]).set_index("code")["starts_on"]
+    starts = terms["code"].map(window_starts).astype(object)
+    starts = starts.where(starts.notna(), terms["code"].map(stored))
+    terms["starts_on"] = pd.to_datetime(starts).astype("datetime64[ns]")
+    return terms, ("code", "ordinal", "starts_on")
+
+
+def _place_dated_enrollments(
+    connection: Connection,
+    plan: _Plan,
+    rejections: RejectionCollector,
+    notes: list[str],
+    window: str,
+) -> None:
+    """Give every enrollment without a term the term its ``enrolled_on`` date falls in.
+
+    Rows with a term keep it. The date is placed, in this order of preference: in the terms of
+    terms.csv (the latest starting on or before it; every row needs ``starts_on``); in the database's
+    terms when they all have ``starts_on`` and are not calendar windows; else in calendar windows
+    (:func:`records.terms.date_windows`), created as terms. Repeated enrolments of a student in a
+    module within one derived term keep the latest (noted). Rows with neither term nor date are
+    rejected, and so is a file with neither column.
+    """
+    enrollments = plan.frames.get("enrollments.csv")
+    if enrollments is None:
+        return
+    file = "enrollments.csv"
+    lines = enrollments["__line__"].to_numpy()
+    if "term_code" not in enrollments.columns and "enrolled_on" not in enrollments.columns:
+        rejections.add(file, 1, "term", "required column missing from the header (or give enrolled_on dates)")
+        del plan.frames[file]
+        return
+    if "term_code" not in enrollments.columns:
+        enrollments["term_code"] = pd.Series(None, index=enrollments.index, dtype=object)
+    undated = enrollments["term_code"].isna().to_numpy()
+    dated = (
+        enrollments["enrolled_on"].notna().to_numpy()
+        if "enrolled_on" in enrollments.columns
+        else np.zeros(len(enrollments), dtype=bool)
+    )
+    rejections.rows(file, lines, undated & ~dated, "term", "empty: a term or an enrolled_on date is required")
+    place = undated & dated
+    if not place.any():
+        return
+    dates = enrollments.loc[place, "enrolled_on"]
+    terms_file = plan.frames.get("terms.csv")
+    stored = _read_table(connection, table_of(Term), ["code", "starts_on"])
+    stored_are_windows = all(is_window_code(str(code), window) for code in stored["code"])
+    if terms_file is not None:
+        if "starts_on" not in terms_file.columns or terms_file["starts_on"].isna().any():
+            rejections.rows(
+                file,
+                lines,
+                place,
+                "enrolled_on",
+                "no term given, and terms.csv lacks a starts_on on some row to place the date in a term",
+            )
+            return
+        codes = _term_starting_before(dates, terms_file["code"], terms_file["starts_on"], "terms.csv")
+        source = "the terms of terms.csv"
+    elif not stored.empty and stored["starts_on"].notna().all() and not stored_are_windows:
+        starts = pd.to_datetime(stored["starts_on"]).astype("datetime64[ns]")
+        codes = _term_starting_before(dates, stored["code"], starts, "the database")
+        source = "the database's terms"
+    else:
+        codes, plan.derived_terms = date_windows(dates, window)
+        source = (
+            f"{window} terms ({plan.derived_terms['code'].iloc[0]} to {plan.derived_terms['code'].iloc[-1]})"
+        )
+    before = codes.str.startswith("!").fillna(False).to_numpy()
+    rejections.rows(file, lines[place], before, "enrolled_on", lambda: codes.str[1:].reset_index(drop=True))
+    enrollments.loc[place, "term_code"] = codes.where(~before, None).to_numpy()
+    notes.append(
+        f"{file}: {int(place.sum())} rows without a term placed by their enrolled_on date in {source}"
+    )
+    _keep_latest_repeat(plan, place, notes)
+
+
+def _term_starting_before(dates: pd.Series, codes: pd.Series, starts: pd.Series, where: str) -> pd.Series:
+    """The code of the latest term starting on or before each date; ``"!" + reason`` for earlier dates."""
+    order = np.argsort(starts.to_numpy(), kind="stable")
+    sorted_starts = starts.to_numpy()[order].astype("datetime64[ns]")
+    sorted_codes = codes.to_numpy()[order].astype(object)
+    position = np.searchsorted(sorted_starts, dates.to_numpy().astype("datetime64[ns]"), side="right") - 1
+    first = pd.Timestamp(sorted_starts[0]).strftime("%Y-%m-%d")
+    reason = f"!the date is before the first term in {where} starts ({first})"
+    picked = np.where(position >= 0, sorted_codes[np.maximum(position, 0)], reason)
+    return pd.Series(picked, index=dates.index, dtype=object)
+
+
+def _keep_latest_repeat(plan: _Plan, placed: np.ndarray, notes: list[str]) -> None:
+    """Of enrolments sharing (student, module, derived term), keep the latest dated one."""
+    file = "enrollments.csv"
+    enrollments = plan.frames[file]
+    keys = ["student_id", "module_id", "term_code"]
+    repeated = enrollments.duplicated(keys, keep=False).to_numpy() & placed
+    if not repeated.any():
+        return
+    order = enrollments.sort_values(["enrolled_on", "__line__"], kind="stable").index
+    latest = ~enrollments.loc[order].duplicated(keys, keep="last").reindex(enrollments.index).to_numpy()
+    drop = repeated & ~latest
+    plan.frames[file] = enrollments.loc[~drop].reset_index(drop=True)
+    notes.append(
+        f"{file}: {int(drop.sum())} repeated enrolments of a module within one derived term "
+        "were left out (the latest of each is kept)"
+    )
 
 
 def _reject_unorderable_terms(

@@ -247,6 +247,8 @@ class Enrollment(Base):
     term_code: Mapped[str] = mapped_column(ForeignKey("term.code"))
     status: Mapped[str] = mapped_column(String(16))
     grade: Mapped[float | None] = mapped_column(Float)
+    # The day the student enrolled, when the source log dates its rows (orders modules within a term).
+    enrolled_on: Mapped[dt.date | None] = mapped_column(Date)
 
 
 # ---------------------------------------------------------------------------------------------

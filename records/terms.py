@@ -1,4 +1,4 @@
-"""Ordering term codes when no ordinal is given: ``natural_term_key``.
+"""Ordering term codes (``natural_term_key``) and cutting dated logs into terms (``date_windows``).
 
 Pure functions, no database: ``2019-2`` < ``2019-10`` < ``2020-1``; ``Fall 2019`` < ``Spring 2020``;
 ``2019S1``, ``201910``, ``2019/20-1`` and plain years are understood too.
@@ -6,7 +6,11 @@ Pure functions, no database: ``2019-2`` < ``2019-10`` < ``2020-1``; ``Fall 2019`
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+
+import numpy as np
+import pandas as pd
 
 # Calendar order of season names inside one year (a spring term follows the previous autumn).
 SEASONS: dict[str, int] = {
@@ -72,3 +76,63 @@ def natural_term_key(code: str) -> tuple[int, int]:
 def order_term_codes(codes: list[str]) -> list[str]:
     """``codes`` sorted by :func:`natural_term_key` (ties broken by the code); raises TermCodeError."""
     return sorted(codes, key=lambda code: (natural_term_key(code), code))
+
+
+# ---------------------------------------------------------------------------------------------
+# Terms of a dated log: calendar windows
+# ---------------------------------------------------------------------------------------------
+
+TERM_WINDOWS = ("month", "week", "quarter")
+"""How a dated log without terms is cut into terms (data/README.md, "Dated logs"); month is the default."""
+
+_EPOCH_MONDAY = np.datetime64("1970-01-05", "D")
+
+
+def _window_index(days: np.ndarray, window: str) -> np.ndarray:
+    """The calendar window of each day (datetime64[D]) as an int64 that grows with time."""
+    if window == "week":
+        return ((days - _EPOCH_MONDAY).astype(np.int64)) // 7
+    months = days.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+    return months if window == "month" else months // 3
+
+
+def _window_start(index: int, window: str) -> dt.date:
+    if window == "week":
+        return (_EPOCH_MONDAY + np.timedelta64(index * 7, "D")).astype(dt.date)
+    months = index if window == "month" else index * 3
+    return np.datetime64(months, "M").astype("datetime64[D]").astype(dt.date)
+
+
+def _window_code(start: dt.date, window: str) -> str:
+    if window == "week":
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}"
+    if window == "month":
+        return f"{start.year}-{start.month:02d}"
+    return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+
+
+def is_window_code(code: str, window: str) -> bool:
+    """True when ``code`` is spelled as :func:`date_windows` names a window of kind ``window``."""
+    pattern = {"week": r"\d{4}-W\d{2}", "month": r"\d{4}-\d{2}", "quarter": r"\d{4}-Q[1-4]"}[window]
+    return re.fullmatch(pattern, code) is not None
+
+
+def date_windows(dates: pd.Series, window: str = "month") -> tuple[pd.Series, pd.DataFrame]:
+    """The term code of the calendar window holding each date, and the windows themselves.
+
+    ``dates``: datetime64 (no NaT). ``window``: one of :data:`TERM_WINDOWS`. Codes are ``2021-03``
+    (month), ``2021-Q1`` (quarter) or ``2021-W05`` (ISO week); :func:`natural_term_key` orders them
+    in time. The windows frame (code [str], starts_on [date]) holds every window some date falls in,
+    plus the window after the last one (the term to recommend for), in time order.
+    """
+    if window not in TERM_WINDOWS:
+        raise ValueError(f"unknown term window {window!r}; choose one of {', '.join(TERM_WINDOWS)}")
+    days = dates.to_numpy().astype("datetime64[D]")
+    index = _window_index(days, window)
+    present, inverse = np.unique(index, return_inverse=True)
+    windows = np.append(present, present[-1] + 1) if len(present) else present
+    starts = [_window_start(int(i), window) for i in windows.tolist()]
+    codes = np.asarray([_window_code(start, window) for start in starts], dtype=object)
+    per_date = pd.Series(codes[inverse], index=dates.index, dtype=object)
+    return per_date, pd.DataFrame({"code": codes, "starts_on": starts})
