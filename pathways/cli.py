@@ -82,15 +82,22 @@ def generate(
     size: Annotated[str, typer.Option(help="tiny, small, medium or large")] = "small",
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same institution")] = 7,
     out: Annotated[Path | None, typer.Option(help="write a CSV set into this folder instead")] = None,
+    regime: Annotated[
+        str, typer.Option(help="term (a university, by terms) or online (a dated log, one module at a time)")
+    ] = "term",
 ) -> None:
     """Generate a synthetic institution into the database, or as a CSV set with --out."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from records.synthetic import SIZES
     from records.synthetic import generate as generate_institution
+    from records.synthetic_online import generate_online
 
+    if regime not in ("term", "online"):
+        fail(f"unknown regime {regime!r}; choose term or online")
     if size not in SIZES:
         fail(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    make = generate_online if regime == "online" else generate_institution
     settings = _settings()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console
@@ -100,7 +107,7 @@ def generate(
         def report(message: str, fraction: float) -> None:
             progress.update(task, description=message, completed=fraction)
 
-        tables = generate_institution(size, seed, progress=report)
+        tables = make(size, seed, progress=report)
     if out is not None:
         from records.synthetic import write_csv_set
 
@@ -121,7 +128,7 @@ def generate(
     except ImportRejected as rejected:
         print_rejections(err_console, rejected.rejections, rejected.notes)
         fail(f"generated institution rejected, nothing written: {len(rejected.rejections)} problem(s)")
-    print_import_report(console, import_report, title=f"Generated {size} institution (seed {seed})")
+    print_import_report(console, import_report, title=f"Generated {size} {regime} institution (seed {seed})")
 
 
 @app.command("import")
