@@ -80,18 +80,23 @@ class RecordError(csv.Error):
         self.line = line
 
 
-def oversized_fields(raw: bytes, delimiter: int = COMMA, limit: int = MAX_FIELD_BYTES) -> list[CsvProblem]:
+def oversized_fields(
+    raw: bytes, delimiter: int = COMMA, limit: int = MAX_FIELD_BYTES
+) -> tuple[list[CsvProblem], int]:
     """One problem per line holding a field of more than ``limit`` bytes (between separators).
 
-    Only lines longer than ``limit`` are split into fields, so a file of short lines costs one pass.
-    A quoted field counts its quotes; a quoted field with separators inside is caught by the reader.
+    Also returns the longest line's length in bytes (no value of the file is longer: callers skip
+    length checks with it). Only lines longer than ``limit`` are split into fields, so a file of short
+    lines costs one pass. A quoted field counts its quotes; one with separators inside is caught by
+    the reader.
     """
     data = np.frombuffer(raw, dtype=np.uint8)
     ends = np.flatnonzero(data == NEWLINE)
     ends = np.append(ends, len(data))
     starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
     problems: list[CsvProblem] = []
-    for index in np.flatnonzero(ends - starts > limit).tolist():
+    for index in np.flatnonzero(lengths > limit).tolist():
         line = data[starts[index] : ends[index]]
         separators = np.flatnonzero(line == delimiter)
         edges = np.concatenate(([-1], separators, [len(line)]))
@@ -100,7 +105,7 @@ def oversized_fields(raw: bytes, delimiter: int = COMMA, limit: int = MAX_FIELD_
             problems.append(
                 CsvProblem(index + 1, f"a field of {longest:,} bytes is longer than the {limit:,} allowed")
             )
-    return problems
+    return problems, int(lengths.max())
 
 
 def _structure_with_quotes(text: str, delimiter: str = ",") -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +166,7 @@ def read_csv_text(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         return None, [_decode_problem(raw, error)]
-    oversized = oversized_fields(raw, ord(delimiter))
+    oversized, longest_line = oversized_fields(raw, ord(delimiter))
     if oversized:
         return None, oversized
     quoted = quoting and QUOTE in raw
@@ -213,6 +218,7 @@ def read_csv_text(
         for column in frame.columns:
             frame[column] = frame[column].str.strip()
     frame.attrs["text"] = True  # every value a stripped string: callers need not convert again
+    frame.attrs["longest_line_bytes"] = longest_line  # no value is longer: length checks may skip
     lines = record_lines[1:]
     if len(frame) != len(lines):  # whitespace-only lines counted differently: keep going, lines approximate
         log.warning("line numbers are approximate: %d records found, %d rows parsed", len(lines), len(frame))

@@ -578,6 +578,7 @@ def _validate_file(
     Defaults of the schema apply to empty values (e.g. pass_grade 60, student status active).
     """
     csv_file = CSV_BY_NAME[spec.name]
+    longest_line: int | None = raw.attrs.get("longest_line_bytes")
     raw = raw.copy()
     if "__line__" not in raw.columns:
         raw["__line__"] = np.arange(2, len(raw) + 2, dtype=np.int64)
@@ -597,7 +598,7 @@ def _validate_file(
         if spec_field.column not in columns:
             continue
         text = raw[spec_field.column]
-        _reject_too_long(table, spec_field, text, spec.name, lines, rejections)
+        _reject_too_long(table, spec_field, text, spec.name, lines, rejections, longest_line)
         values = _typed_column(
             spec_field, text, spec.name, lines, spec_field.column in csv_file.required, rejections
         )
@@ -616,10 +617,17 @@ def _reject_too_long(
     file: str,
     lines: np.ndarray,
     rejections: RejectionCollector,
+    longest: int | None = None,
 ) -> None:
-    """Reject values longer than the table column's declared length (records/schema.py's String(n))."""
+    """Reject values longer than the table column's declared length (records/schema.py's String(n)).
+
+    ``longest``: an upper bound of every value's length (the file's longest line) when known: a file
+    whose lines are all within the limit is not measured value by value.
+    """
     limit = getattr(table.columns[spec_field.table_column].type, "length", None)
     if limit is None or spec_field.kind != "text" or text.empty:
+        return
+    if longest is not None and longest <= limit:
         return
     lengths = text.str.len()
     too_long = (lengths > limit).to_numpy()
