@@ -65,7 +65,7 @@ MAX_STEPS = 40
 STEP_SHARES = {"successor": 0.55, "topic": 0.20, "popular": 0.15}  # the rest: any module (noise)
 SUCCESSOR_WEIGHTS = (0.60, 0.15, 0.25)  # next in the topic, the one after it, a neighbouring topic
 REPEAT_AFTER_FAILURE = 0.35
-BASE_DROPOUT, DROPOUT_AFTER_FAILURE = 0.17, 0.15
+BASE_DROPOUT, DROPOUT_AFTER_FAILURE = 0.11, 0.15
 COHORT_SHARE, COHORT_PERIOD_MONTHS = 0.15, 3
 GRADED_SHARE, GRADE_UNRECORDED = 0.55, 0.15
 
