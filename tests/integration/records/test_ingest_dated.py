@@ -170,3 +170,14 @@ def test_a_log_with_neither_terms_nor_dates_is_rejected(engine: Engine, tmp_path
         "enrollments.csv:1 term: required column missing from the header (or give enrolled_on dates)"
     ]
     assert sum(table_counts(engine).values()) == 0
+
+
+def test_a_dated_log_joins_the_terms_already_in_the_database(engine: Engine, tmp_path: Path) -> None:
+    """Without terms.csv, dates fall in the stored institution terms when they all have a start day."""
+    import_directory(engine, write_csv_set(tmp_path / "institution"))
+    log = "student_id,module_id,enrolled_on,status,grade\nS3,M3,2020-10-15,completed,70\nS3,M4,2021-03-01,,\n"
+    report = import_directory(engine, write_csv_set(tmp_path / "log", {"enrollments.csv": log}))
+    assert [code for code, _, _ in stored_terms(engine)] == ["2020-1", "2020-2", "2021-1"]
+    rows = stored_enrollments(engine)
+    assert ("S3", "M3", "2020-2", "2020-10-15") in rows and ("S3", "M4", "2021-1", "2021-03-01") in rows
+    assert any("the database's terms" in note for note in report.notes)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from pathways.cli import app
-from records.db import current_batch, make_engine, promoted_version
+from records.db import current_batch, make_engine, promoted_version, upgrade
 from records.ingest import import_directory
 from records.schema import Enrollment, Recommendation, Term
 from records.synthetic import write_csv_set
@@ -87,3 +87,31 @@ def test_generate_online_writes_a_dated_set_through_the_cli(tmp_path: Path) -> N
     ]
     bad = CliRunner().invoke(app, ["generate", "--regime", "weekly", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "unknown regime 'weekly'" in bad.stderr
+
+
+def test_generate_online_into_the_database_gives_the_rows_of_the_csv_route(
+    database_url: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["generate", "--regime", "online", "--size", "tiny", "--seed", "5"],
+        env={"PATHWAYS_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 0, result.stderr
+    direct = make_engine(database_url)
+    via_csv_url = f"sqlite:///{tmp_path / 'via_csv.db'}"
+    upgrade(via_csv_url)
+    via_csv = make_engine(via_csv_url)
+    try:
+        write_csv_set(generate_online("tiny", seed=5), tmp_path / "set")
+        import_directory(via_csv, tmp_path / "set")
+        columns = [Enrollment.student_id, Enrollment.module_id, Enrollment.term_code, Enrollment.status]
+        rows = []
+        for engine in (direct, via_csv):
+            with engine.connect() as conn:
+                found = conn.execute(select(*columns, Enrollment.enrolled_on, Enrollment.grade)).all()
+            rows.append(sorted((*r[:4], str(r[4]), None if r[5] is None else round(r[5], 1)) for r in found))
+        assert len(rows[0]) > 1000 and rows[0] == rows[1]
+    finally:
+        direct.dispose()
+        via_csv.dispose()
