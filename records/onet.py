@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -121,6 +123,31 @@ def _read(
     return frame
 
 
+def _column_limit(column: Any) -> int:
+    """The declared length of a String(n) column of records/schema.py."""
+    return int(column.type.length)
+
+
+def _reject_too_long(
+    name: str, frame: pd.DataFrame, limits: dict[str, int], rejections: RejectionCollector
+) -> None:
+    """Reject values longer than the table columns they fill (file:line column: reason)."""
+    lines = frame["__line__"].to_numpy()
+    for column, limit in limits.items():
+        lengths = frame[column].str.len()
+        rejections.rows(
+            name,
+            lines,
+            (lengths > limit).to_numpy(),
+            column,
+            partial(_too_long_reasons, lengths, limit),
+        )
+
+
+def _too_long_reasons(lengths: pd.Series, limit: int) -> pd.Series:
+    return lengths.astype(str) + f" characters, longer than the {limit} allowed"
+
+
 def _kept(frame: pd.DataFrame) -> pd.Series:
     """Rows not flagged ``Recommend Suppress = Y`` or ``Not Relevant = Y``."""
     keep = pd.Series(True, index=frame.index)
@@ -226,6 +253,14 @@ def read_onet_directory(directory: Path) -> tuple[dict[str, pd.DataFrame], Impor
     if not directory.is_dir():
         return {}, report, [Rejection(str(directory), None, None, "no such folder")]
     occupations = _read(directory, OCCUPATION_FILE, OCCUPATION_COLUMNS, rejections)
+    code_limit = _column_limit(Occupation.__table__.c.id)
+    id_limit, name_limit = (
+        _column_limit(Competency.__table__.c.id),
+        _column_limit(Competency.__table__.c.name),
+    )
+    if occupations is not None:
+        title_limit = _column_limit(Occupation.__table__.c.title)
+        _reject_too_long(OCCUPATION_FILE, occupations, {CODE: code_limit, "Title": title_limit}, rejections)
     competency_parts: list[pd.DataFrame] = []
     rating_parts: list[pd.DataFrame] = []
     absent: list[str] = []
@@ -240,6 +275,8 @@ def read_onet_directory(directory: Path) -> tuple[dict[str, pd.DataFrame], Impor
                 absent.append(element_file.name)
             continue
         report.rows_read[element_file.name] = len(frame)
+        limits = {CODE: code_limit, "Element ID": id_limit, "Element Name": name_limit}
+        _reject_too_long(element_file.name, frame, limits, rejections)
         dropped = int((~_kept(frame)).sum())
         if dropped:
             report.notes.append(
@@ -253,6 +290,10 @@ def read_onet_directory(directory: Path) -> tuple[dict[str, pd.DataFrame], Impor
         absent.append(TECHNOLOGY_FILE)
     if technology is not None:
         report.rows_read[TECHNOLOGY_FILE] = len(technology)
+        # The id is "T" + the code; the title is the name and the domain too.
+        title_limit = min(name_limit, _column_limit(Competency.__table__.c.domain))
+        limits = {CODE: code_limit, "Commodity Code": id_limit - 1, "Commodity Title": title_limit}
+        _reject_too_long(TECHNOLOGY_FILE, technology, limits, rejections)
         competencies, ratings = _technologies(technology, rejections)
         competency_parts.append(competencies)
         rating_parts.append(ratings.assign(__file__=TECHNOLOGY_FILE))

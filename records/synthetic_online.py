@@ -280,12 +280,13 @@ def _competency_tables(catalogue: _Catalogue, module_ids: np.ndarray, rng: np.ra
             "description": None,
         }
     )
-    tagged = np.flatnonzero((rng.random(len(module_ids)) < 0.25) & (catalogue.topic < topics))
+    # Topic t and topic t + 20 share a name (with a number) and so their competencies.
+    tagged = np.flatnonzero(rng.random(len(module_ids)) < 0.25)
     practice = rng.random(len(tagged)) < 0.5
     links = pd.DataFrame(
         {
             "module_id": module_ids[tagged],
-            "competency_id": ids[2 * catalogue.topic[tagged] + practice],
+            "competency_id": ids[2 * (catalogue.topic[tagged] % topics) + practice],
             "weight": np.round(rng.uniform(0.3, 1.0, len(tagged)), 2),
             "level": np.minimum(catalogue.level[tagged] + 1, 7),
         }

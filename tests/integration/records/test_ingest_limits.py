@@ -5,6 +5,7 @@ Each check rejects the set as ``file:line column: reason`` with nothing written,
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from pathways.cli import app
 from records.frames import load_frames
 from records.ingest import ImportRejected, import_directory
+from records.onet import import_onet_directory
 from records.schema import Module, Term
 from tests.integration.records.csv_set import FILES, write_csv_set
 from tests.integration.records.test_ingest import table_counts
@@ -161,3 +163,20 @@ def test_import_of_a_file_says_it_needs_a_folder(sqlite_url: str, tmp_path: Path
     assert len(lines) == 1, result.stderr
     assert "enrollments.csv is a file" in lines[0] and "needs the folder" in lines[0]
     assert str(directory) in lines[0]
+
+
+def test_onet_values_longer_than_their_columns_are_rejected(engine: Engine, tmp_path: Path) -> None:
+    onet = Path(__file__).parents[2] / "fixtures" / "onet"
+    directory = tmp_path / "onet"
+    shutil.copytree(onet, directory)
+    occupations = directory / "Occupation Data.txt"
+    occupations.write_text(
+        occupations.read_text(encoding="utf-8") + f"15-1252.00\t{'D' * 300}\tWrites code.\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejected) as caught:
+        import_onet_directory(engine, directory)
+    assert [str(r) for r in caught.value.rejections] == [
+        "Occupation Data.txt:5 Title: 300 characters, longer than the 255 allowed"
+    ]
+    assert sum(table_counts(engine).values()) == 0
