@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from records.terms import TermCodeError, natural_term_key, order_term_codes
+from records.terms import TermCodeError, date_windows, is_window_code, natural_term_key, order_term_codes
 
 
 def test_numbered_terms_sort_by_number_not_by_text() -> None:
@@ -38,3 +39,26 @@ def test_seasons_follow_the_calendar() -> None:
 def test_codes_without_a_time_are_refused_with_advice(code: str) -> None:
     with pytest.raises(TermCodeError, match=r"terms\.csv with an ordinal"):
         natural_term_key(code)
+
+
+def test_date_windows_name_calendar_windows_that_sort_in_time() -> None:
+    dates = pd.Series(pd.to_datetime(["2021-01-03", "2021-01-04", "2021-03-31", "2020-12-31"]))
+    month, months = date_windows(dates, "month")
+    assert month.tolist() == ["2021-01", "2021-01", "2021-03", "2020-12"]
+    assert months["code"].tolist() == ["2020-12", "2021-01", "2021-03", "2021-04"]
+    assert [str(d) for d in months["starts_on"]] == ["2020-12-01", "2021-01-01", "2021-03-01", "2021-04-01"]
+    week, weeks = date_windows(dates, "week")
+    assert week.tolist() == [
+        "2020-W53",
+        "2021-W01",
+        "2021-W13",
+        "2020-W53",
+    ]  # ISO weeks: 2021-01-03 is a Sunday
+    assert str(weeks["starts_on"].iloc[0]) == "2020-12-28"
+    quarter, _ = date_windows(dates, "quarter")
+    assert quarter.tolist() == ["2021-Q1", "2021-Q1", "2021-Q1", "2020-Q4"]
+    for window, frame in (("month", months), ("week", weeks)):
+        codes = frame["code"].tolist()
+        assert order_term_codes(list(reversed(codes))) == codes
+        assert all(is_window_code(code, window) for code in codes)
+    assert not is_window_code("2021-1", "month") and not is_window_code("2021-W05", "month")
