@@ -176,6 +176,11 @@ def import_onet(
     from records.ingest import ImportRejected
     from records.onet import import_onet_directory
 
+    if directory.is_file():
+        fail(
+            f"{directory} is a file: pathways import-onet needs the folder of O*NET text files "
+            f"({directory.parent})"
+        )
     engine = _engine(_settings())
     try:
         report = import_onet_directory(engine, directory)

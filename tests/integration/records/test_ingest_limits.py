@@ -164,6 +164,12 @@ def test_import_of_a_file_says_it_needs_a_folder(sqlite_url: str, tmp_path: Path
     assert "enrollments.csv is a file" in lines[0] and "needs the folder" in lines[0]
     assert str(directory) in lines[0]
 
+    onet = CliRunner().invoke(
+        app, ["import-onet", str(directory / "enrollments.csv")], env={"PATHWAYS_DATABASE_URL": sqlite_url}
+    )
+    assert onet.exit_code != 0 and len(onet.stderr.strip().splitlines()) == 1
+    assert "is a file: pathways import-onet needs the folder" in onet.stderr
+
 
 def test_onet_values_longer_than_their_columns_are_rejected(engine: Engine, tmp_path: Path) -> None:
     onet = Path(__file__).parents[2] / "fixtures" / "onet"
