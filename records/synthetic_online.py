@@ -94,12 +94,13 @@ def _catalogue(modules: int, rng: np.random.Generator) -> _Catalogue:
     level = 1 + (position * 4) // np.maximum(topic_size[topic], 1)
     difficulty = 0.35 * (level - 2.5) + rng.normal(0, 0.35, modules)
     index = np.arange(modules)
-    same_topic = lambda shift: np.where(position + shift < topic_size[topic], index + shift, -1)  # noqa: E731
     neighbour = (topic + rng.integers(1, 4, modules)) % n_topics
     # A module of a neighbouring topic at about the same place (a bridge between topics).
     cross_position = np.minimum(position, np.maximum(topic_size[neighbour] - 1, 0))
     cross = np.where(topic_size[neighbour] > 0, topic_start[neighbour] + cross_position, -1)
-    successors = np.stack([same_topic(1), same_topic(2), cross], axis=1)
+    next_one = np.where(position + 1 < topic_size[topic], index + 1, -1)
+    after_next = np.where(position + 2 < topic_size[topic], index + 2, -1)
+    successors = np.stack([next_one, after_next, cross], axis=1)
     weight = 1.0 / (rng.permutation(modules) + 5.0) ** 0.8
     weight[position == 0] *= 5.0  # entry modules draw newcomers
     popularity = np.cumsum(weight / weight.sum())
@@ -148,8 +149,13 @@ def _to_cohort_start(catalogue: _Catalogue, module: np.ndarray, day: np.ndarray)
     return np.where((phase >= 0) & (wait > 0), start, day)
 
 
-def _simulate(size: OnlineSize, catalogue: _Catalogue, rng: np.random.Generator, progress: Progress | None):
-    """Enrolment arrays (learner, module, day, status code, grade) of every learner, step by step."""
+def _simulate(
+    size: OnlineSize, catalogue: _Catalogue, rng: np.random.Generator, progress: Progress | None
+) -> tuple[list[np.ndarray], np.datetime64]:
+    """Enrolment arrays (learner, module, day, status code, grade) of every learner, and the log's end.
+
+    Status codes: 0 completed, 1 failed, 2 withdrawn, 3 in progress; grade NaN when not recorded.
+    """
     learners = size.learners
     last_day = FIRST_DAY + np.timedelta64(365 * size.years, "D")
     span = int((last_day - FIRST_DAY).astype(np.int64))
@@ -268,7 +274,10 @@ def _module_table(catalogue: _Catalogue, rng: np.random.Generator) -> pd.DataFra
     )
 
 
-def _competency_tables(catalogue: _Catalogue, module_ids: np.ndarray, rng: np.random.Generator):
+def _competency_tables(
+    catalogue: _Catalogue, module_ids: np.ndarray, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """competencies.csv (a knowledge and a practice competency per named topic) and module tags."""
     topics = min(len(catalogue.topic_size), len(TOPICS))
     ids = np.asarray([f"OC{t + 1:03d}{k}" for t in range(topics) for k in "KS"], dtype=object)
     competencies = pd.DataFrame(
