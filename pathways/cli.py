@@ -411,6 +411,64 @@ def users_token(name: str) -> None:
     print(token)
 
 
+@users_app.command("deactivate")
+def users_deactivate(name: str) -> None:
+    """Revoke NAME: their token stops working and their page sessions end at once."""
+    from records.db import session_scope
+    from records.users import UserError, deactivate_user
+
+    engine = _engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            user = deactivate_user(session, name)
+            console.print(f"deactivated {user.role} user {user.name}", markup=False)
+    except UserError as exc:
+        fail(str(exc))
+
+
+@users_app.command("list")
+def users_list(
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Every user with role, state, token expiry and last use (times in UTC)."""
+    import datetime as dt
+    import json
+
+    from records.db import session_scope
+    from records.users import list_users, utc_now
+
+    settings = _settings()
+    engine = _engine(settings)
+    with session_scope(engine) as session:
+        listings = list_users(session, settings.token_ttl)
+    now = utc_now()
+
+    def when(moment: dt.datetime | None) -> str | None:
+        return moment.isoformat(timespec="seconds") if moment is not None else None
+
+    rows = [
+        {
+            "name": user.name,
+            "role": user.role,
+            "student_id": user.student_id,
+            "advisor_id": user.advisor_id,
+            "state": user.state(now),
+            "token_expires_at": when(user.token_expires_at),
+            "last_used_at": when(user.last_used_at),
+        }
+        for user in listings
+    ]
+    if json_output:
+        print(json.dumps(rows))
+        return
+    print("name\trole\tstate\ttoken_expires_at\tlast_used_at")
+    for row in rows:
+        print(
+            f"{row['name']}\t{row['role']}\t{row['state']}\t"
+            f"{row['token_expires_at'] or 'never'}\t{row['last_used_at'] or 'never'}"
+        )
+
+
 @app.command()
 def serve() -> None:
     """Serve the HTTP API and pages on PATHWAYS_HOST:PATHWAYS_PORT."""

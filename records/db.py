@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,24 +13,125 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from records.schema import ModelVersion, Promotion, RecommendationBatch
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+log = logging.getLogger(__name__)
+
+
+class ReadOnlyStorage(OSError):
+    """The files of a SQLite database cannot be written (immutable, read-only file system, permissions).
+
+    Raised before any connection is handed out: SQLite maps its ``-shm`` file into memory, and touching
+    that mapping once the file is immutable kills the process with SIGBUS (reads too, and closing).
+    """
+
+
+class StorageGuard:
+    """Checks that the files of a SQLite database (and its folder) can still be written."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.companions = (database, Path(f"{database}-wal"), Path(f"{database}-shm"))
+
+    def problem(self) -> str | None:
+        """Why the database cannot be written, or None when it can. A few ``access(2)`` calls."""
+        missing = False
+        for path in self.companions:
+            if not os.access(path, os.W_OK):
+                if os.path.lexists(path):
+                    return f"{path} is not writable ({_why_not_writable(path)})"
+                missing = True
+        folder = self.database.parent
+        if missing and not os.access(folder, os.W_OK):
+            return f"folder {folder} is not writable ({_why_not_writable(folder)})"
+        return None
+
+    def check(self) -> None:
+        reason = self.problem()
+        if reason is not None:
+            raise ReadOnlyStorage(f"database storage is read-only: {reason}")
+
+
+def _why_not_writable(path: Path) -> str:
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    return "immutable, or no write permission"
+
+
+class _GuardedQueuePool(QueuePool):
+    """A QueuePool that asks its :class:`StorageGuard` before handing out any connection."""
+
+    storage_guard: StorageGuard | None = None
+
+    def connect(self) -> PoolProxiedConnection:
+        if self.storage_guard is not None:
+            self.storage_guard.check()
+        return super().connect()
+
+    def recreate(self) -> QueuePool:
+        fresh = super().recreate()
+        fresh.storage_guard = self.storage_guard  # type: ignore[attr-defined]
+        return fresh
+
+
+def storage_guard(engine: Engine) -> StorageGuard | None:
+    """The guard of a file-backed SQLite engine made by :func:`make_engine`; None for other engines."""
+    return getattr(engine.pool, "storage_guard", None)
+
+
+# Pools that could not be closed because their storage had become read-only (closing would touch the
+# mapped -shm file); kept referenced so that the garbage collector does not close them either.
+_ABANDONED_POOLS: list[Any] = []
+
+
+def dispose_engine(engine: Engine) -> None:
+    """Close the engine's pooled connections, unless its SQLite storage is read-only (then abandon them)."""
+    guard = storage_guard(engine)
+    reason = guard.problem() if guard is not None else None
+    if reason is None:
+        engine.dispose()
+        return
+    log.warning("database storage is read-only (%s): leaving its connections open", reason)
+    _ABANDONED_POOLS.append(engine.pool)
+    engine.dispose(close=False)
+
+
+def is_read_only_error(exc: DBAPIError) -> bool:
+    """True when the database refused a write because it (or its storage) is read-only."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code == "25006":  # PostgreSQL read_only_sql_transaction (a standby, or default_transaction_read_only)
+        return True
+    message = str(exc.orig).lower()
+    return "readonly database" in message or "read-only" in message
+
+
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     """An engine for ``database_url``; SQLite gets WAL, foreign keys and a busy timeout.
 
-    The parent folder of a file-backed SQLite database is created when missing.
+    The parent folder of a file-backed SQLite database is created when missing, and its pool refuses
+    to hand out connections (:class:`ReadOnlyStorage`) while the files cannot be written.
     """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
+        guard = None
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            guard = StorageGuard(Path(url.database))
+            kwargs.setdefault("poolclass", _GuardedQueuePool)
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
+        if guard is not None and isinstance(engine.pool, _GuardedQueuePool):
+            engine.pool.storage_guard = guard
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

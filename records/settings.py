@@ -5,7 +5,9 @@ it down."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +31,24 @@ class Settings(BaseSettings):
     gate_tolerance: float = Field(default=0.005, ge=0.0)
     # Largest request body the service accepts, in bytes.
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Bearer tokens stop working this many days after they were issued (0: they never expire).
+    token_ttl_days: float = Field(default=90.0, ge=0.0)
+    # A signed-in page session lasts this many hours (sign-out ends it sooner).
+    session_ttl_hours: float = Field(default=12.0, gt=0.0)
+    # Live scoring (a list other than the default one) per user and minute; 0 turns the limit off.
+    live_rate_per_minute: float = Field(default=30.0, ge=0.0)
+    # Live scorings a user may make at once before the per-minute rate applies.
+    live_burst: int = Field(default=10, ge=1)
+    # Who may read /metrics: anyone ("open"), an admin's bearer token ("token"), or nobody ("off").
+    metrics_access: Literal["open", "token", "off"] = "open"
+
+    @property
+    def token_ttl(self) -> dt.timedelta | None:
+        return dt.timedelta(days=self.token_ttl_days) if self.token_ttl_days > 0 else None
+
+    @property
+    def session_ttl(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.session_ttl_hours)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -5,6 +5,7 @@ model holder and the metrics are created in the lifespan and live on ``app.state
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,14 +14,24 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from records.db import make_engine, session_factory
+from records.db import ReadOnlyStorage, dispose_engine, is_read_only_error, make_engine, session_factory
 from records.settings import Settings, get_settings
-from service.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
+from service.auth import Access, LastUse
+from service.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    ServiceError,
+    Unavailable,
+)
 from service.live import LiveRecommender
-from service.middleware import RequestMetricsMiddleware, ServiceMetrics
+from service.middleware import PageSecurityMiddleware, RequestMetricsMiddleware, ServiceMetrics
 from service.model_holder import HolderPoller, ModelHolder, ModelLoader, load_hybrid
+from service.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +43,7 @@ STATUS_OF: dict[type[ServiceError], int] = {
     Conflict: 409,
     Invalid: 422,
     Unavailable: 503,
+    RateLimited: 429,
 }
 
 
@@ -52,6 +64,16 @@ def create_app(
     """
     settings = settings or get_settings()
     metrics = ServiceMetrics()
+    access = Access(
+        token_ttl=settings.token_ttl,
+        session_ttl=settings.session_ttl,
+        live_limiter=(
+            RateLimiter(settings.live_rate_per_minute, settings.live_burst)
+            if settings.live_rate_per_minute > 0
+            else None
+        ),
+        last_use=LastUse(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +95,7 @@ def create_app(
         app.state.sessions = sessions
         app.state.holder = holder
         app.state.live = live
+        access.last_use.start(sessions)
         loaded = holder.current
         log.info("service ready; model %s", loaded.version if loaded else None)
         try:
@@ -80,7 +103,8 @@ def create_app(
         finally:
             if poller is not None:
                 poller.stop()
-            engine.dispose()
+            access.last_use.stop()
+            dispose_engine(engine)
 
     app = FastAPI(
         title="Pathways",
@@ -91,6 +115,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.access = access
+    app.add_middleware(PageSecurityMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     _install_error_handlers(app)
 
@@ -114,7 +140,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             detail: object = [{"loc": list(exc.field), "msg": str(exc), "type": "value_error"}]
         else:
             detail = str(exc)
-        return JSONResponse({"detail": detail}, status_code=status)
+        headers = (
+            {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+            if isinstance(exc, RateLimited)
+            else None
+        )
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -125,12 +156,36 @@ def _install_error_handlers(app: FastAPI) -> None:
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.exception_handler(OperationalError)
-    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        # The database is down, unreachable or locked: the request may succeed later.
+    @app.exception_handler(ReadOnlyStorage)
+    async def storage_read_only(request: Request, exc: ReadOnlyStorage) -> JSONResponse:
+        # Refused before SQLite touched its files: the process stays up and recovers when they are writable.
         request_id = getattr(request.state, "request_id", None)
+        log.error("%s %s refused (request %s): %s", request.method, request.url.path, request_id, exc)
+        return _read_only_answer()
+
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", None)
+        reason = _first_line(exc.orig)
+        if is_read_only_error(exc):
+            log.error(
+                "%s %s refused: the database is read-only (request %s): %s: %s",
+                request.method,
+                request.url.path,
+                request_id,
+                type(exc.orig).__name__,
+                reason,
+            )
+            return _read_only_answer()
+        if not isinstance(exc, OperationalError):
+            return await unexpected(request, exc)
+        # The database is down, unreachable or locked: the request may succeed later.
         log.warning(
-            "database unavailable on %s (request %s): %s", request.url.path, request_id, type(exc.orig)
+            "database unavailable on %s (request %s): %s: %s",
+            request.url.path,
+            request_id,
+            type(exc.orig).__name__,
+            reason,
         )
         return JSONResponse(
             {"detail": "the database is unavailable; try again shortly"},
@@ -148,3 +203,16 @@ def _install_error_handlers(app: FastAPI) -> None:
             status_code=500,
             headers={"X-Request-ID": str(request_id)},
         )
+
+
+def _first_line(error: object) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _read_only_answer() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the database is read-only: writes are refused until it is writable again"},
+        status_code=503,
+        headers={"Retry-After": "30"},
+    )

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from records.db import UnitOfWork
 from records.settings import Settings
-from service.auth import Principal, authenticate
+from service.auth import Access, PageSession, Principal
 from service.live import LiveRecommender
 from service.model_holder import ModelHolder
 
-TOKEN_COOKIE = "pathways_token"
+# The page cookie holds a random session key (never the API token); see service.auth.session_user.
+SESSION_COOKIE = "pathways_session"
 
 bearer_scheme = HTTPBearer(auto_error=False, description="a token from `pathways users add|token`")
 
@@ -70,34 +71,55 @@ async def get_live(request: Request) -> LiveRecommender:
 LiveDep = Annotated[LiveRecommender, Depends(get_live)]
 
 
+async def get_access(request: Request) -> Access:
+    access: Access = request.app.state.access
+    return access
+
+
+AccessDep = Annotated[Access, Depends(get_access)]
+
+
 def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
-def principal_for(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    """The caller named by the ``Authorization: Bearer`` header; 401 when missing or unknown."""
+def principal_for(
+    session: Session, credentials: HTTPAuthorizationCredentials | None, access: Access
+) -> Principal:
+    """The caller named by the ``Authorization: Bearer`` header; 401 when missing, unknown or expired."""
     if credentials is None:
         raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    principal = authenticate(session, credentials.credentials)
+    principal = access.token_user(session, credentials.credentials)
     if principal is None:
-        raise _unauthorized("unknown or revoked token")
+        raise _unauthorized("unknown, expired or revoked token")
     return principal
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-def get_current_user(session: SessionDep, credentials: Credentials) -> Principal:
-    return principal_for(session, credentials)
+def get_current_user(session: SessionDep, credentials: Credentials, access: AccessDep) -> Principal:
+    return principal_for(session, credentials, access)
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
-def get_page_user(request: Request, session: SessionDep) -> Principal | None:
+def page_session(request: Request, session: Session) -> PageSession | None:
+    """The caller's page session, from the sign-in cookie; None when not signed in (or it ended)."""
+    key = request.cookies.get(SESSION_COOKIE)
+    access: Access = request.app.state.access
+    return access.page_user(session, key) if key else None
+
+
+def page_user(request: Request, session: Session) -> Principal | None:
     """The caller of a page, from the sign-in cookie; None when not signed in."""
-    token = request.cookies.get(TOKEN_COOKIE)
-    return authenticate(session, token) if token else None
+    signed_in = page_session(request, session)
+    return signed_in.principal if signed_in else None
+
+
+def get_page_user(request: Request, session: SessionDep) -> Principal | None:
+    return page_user(request, session)
 
 
 PageUser = Annotated[Principal | None, Depends(get_page_user)]

@@ -29,3 +29,11 @@ class Invalid(ServiceError):
 
 class Unavailable(ServiceError):
     """A part the request needs is not ready, e.g. no promoted model is loaded (503)."""
+
+
+class RateLimited(ServiceError):
+    """The caller has used up its allowance for this kind of request (429, with Retry-After)."""
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s

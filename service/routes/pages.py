@@ -1,7 +1,8 @@
 """Server-rendered pages: /advisor (the review queue) and /student (suggestions and pathway).
 
-Signing in stores the bearer token in an HttpOnly, SameSite=Strict cookie; the pages use the same
-handlers and visibility rules as the JSON API. htmx submits reviews and swaps in the audit entry.
+Signing in exchanges the bearer token for a page session whose key goes in an HttpOnly,
+SameSite=Strict cookie; signing out ends the session. The pages use the same handlers and
+visibility rules as the JSON API. htmx submits reviews and swaps in the audit entry.
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from records.users import open_session, revoke_session
 from service import handlers
-from service.auth import Principal, authenticate, visible_student
-from service.deps import TOKEN_COOKIE, LiveDep, PageUser, SessionDep, SettingsDep, UowDep
+from service.auth import Principal, visible_student
+from service.deps import (
+    SESSION_COOKIE,
+    AccessDep,
+    LiveDep,
+    PageUser,
+    SessionDep,
+    SettingsDep,
+    UowDep,
+    page_user,
+)
 from service.errors import Forbidden, NotFound, ServiceError, Unavailable
 
 router = APIRouter(include_in_schema=False)
@@ -50,25 +61,38 @@ def home() -> RedirectResponse:
 @router.post("/signin")
 def signin(
     request: Request,
-    session: SessionDep,
+    uow: UowDep,
+    access: AccessDep,
     token: Annotated[str, Form(max_length=256)],
     next: Annotated[str, Form(max_length=256)] = "/student",
 ) -> Response:
+    """Exchange an API token for a page session; the cookie holds the session key, not the token."""
     next_page = next if next.split("?")[0] in PAGES or next.startswith("/student/") else "/student"
-    user = authenticate(session, token.strip())
+    user = access.token_user(uow.session, token.strip())
     if user is None:
-        return _signin(request, next_page, "That token is not valid.")
+        return _signin(request, next_page, "That token is not valid (unknown, expired or revoked).")
+    key = open_session(uow.session, user.user_id, access.session_ttl)
+    uow.commit()
     response = RedirectResponse(next_page, status_code=303)
     response.set_cookie(
-        TOKEN_COOKIE, token.strip(), httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        SESSION_COOKIE,
+        key,
+        max_age=int(access.session_ttl.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
     )
     return response
 
 
 @router.post("/signout")
-def signout() -> RedirectResponse:
+def signout(request: Request, uow: UowDep) -> RedirectResponse:
+    """End the page session on the server (a copied cookie stops working) and drop the cookie."""
+    key = request.cookies.get(SESSION_COOKIE)
+    if key and revoke_session(uow.session, key):
+        uow.commit()
     response = RedirectResponse("/student", status_code=303)
-    response.delete_cookie(TOKEN_COOKIE)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
     return response
 
 
@@ -125,8 +149,7 @@ def advisor_review(
     replacement_module_id: Annotated[str, Form(max_length=64)] = "",
     comment: Annotated[str, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
-    token = request.cookies.get(TOKEN_COOKIE)
-    user = authenticate(uow.session, token) if token else None
+    user = page_user(request, uow.session)
     if user is None:
         return _message(request, None, 401, "Signed out", "Sign in again to review.")
     eligibility = live.eligibility_check(uow.session) if action == "replace" else None
@@ -225,8 +248,7 @@ def student_feedback(
     action: Annotated[str, Form(pattern="^(accept|dismiss)$")],
 ) -> HTMLResponse:
     """The student's accept/dismiss button; answers the small note that replaces the button row."""
-    token = request.cookies.get(TOKEN_COOKIE)
-    user = authenticate(uow.session, token) if token else None
+    user = page_user(request, uow.session)
     if user is None:
         return _message(request, None, 401, "Signed out", "Sign in again.")
     try:

@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service import handlers
 from service.auth import visible_student
-from service.deps import Credentials, CurrentUser, LiveDep, SessionDep, UowDep, principal_for
-from service.live import Item, RecommendationList
+from service.deps import AccessDep, Credentials, CurrentUser, LiveDep, SessionDep, UowDep, principal_for
+from service.live import DEFAULT_K, Item, RecommendationList
 from service.schemas import (
     ERROR_RESPONSES,
     ErrorOut,
@@ -63,13 +63,17 @@ def item_out(item: Item) -> RecommendationItemOut:
 @router.get(
     "/{student_id}/recommendations",
     response_model=RecommendationsOut,
-    responses=UNAVAILABLE,
+    responses={
+        **UNAVAILABLE,
+        429: {"model": ErrorOut, "description": "too many live scorings (other k, term or occupation)"},
+    },
     summary="Next-term recommendations, scored live by the promoted model",
 )
 async def get_recommendations(
     student_id: StudentId,
     uow: UowDep,
     credentials: Credentials,
+    access: AccessDep,
     live: LiveDep,
     term: Annotated[str | None, Query(max_length=32, description="target term; default the next")] = None,
     k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
@@ -79,10 +83,13 @@ async def get_recommendations(
     # question is answered from the result cache, all on the event loop; only scoring (tens of
     # milliseconds of CPU) goes to a worker thread. Thread hops cost more than those reads here.
     session = uow.session
-    user = principal_for(session, credentials)
+    user = principal_for(session, credentials, access)
     student = visible_student(session, user, student_id)
     result = live.cached(session, student, term, k, occupation)
     if result is None:
+        if (term, k, occupation) != (None, DEFAULT_K, None):
+            # Only a question other than the default list costs live scoring: that is what is limited.
+            access.allow_live_scoring(user)
         result = await run_in_threadpool(live.recommend, session, student, term, k, occupation)
     if result.rendered is None:
         # Validated against the response model once; a repeat serves the same bytes.
