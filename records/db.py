@@ -128,6 +128,8 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             guard = StorageGuard(Path(url.database))
             kwargs.setdefault("poolclass", _GuardedQueuePool)
+            # SQLAlchemy names a pool's logger after its class; keep it as quiet as its own pools.
+            logging.getLogger(f"{__name__}.{_GuardedQueuePool.__name__}").setLevel(logging.WARNING)
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
         if guard is not None and isinstance(engine.pool, _GuardedQueuePool):

@@ -36,9 +36,9 @@ class Settings(BaseSettings):
     # A signed-in page session lasts this many hours (sign-out ends it sooner).
     session_ttl_hours: float = Field(default=12.0, gt=0.0)
     # Live scoring (a list other than the default one) per user and minute; 0 turns the limit off.
-    live_rate_per_minute: float = Field(default=30.0, ge=0.0)
+    live_rate_per_minute: float = Field(default=60.0, ge=0.0)
     # Live scorings a user may make at once before the per-minute rate applies.
-    live_burst: int = Field(default=10, ge=1)
+    live_burst: int = Field(default=20, ge=1)
     # Who may read /metrics: anyone ("open"), an admin's bearer token ("token"), or nobody ("off").
     metrics_access: Literal["open", "token", "off"] = "open"
 

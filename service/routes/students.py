@@ -87,8 +87,9 @@ async def get_recommendations(
     student = visible_student(session, user, student_id)
     result = live.cached(session, student, term, k, occupation)
     if result is None:
-        if (term, k, occupation) != (None, DEFAULT_K, None):
-            # Only a question other than the default list costs live scoring: that is what is limited.
+        if (term, k, occupation) != (None, DEFAULT_K, None) and live.holder.current is not None:
+            # Only a question other than the default list costs model scoring: that is what is limited
+            # (without a model, every answer is read from the stored batch).
             access.allow_live_scoring(user)
         result = await run_in_threadpool(live.recommend, session, student, term, k, occupation)
     if result.rendered is None:
