@@ -7,9 +7,12 @@ import logging
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
-from service.deps import HolderDep
+from records.db import storage_guard
+from service.auth import require_role
+from service.deps import AccessDep, Credentials, HolderDep, SessionDep, SettingsDep, principal_for
+from service.errors import NotFound
 from service.schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
@@ -28,13 +31,7 @@ async def healthz() -> HealthOut:
     summary="Ready to serve: the database answers and a promoted model is loaded",
 )
 def readyz(request: Request, holder: HolderDep) -> JSONResponse:
-    reasons: list[str] = []
-    try:
-        with request.app.state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        log.warning("readyz: database unreachable: %s", type(exc).__name__)
-        reasons.append(f"database unreachable ({type(exc).__name__})")
+    reasons = _database_problems(request.app.state.engine)
     loaded = holder.maybe_refresh()
     if loaded is None:
         reasons.append(holder.last_error or "no promoted model is loaded")
@@ -46,13 +43,45 @@ def readyz(request: Request, holder: HolderDep) -> JSONResponse:
     return JSONResponse(ready.model_dump(), status_code=503 if reasons else 200)
 
 
+def _database_problems(engine: Engine) -> list[str]:
+    """Why the database cannot serve: unreachable, or read-only (writes would be refused); [] when healthy."""
+    guard = storage_guard(engine)
+    problem = guard.problem() if guard is not None else None
+    if problem is not None:
+        # Not even a SELECT: SQLite would touch its mapped -shm file (see records.db.ReadOnlyStorage).
+        log.warning("readyz: database storage is read-only: %s", problem)
+        return [f"database is read-only: {problem}"]
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            postgres = engine.dialect.name == "postgresql"
+            if postgres and connection.execute(text("SHOW transaction_read_only")).scalar() == "on":
+                log.warning("readyz: the database is read-only (transaction_read_only is on)")
+                return ["database is read-only (transaction_read_only is on)"]
+    except Exception as exc:
+        log.warning("readyz: database unreachable: %s: %s", type(exc).__name__, exc)
+        return [f"database unreachable ({type(exc).__name__})"]
+    return []
+
+
 @router.get(
     "/metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (open, an admin token, or off: the metrics_access setting)",
 )
-def metrics(request: Request, holder: HolderDep) -> Response:
+def metrics(
+    request: Request,
+    holder: HolderDep,
+    settings: SettingsDep,
+    session: SessionDep,
+    credentials: Credentials,
+    access: AccessDep,
+) -> Response:
+    if settings.metrics_access == "off":
+        raise NotFound("metrics are turned off (PATHWAYS_METRICS_ACCESS=off)")
+    if settings.metrics_access == "token":
+        require_role(principal_for(session, credentials, access), "admin")
     service_metrics = request.app.state.metrics
     loaded = holder.current
     service_metrics.set_model(loaded.version if loaded else None, holder.swaps)
