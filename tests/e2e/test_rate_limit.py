@@ -1,0 +1,52 @@
+"""Live scoring is rate-limited per user through the API; the default list is not (issue 12 point 8).
+
+A real model fitted on the tiny institution serves, on SQLite and PostgreSQL. Each request varies ``k``
+(as the audit did to force the slow path) so that no answer comes from the result cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from records.settings import Settings
+from service.app import create_app
+from tests.e2e.conftest import auth
+from tests.e2e.live_fixtures import LiveWorld
+
+
+@pytest.fixture
+def limited_client(service_settings: Settings, live_world: LiveWorld) -> Iterator[TestClient]:
+    """Three live scorings at once per user, then one a minute."""
+    settings = service_settings.model_copy(update={"live_burst": 3, "live_rate_per_minute": 1.0})
+    with TestClient(create_app(settings, model_check_interval_s=0.0)) as client:
+        yield client
+
+
+def test_live_scoring_is_limited_per_user_with_retry_after(
+    limited_client: TestClient, live_world: LiveWorld
+) -> None:
+    path = f"/v1/students/{live_world.student_id}/recommendations"
+    student = auth(live_world.tokens["student"])
+    for k in (3, 4, 5):
+        response = limited_client.get(f"{path}?k={k}", headers=student)
+        assert response.status_code == 200, response.text
+        assert response.json()["source"] == "live"
+    limited = limited_client.get(f"{path}?k=6", headers=student)
+    assert limited.status_code == 429, limited.text
+    assert "too many live recommendation requests" in limited.json()["detail"]
+    # One token a minute: the next one is about a minute away.
+    assert 50 <= int(limited.headers["retry-after"]) <= 60
+    limited = limited_client.get(f"{path}?occupation=nowhere-but-fast&k=7", headers=student)
+    assert limited.status_code == 429  # refused before any work, whatever the question
+
+    # The default list is not limited, nor a question already answered (served from the cache).
+    for _ in range(5):
+        assert limited_client.get(path, headers=student).status_code == 200
+    assert limited_client.get(f"{path}?k=3", headers=student).status_code == 200
+
+    # The limit is per user: the advisor of the same student still gets live lists.
+    advisor = auth(live_world.tokens["advisor"])
+    assert limited_client.get(f"{path}?k=8", headers=advisor).status_code == 200
