@@ -61,11 +61,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class ModuleOut(_Out):
-    id: str = Field(examples=["M-DS101"])
-    code: str | None = Field(default=None, examples=["DS101"])
-    title: str | None = Field(default=None, examples=["Introduction to data analysis"])
-    track: str | None = Field(default=None, examples=["academic"])
-    credits: float | None = Field(default=None, examples=[5.0])
+    # Examples name records of the demo institution (`pathways demo`: small, seed 7).
+    id: str = Field(examples=["M0042"])
+    code: str | None = Field(default=None, examples=["CMP2005"])
+    title: str | None = Field(default=None, examples=["Studio Project: Data Visualisation"])
+    track: str | None = Field(default=None, examples=["project"])
+    credits: float | None = Field(default=None, examples=[10.0])
 
 
 class ModuleDetailOut(ModuleOut):
@@ -136,10 +137,10 @@ class RecommendationItemOut(_Out):
 
 
 class RecommendationsOut(_Out):
-    student_id: str = Field(examples=["S0001"])
+    student_id: str = Field(examples=["S00578"])
     term: str | None = Field(description="the target term", examples=["2026-1"])
     occupation: str | None = Field(default=None, description="the what-if occupation, if any")
-    model_version: str = Field(examples=["20261126-0200"])
+    model_version: str = Field(examples=["20261126-102830-3fa9"])
     source: Literal["live", "batch"] = Field(
         description="live: scored now by the promoted model; "
         "batch: the stored nightly list (model not loaded)"
@@ -167,7 +168,7 @@ class PathwayOut(_Out):
 
 
 class FeedbackIn(_In):
-    module_id: str = Field(min_length=1, max_length=64, examples=["M-DS101"])
+    module_id: str = Field(min_length=1, max_length=64, examples=["M0029"])
     action: Literal["accept", "dismiss"] = Field(examples=["dismiss"])
     recommendation_id: int | None = Field(
         default=None, ge=1, description="the stored recommendation this answers, if known"
@@ -190,7 +191,7 @@ class FeedbackOut(_Out):
 
 class QueueItemOut(_Out):
     recommendation_id: int = Field(examples=[42])
-    student_id: str = Field(examples=["S0001"])
+    student_id: str = Field(examples=["S00578"])
     rank: int
     module: ModuleOut
     score: float
@@ -213,7 +214,7 @@ class QueueOut(_Out):
 class ReviewIn(_In):
     action: Literal["approve", "reject", "replace"] = Field(examples=["replace"])
     replacement_module_id: str | None = Field(
-        default=None, min_length=1, max_length=64, description="required for replace", examples=["M-PR201"]
+        default=None, min_length=1, max_length=64, description="required for replace", examples=["M0038"]
     )
     comment: str | None = Field(default=None, max_length=2000, examples=["Take the project module first."])
 
@@ -247,7 +248,7 @@ class ReviewOut(_Out):
 
 
 class ModelOut(_Out):
-    version: str = Field(examples=["20261126-0200"])
+    version: str = Field(examples=["20261126-102830-3fa9"])
     status: str = Field(examples=["promoted"])
     created_at: UtcDatetime
     cutoff_term: str | None = None
@@ -256,7 +257,7 @@ class ModelOut(_Out):
     gate_reason: str | None = None
     promoted: bool = Field(description="true for the version currently promoted")
     loaded: bool = Field(description="true for the version this server holds in memory")
-    report_url: str | None = Field(default=None, examples=["/v1/models/20261126-0200/report"])
+    report_url: str | None = Field(default=None, examples=["/v1/models/20261126-102830-3fa9/report"])
 
 
 class PromotionOut(_Out):

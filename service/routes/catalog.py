@@ -37,7 +37,9 @@ def get_modules(
 
 @router.get("/modules/{module_id}", response_model=ModuleDetailOut, summary="One module in full")
 def get_module(
-    module_id: Annotated[str, Path(min_length=1, max_length=64)], session: SessionDep, user: CurrentUser
+    module_id: Annotated[str, Path(min_length=1, max_length=64, examples=["M0042"])],
+    session: SessionDep,
+    user: CurrentUser,
 ) -> ModuleDetailOut:
     detail = handlers.get_module(session, module_id)
     out = ModuleDetailOut.model_validate(detail.module)

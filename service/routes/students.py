@@ -27,7 +27,9 @@ from service.schemas import (
 
 router = APIRouter(prefix="/v1/students", tags=["students"], responses=ERROR_RESPONSES)
 
-StudentId = Annotated[str, Path(min_length=1, max_length=64, description="the student's id")]
+StudentId = Annotated[
+    str, Path(min_length=1, max_length=64, description="the student's id", examples=["S00578"])
+]
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "no model is loaded and no stored list matches"}
 }
