@@ -38,7 +38,9 @@ class StorageGuard:
 
     def __init__(self, database: Path) -> None:
         self.database = database
-        self.companions = (database, Path(f"{database}-wal"), Path(f"{database}-shm"))
+        # Plain strings: this runs on every connection checkout.
+        self.companions = (str(database), f"{database}-wal", f"{database}-shm")
+        self.folder = str(database.parent)
 
     def problem(self) -> str | None:
         """Why the database cannot be written, or None when it can. A few ``access(2)`` calls."""
@@ -48,9 +50,8 @@ class StorageGuard:
                 if os.path.lexists(path):
                     return f"{path} is not writable ({_why_not_writable(path)})"
                 missing = True
-        folder = self.database.parent
-        if missing and not os.access(folder, os.W_OK):
-            return f"folder {folder} is not writable ({_why_not_writable(folder)})"
+        if missing and not os.access(self.folder, os.W_OK):
+            return f"folder {self.folder} is not writable ({_why_not_writable(self.folder)})"
         return None
 
     def check(self) -> None:
@@ -59,7 +60,7 @@ class StorageGuard:
             raise ReadOnlyStorage(f"database storage is read-only: {reason}")
 
 
-def _why_not_writable(path: Path) -> str:
+def _why_not_writable(path: str) -> str:
     try:
         if os.statvfs(path).f_flag & os.ST_RDONLY:
             return "read-only file system"

@@ -171,6 +171,10 @@ class LastUse:
         with self._lock:
             users, self._users = self._users, {}
             sessions, self._sessions = self._sessions, {}
+            # An entry older than the interval means "write on next use" either way: forget it, so
+            # that the map stays as small as the set of recently active users and sessions.
+            horizon = time.monotonic() - self.interval_s
+            self._written = {key: at for key, at in self._written.items() if at > horizon}
         if self._factory is None or not (users or sessions):
             return
         users_table, sessions_table = cast(Table, User.__table__), cast(Table, UserSession.__table__)
