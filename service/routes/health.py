@@ -6,12 +6,14 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 
 from records.db import storage_guard
 from service.auth import require_role
-from service.deps import AccessDep, Credentials, HolderDep, SessionDep, SettingsDep, principal_for
+from service.deps import AccessDep, HolderDep, SessionDep, SettingsDep, principal_for
 from service.errors import NotFound
 from service.schemas import HealthOut, ReadyOut
 
@@ -75,12 +77,19 @@ def metrics(
     holder: HolderDep,
     settings: SettingsDep,
     session: SessionDep,
-    credentials: Credentials,
     access: AccessDep,
 ) -> Response:
     if settings.metrics_access == "off":
         raise NotFound("metrics are turned off (PATHWAYS_METRICS_ACCESS=off)")
     if settings.metrics_access == "token":
+        # Read by hand rather than through the bearer dependency: the schema stays the same whatever
+        # the setting, and in the default ("open") no token is asked for.
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        credentials = (
+            HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+            if scheme.lower() == "bearer" and token
+            else None
+        )
         require_role(principal_for(session, credentials, access), "admin")
     service_metrics = request.app.state.metrics
     loaded = holder.current

@@ -276,6 +276,8 @@ def _student(
         "can_give_feedback": user.role == "student" and user.student_id == student.id,
     }
     try:
+        if occupation is not None and live.holder.current is not None:
+            request.app.state.access.allow_live_scoring(user)  # a what-if is live scoring
         context["recommendations"] = live.recommend(session, student, None, 10, occupation)
     except ServiceError as exc:
         context["recommendations_error"] = f"Suggestions are not available: {exc}"

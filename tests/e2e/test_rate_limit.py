@@ -10,7 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 
+from records.db import session_scope
+from records.schema import Occupation
 from records.settings import Settings
 from service.app import create_app
 from tests.e2e.conftest import auth
@@ -50,3 +53,23 @@ def test_live_scoring_is_limited_per_user_with_retry_after(
     # The limit is per user: the advisor of the same student still gets live lists.
     advisor = auth(live_world.tokens["advisor"])
     assert limited_client.get(f"{path}?k=8", headers=advisor).status_code == 200
+
+
+def test_what_if_on_the_student_page_is_limited_too(
+    limited_client: TestClient, live_world: LiveWorld, engine: Engine
+) -> None:
+    with session_scope(engine) as session:
+        occupation = session.scalars(select(Occupation.id).order_by(Occupation.id).limit(1)).one()
+    signed_in = limited_client.post(
+        "/signin", data={"token": live_world.tokens["student"], "next": "/student"}
+    )
+    assert signed_in.status_code == 200
+    for _ in range(3):
+        page = limited_client.get(f"/student?occupation={occupation}")
+        assert page.status_code == 200 and "Suggestions are not available" not in page.text
+    page = limited_client.get(f"/student?occupation={occupation}")
+    assert page.status_code == 200
+    assert "Suggestions are not available: too many live recommendation requests" in page.text
+    # The default page (the stored or precomputed list) stays available.
+    page = limited_client.get("/student")
+    assert "Suggestions are not available" not in page.text
