@@ -127,6 +127,8 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         guard = None
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # A "file:" URI (uri=true) names its file and mode in SQLite's own syntax: not guarded.
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
             guard = StorageGuard(Path(url.database))
             kwargs.setdefault("poolclass", _GuardedQueuePool)
             # SQLAlchemy names a pool's logger after its class; keep it as quiet as its own pools.
