@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from records.db import make_engine, upgrade
 from records.settings import get_settings
 from service.app import create_app
 from tests.conftest import postgres_base_url
-from tests.e2e.conftest import build_world
+from tests.e2e.conftest import World, build_world
 
 
 def _free_port() -> int:
@@ -73,7 +74,26 @@ def immutable_capable(tmp_path: Path) -> None:
     _chattr("-i", [probe])
 
 
-def test_sqlite_files_made_immutable_under_a_running_server(tmp_path: Path, immutable_capable: None) -> None:
+@dataclass
+class Served:
+    base: str
+    world: World
+    database: Path
+    server: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.database, Path(f"{self.database}-wal"), Path(f"{self.database}-shm")]
+
+    def alive(self) -> None:
+        exit_code = self.server.poll()
+        assert exit_code is None, f"the server died (exit {exit_code})\n{self.log_path.read_text()}"
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path, immutable_capable: None) -> Iterator[Served]:
+    """`pathways serve` in its own process over a SQLite database holding the hand-written world."""
     database = tmp_path / "serve.db"
     url = f"sqlite:///{database}"
     upgrade(url)
@@ -91,11 +111,11 @@ def test_sqlite_files_made_immutable_under_a_running_server(tmp_path: Path, immu
         "COLUMNS": "1000",  # one log record per line
     }
     log_path = tmp_path / "serve.log"
-    files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [str(Path(sys.executable).with_name("pathways")), "serve"], env=env, stdout=log, stderr=log
         )
+    served = Served(base, world, database, server, log_path)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -103,50 +123,82 @@ def test_sqlite_files_made_immutable_under_a_running_server(tmp_path: Path, immu
                 _call(base, "GET", "/healthz")
                 break
             except OSError:
-                assert server.poll() is None, log_path.read_text()
+                served.alive()
                 assert time.monotonic() < deadline, "pathways serve did not start"
                 time.sleep(0.2)
-        student = world.tokens["s1"]
-        feedback = {"module_id": "M3", "action": "accept"}
-        status, body, _ = _call(base, "POST", "/v1/students/S1/feedback", student, feedback)
+        # A first write: the database is in WAL mode with its -wal and -shm files mapped.
+        status, body, _ = _call(
+            base,
+            "POST",
+            "/v1/students/S1/feedback",
+            world.tokens["s1"],
+            {"module_id": "M3", "action": "accept"},
+        )
         assert status == 201, body
-        assert all(path.exists() for path in files), "expected a WAL database with -wal and -shm files"
-
-        made = _chattr("+i", files)
-        assert made.returncode == 0, made.stderr
-        status, body, headers = _call(base, "POST", "/v1/students/S1/feedback", student, feedback)
-        assert server.poll() is None, f"the server died (exit {server.returncode})\n{log_path.read_text()}"
-        assert status == 503, body
-        assert body == {"detail": "the database is read-only: writes are refused until it is writable again"}
-        assert headers["Retry-After"] == "30"
-        status, body, _ = _call(base, "GET", "/readyz")
-        assert status == 503
-        read_only = [reason for reason in body["reasons"] if reason.startswith("database is read-only")]
-        assert read_only and str(database) in read_only[0], body
-        # Reads need SQLite's mapped -shm too: they are refused the same way rather than crashing.
-        status, body, _ = _call(base, "GET", "/v1/modules", student)
-        assert status == 503
-        assert _call(base, "GET", "/healthz")[0] == 200
-        time.sleep(3)  # the model poller and the last-use writer run against the read-only files too
-        assert server.poll() is None, f"the server died (exit {server.returncode})\n{log_path.read_text()}"
-        logged = log_path.read_text()
-        assert "POST /v1/students/S1/feedback refused" in logged
-        assert f"database storage is read-only: {database}" in logged
-        assert "is not writable (immutable, or no write permission)" in logged
-
-        undone = _chattr("-i", files)
-        assert undone.returncode == 0, undone.stderr
-        status, body, _ = _call(base, "POST", "/v1/students/S1/feedback", student, feedback)
-        assert status in (200, 201), body
-        status, body, _ = _call(base, "GET", "/readyz")
-        assert not [reason for reason in body["reasons"] if reason.startswith("database")], body
-        assert server.poll() is None
+        assert all(path.exists() for path in served.files), "expected a WAL database with -wal and -shm files"
+        yield served
     finally:
-        _chattr("-i", files)
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        _chattr("-i", served.files)
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+def test_sqlite_files_made_immutable_under_a_running_server(sqlite_server: Served) -> None:
+    base, database, server, log_path = (
+        sqlite_server.base,
+        sqlite_server.database,
+        sqlite_server.server,
+        sqlite_server.log_path,
+    )
+    files = sqlite_server.files
+    student = sqlite_server.world.tokens["s1"]
+    feedback = {"module_id": "M3", "action": "accept"}
+    made = _chattr("+i", files)
+    assert made.returncode == 0, made.stderr
+    status, body, headers = _call(base, "POST", "/v1/students/S1/feedback", student, feedback)
+    sqlite_server.alive()
+    assert status == 503, body
+    assert body == {"detail": "the database is read-only: writes are refused until it is writable again"}
+    assert headers["Retry-After"] == "30"
+    status, body, _ = _call(base, "GET", "/readyz")
+    assert status == 503
+    read_only = [reason for reason in body["reasons"] if reason.startswith("database is read-only")]
+    assert read_only and str(database) in read_only[0], body
+    # Reads need SQLite's mapped -shm too: they are refused the same way rather than crashing.
+    status, body, _ = _call(base, "GET", "/v1/modules", student)
+    assert status == 503
+    assert _call(base, "GET", "/healthz")[0] == 200
+    time.sleep(3)  # the model poller and the last-use writer run against the read-only files too
+    sqlite_server.alive()
+    logged = log_path.read_text()
+    assert "POST /v1/students/S1/feedback refused" in logged
+    assert f"database storage is read-only: {database}" in logged
+    assert "is not writable (immutable, or no write permission)" in logged
+
+    undone = _chattr("-i", files)
+    assert undone.returncode == 0, undone.stderr
+    status, body, _ = _call(base, "POST", "/v1/students/S1/feedback", student, feedback)
+    assert status in (200, 201), body
+    status, body, _ = _call(base, "GET", "/readyz")
+    assert not [reason for reason in body["reasons"] if reason.startswith("database")], body
+    sqlite_server.alive()
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
     # uvicorn shuts down cleanly and re-raises SIGTERM; SIGBUS would be -7.
     assert server.returncode in (0, -signal.SIGTERM), f"exit {server.returncode}"
+
+
+def test_a_server_stopped_while_its_storage_is_read_only_exits_cleanly(sqlite_server: Served) -> None:
+    """Closing SQLite connections touches the mapped -shm too: they are left open, not crashed on."""
+    made = _chattr("+i", sqlite_server.files)
+    assert made.returncode == 0, made.stderr
+    status, _, _ = _call(sqlite_server.base, "GET", "/readyz")
+    assert status == 503
+    sqlite_server.server.send_signal(signal.SIGTERM)
+    sqlite_server.server.wait(timeout=30)
+    assert sqlite_server.server.returncode in (0, -signal.SIGTERM), f"exit {sqlite_server.server.returncode}"
+    assert "leaving its connections open" in sqlite_server.log_path.read_text()
 
 
 @pytest.fixture
