@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from records.schema import ROLES, Advisor, AuditLog, Student, User, UserSession
@@ -191,9 +191,19 @@ def user_for_token(session: Session, token: str, token_ttl: dt.timedelta | None 
 
 
 def open_session(session: Session, user_id: int, ttl: dt.timedelta) -> str:
-    """Start a page session for ``user_id`` lasting ``ttl``; returns its key (for the cookie only)."""
+    """Start a page session for ``user_id`` lasting ``ttl``; returns its key (for the cookie only).
+
+    The user's ended sessions (expired or revoked) are deleted, so the table holds about one row per
+    signed-in browser.
+    """
     key = new_token()
     now = utc_now()
+    session.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user_id,
+            (UserSession.expires_at <= now) | UserSession.revoked_at.is_not(None),
+        )
+    )
     session.add(UserSession(key_hash=hash_token(key), user_id=user_id, created_at=now, expires_at=now + ttl))
     session.flush()
     return key

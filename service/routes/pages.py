@@ -71,6 +71,9 @@ def signin(
     user = access.token_user(uow.session, token.strip())
     if user is None:
         return _signin(request, next_page, "That token is not valid (unknown, expired or revoked).")
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:
+        revoke_session(uow.session, previous)  # a new sign-in never keeps an older session alive
     key = open_session(uow.session, user.user_id, access.session_ttl)
     uow.commit()
     response = RedirectResponse(next_page, status_code=303)

@@ -174,3 +174,25 @@ def test_users_add_refuses_a_student_id_for_another_role(cli_env: CliRunner, wor
     )
     assert refused.exit_code == 1 and "--advisor-id is for advisor users only" in refused.output
     assert "boss" not in _users(cli_env) and "kim" not in _users(cli_env)
+
+
+def test_signing_in_again_ends_the_previous_session_and_prunes_ended_ones(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    first = _sign_in(client, world.tokens["root"], "/advisor")
+    client.cookies.set(SESSION_COOKIE, first)
+    second = client.post(
+        "/signin", data={"token": world.tokens["root"], "next": "/advisor"}, follow_redirects=False
+    )
+    assert second.status_code == 303
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, first)
+    assert client.get("/advisor").status_code == 401  # the first session ended with the second sign-in
+    second_key = second.cookies[SESSION_COOKIE]
+    with session_scope(engine) as session:
+        # The ended first session was deleted with the second sign-in.
+        assert session.scalars(select(UserSession.key_hash)).all() == [hash_token(second_key)]
+    _sign_in(client, world.tokens["root"], "/advisor")  # another browser: the second stays live
+    with session_scope(engine) as session:
+        keys = set(session.scalars(select(UserSession.key_hash)).all())
+        assert hash_token(second_key) in keys and hash_token(first) not in keys and len(keys) == 2
