@@ -106,6 +106,8 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
         "PATHWAYS_HOST": "127.0.0.1",
         "PATHWAYS_PORT": str(port),
         "PATHWAYS_LOG_LEVEL": "INFO",  # no access log; the precompute says when it is done
+        # One user asks everything: measure capacity, not the per-user live-scoring limit.
+        "PATHWAYS_LIVE_RATE_PER_MINUTE": os.environ.get("PATHWAYS_LIVE_RATE_PER_MINUTE", "0"),
     }
     serve = Path(sys.executable).with_name("pathways")
     with log_path.open("wb") as log:
