@@ -177,8 +177,13 @@ class PageSecurityMiddleware:
 
 
 def _cross_origin(headers: Headers) -> str | None:
-    """Why a form post is cross-origin, or None when it is same-origin (or not from a browser)."""
+    """Why a form post is cross-origin, or None when it is same-origin (or not from a browser).
+
+    The site is the request's ``Host``, or the ``X-Forwarded-Host`` a reverse proxy sets (a cross-site
+    form cannot set that header, so trusting it here opens nothing).
+    """
     host = headers.get("host", "").lower()
+    forwarded = headers.get("x-forwarded-host", "").split(",")[0].strip().lower()
     origin = headers.get("origin")
     if origin is None:
         referer = headers.get("referer")
@@ -190,6 +195,6 @@ def _cross_origin(headers: Headers) -> str | None:
     if origin == "null":
         return f"{what} is null (an opaque origin)"
     sender = urlsplit(origin).netloc.lower()
-    if not sender or sender != host:
+    if not sender or sender not in (host, forwarded):
         return f"{what} {origin!r} is not this site ({host!r})"
     return None

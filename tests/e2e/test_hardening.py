@@ -53,8 +53,16 @@ def test_cross_origin_page_posts_are_refused(client: TestClient, world: World, e
         assert SESSION_COOKIE not in refused.cookies
     assert _sessions(engine) == 0
 
+    # Behind a reverse proxy that rewrites Host, the site is the X-Forwarded-Host it sets.
+    proxied = client.post(
+        "/signin",
+        data=form,
+        headers={"Origin": "https://pathways.example", "X-Forwarded-Host": "pathways.example"},
+        follow_redirects=False,
+    )
+    assert proxied.status_code == 303 and _sessions(engine) == 1
     same = client.post("/signin", data=form, headers={"Origin": "http://testserver"}, follow_redirects=False)
-    assert same.status_code == 303 and _sessions(engine) == 1
+    assert same.status_code == 303 and _sessions(engine) == 1  # the proxied session ended with this sign-in
 
     # Signed in (the cookie is sent), a review posted from another site is refused and not stored.
     rec_id = world.flagged["S1"][0]
