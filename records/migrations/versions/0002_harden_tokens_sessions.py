@@ -1,7 +1,7 @@
 """token expiry, last use, and page sessions
 
 Revision ID: 0002_harden
-Revises: 0001
+Revises: 0002_data
 Create Date: 2026-11-29 15:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_harden"
-down_revision = "0001"
+down_revision = "0002_data"
 branch_labels = None
 depends_on = None
 
