@@ -85,6 +85,15 @@ def generate(
     regime: Annotated[
         str, typer.Option(help="term (a university, by terms) or online (a dated log, one module at a time)")
     ] = "term",
+    route_skew: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="0-1: sort entry routes into programs of their kind and draw each route to its usual "
+            "track (an institution an equity audit must catch); 0 = the usual institution",
+        ),
+    ] = 0.0,
 ) -> None:
     """Generate a synthetic institution into the database, or as a CSV set with --out."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -97,7 +106,8 @@ def generate(
         fail(f"unknown regime {regime!r}; choose term or online")
     if size not in SIZES:
         fail(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
-    make = generate_online if regime == "online" else generate_institution
+    if regime == "online" and route_skew > 0:
+        fail("--route-skew applies to the term regime only")
     settings = _settings()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console
@@ -107,7 +117,10 @@ def generate(
         def report(message: str, fraction: float) -> None:
             progress.update(task, description=message, completed=fraction)
 
-        tables = make(size, seed, progress=report)
+        if regime == "online":
+            tables = generate_online(size, seed, progress=report)
+        else:
+            tables = generate_institution(size, seed, progress=report, route_skew=route_skew)
     if out is not None:
         from records.synthetic import write_csv_set
 

@@ -50,6 +50,8 @@ COMPONENT_NAMES: tuple[str, ...] = (
 # Components scored on every module; risk is scored on the candidates only (a model per pair).
 MATRIX_COMPONENTS = tuple(name for name in COMPONENT_NAMES if name != "risk")
 MODEL_FILE = "hybrid.joblib"
+RISK_PENALTY = 0.0
+"""Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:
@@ -83,7 +85,9 @@ class HybridRecommender:
     once (bounds memory: about 8 float32 matrices of chunk_size × n_modules); ``blend`` 'additive'
     (piecewise-linear GAM) or 'linear'; ``blend_regularization`` the inverse L2 strength;
     ``risk_levels`` fail-probability bounds of low/medium/high; ``plan_fail_threshold`` the fail
-    probability above which the planner skips a module.
+    probability above which the planner skips a module; ``risk_penalty`` the explicit fit-versus-risk
+    trade-off: blend logits subtracted per unit of predicted fail probability in the final score
+    (0 leaves the ranking to the learned blend; it is carried in the ``risk`` contribution).
 
     Learned: ``fs_``, ``components_``, ``blend_``, ``collaborative_algorithm_``, ``validation_``,
     ``risk_metrics_`` (grade MAE and fail AUC on the newest term of ``current``), ``prerequisites_``,
@@ -111,6 +115,7 @@ class HybridRecommender:
         blend_regularization: float = 1.0,
         risk_levels: tuple[float, float] = (0.15, 0.35),
         plan_fail_threshold: float = 0.35,
+        risk_penalty: float = RISK_PENALTY,
     ) -> None:
         self.k_candidates = k_candidates
         self.diversity = diversity
@@ -126,6 +131,7 @@ class HybridRecommender:
         self.blend_regularization = blend_regularization
         self.risk_levels = risk_levels
         self.plan_fail_threshold = plan_fail_threshold
+        self.risk_penalty = risk_penalty
 
     # -- construction --------------------------------------------------------------------------
     def _components(self, algorithm: str, report_metrics: bool = True) -> dict[str, Any]:
@@ -404,6 +410,7 @@ class HybridRecommender:
         raw = self._raw_scores(rows, context, occupation_row, COMPONENT_NAMES)
         for name in COMPONENT_NAMES:
             total += self.blend_.contribution(self._column(name), raw[name])
+        total += np.float32(getattr(self, "risk_penalty", 0.0)) * raw["risk"]
         return total
 
     def recommend(
@@ -439,9 +446,11 @@ class HybridRecommender:
             width = max(k, self.k_candidates)
             candidates, candidate_scores = top_k(total, width)
             risk_raw = np.zeros(candidates.shape, np.float32)
-            if self.blend_.weights_[risk_column] != 0:
+            risk_penalty = np.float32(getattr(self, "risk_penalty", 0.0))  # models saved before it: 0
+            if self.blend_.weights_[risk_column] != 0 or risk_penalty != 0:
                 risk_raw = self.components_["risk"].score_pairs(self.fs_, chunk_rows, candidates)
-            risk_contribution = self.blend_.contribution(risk_column, risk_raw)
+            # risk_raw is -fail probability: the penalty lowers risky candidates in the final score.
+            risk_contribution = self.blend_.contribution(risk_column, risk_raw) + risk_penalty * risk_raw
             candidate_scores = np.where(candidates >= 0, candidate_scores + risk_contribution, -np.inf)
             if rerank:
                 positions = self._rerank(chunk_rows, candidates, candidate_scores, k)

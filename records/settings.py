@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     fail_risk_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
     # Gate: a candidate may be at most this much worse (absolute NDCG@10) than the promoted model.
     gate_tolerance: float = Field(default=0.005, ge=0.0)
+    # Gate, equity: the largest NDCG@10 gap between entry routes and the largest difference between their
+    # track mixes may grow by at most this share of the promoted model's value (0.10 = 10% relative)...
+    gate_equity_growth: float = Field(default=0.10, ge=0.0)
+    # ...or by at most this much (absolute), whichever is larger (a gap near zero would refuse noise).
+    gate_equity_floor: float = Field(default=0.01, ge=0.0)
+    # Equity audit: groups with fewer students are reported as too small, not compared.
+    equity_min_group_size: int = Field(default=30, ge=1)
     # Largest request body the service accepts, in bytes.
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Bearer tokens stop working this many days after they were issued (0: they never expire).

@@ -542,6 +542,18 @@ ROUTE_BY_ORIENTATION = {
     "balanced": (0.55, 0.3, 0.15),
     "vocational": (0.35, 0.5, 0.15),
 }
+# With route skew s, the route shares of each orientation move a fraction s toward these (routes are
+# sorted into programs of their kind), and students' module choices gain s · W_ROUTE_SKEW log-odds
+# times their route's affinity to the module's track (general → academic, vocational → vocational).
+ROUTE_SKEW_SHARES = {
+    "academic": (0.92, 0.03, 0.05),
+    "balanced": (0.55, 0.3, 0.15),
+    "vocational": (0.05, 0.9, 0.05),
+}
+ROUTE_TRACK_AFFINITY = np.asarray(  # routes (ROUTES order) × tracks (academic, vocational, project)
+    [[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]], dtype=np.float32
+)
+W_ROUTE_SKEW = 2.5
 ENROLLMENT_STATUS = ("completed", "failed", "withdrawn")
 STUDENT_STATUS = ("active", "graduated", "dropped_out")
 NOT_STARTED, ACTIVE, GRADUATED, DROPPED = -1, 0, 1, 2
@@ -566,14 +578,19 @@ class Institution:
 # ---------------------------------------------------------------------------------------------
 
 
-def generate(size: str = "small", seed: int = 7, progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+def generate(
+    size: str = "small", seed: int = 7, progress: Progress | None = None, route_skew: float = 0.0
+) -> dict[str, pd.DataFrame]:
     """Generate an institution: one DataFrame per CSV file of records/csv_formats.py.
 
     Keys are file names (``"enrollments.csv"``); columns are exactly that file's columns, in order.
-    The same ``(size, seed)`` always gives identical frames. ``progress`` is called with a message
-    and the fraction done. Raises ValueError for an unknown size.
+    The same ``(size, seed, route_skew)`` always gives identical frames. ``progress`` is called with a
+    message and the fraction done. ``route_skew`` in [0, 1] (0: the usual institution) sorts entry
+    routes into programs of their orientation and draws students of each route to its usual track
+    (see :data:`ROUTE_SKEW_SHARES`, :data:`ROUTE_TRACK_AFFINITY`): the institution an equity audit
+    must catch. Raises ValueError for an unknown size or a skew outside [0, 1].
     """
-    return simulate(size, seed, progress).tables
+    return simulate(size, seed, progress, route_skew=route_skew).tables
 
 
 def write_csv_set(tables: Mapping[str, pd.DataFrame], out_dir: Path) -> dict[str, int]:
@@ -601,10 +618,14 @@ def write_csv_set(tables: Mapping[str, pd.DataFrame], out_dir: Path) -> dict[str
     return rows
 
 
-def simulate(size: str = "small", seed: int = 7, progress: Progress | None = None) -> Institution:
+def simulate(
+    size: str = "small", seed: int = 7, progress: Progress | None = None, route_skew: float = 0.0
+) -> Institution:
     """Generate an institution and keep the latent student abilities (for tests and notebooks)."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    if not 0.0 <= route_skew <= 1.0:
+        raise ValueError(f"route_skew must be between 0 and 1, not {route_skew}")
     spec = SIZES[size]
     started = time.perf_counter()
     report = progress or (lambda _message, _fraction: None)
@@ -623,7 +644,7 @@ def simulate(size: str = "small", seed: int = 7, progress: Progress | None = Non
     occupation_fit = _occupation_module_fit(catalog, market)
     _assign_requirements(programs, catalog, rng_programs)
     report("creating students", 0.06)
-    students = _build_students(spec, programs, terms, market, rng_students)
+    students = _build_students(spec, programs, terms, market, rng_students, route_skew)
     _set_capacities(catalog, programs, students)
     enrollments = _simulate_terms(programs, catalog, students, terms, occupation_fit, rng_sim, report)
     report("assembling tables", 0.97)
@@ -1163,6 +1184,7 @@ class _Students:
     advisors: pd.DataFrame
     attributes: pd.DataFrame
     status: np.ndarray | None = None  # (N,) final status
+    route_bias: np.ndarray | None = None  # (routes, 3) float32 log-odds per track; None without skew
 
     @property
     def size(self) -> int:
@@ -1175,6 +1197,7 @@ def _build_students(
     terms: _Terms,
     market: _Market,
     rng: np.random.Generator,
+    route_skew: float = 0.0,
 ) -> _Students:
     n, n_dom = spec.students, len(DOMAINS)
     growth = 1.03 ** np.arange(spec.years)
@@ -1190,8 +1213,11 @@ def _build_students(
     orientation = np.asarray([p.orientation for p in programs])[program]
     route_draw = rng.random(n)
     route = np.zeros(n, dtype=int)
-    for name, shares in ROUTE_BY_ORIENTATION.items():
+    for name, usual_shares in ROUTE_BY_ORIENTATION.items():
         rows = orientation == name
+        shares = np.asarray(usual_shares)
+        if route_skew > 0:
+            shares = (1 - route_skew) * shares + route_skew * np.asarray(ROUTE_SKEW_SHARES[name])
         route[rows] = np.searchsorted(np.cumsum(shares), route_draw[rows] * 0.999999)
 
     general = rng.normal(0, 1, n).astype(np.float32) + 0.2 * (route == 2)
@@ -1276,6 +1302,9 @@ def _build_students(
         advisor=advisor_of,
         advisors=advisors,
         attributes=attributes,
+        route_bias=(W_ROUTE_SKEW * route_skew * ROUTE_TRACK_AFFINITY).astype(np.float32)
+        if route_skew > 0
+        else None,
     )
 
 
@@ -1562,6 +1591,8 @@ def _choose_modules(
             ).astype(np.float32)
             score = features @ student_weights
             score += stage_score[stage]
+            if students.route_bias is not None:
+                score += students.route_bias[students.route[who]] @ state.track_onehot
             position = np.full(len(state.students), -1)
             position[rows] = np.arange(n)
             in_chunk = position[state.last_rows]

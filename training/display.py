@@ -106,7 +106,7 @@ def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
 
 def print_versions(versions: Sequence[VersionSummary], console: Console) -> None:
     table = Table(title="model versions")
-    for column in ("version", "created", "status", "cutoff", "ndcg@10", "recall@10", "promoted"):
+    for column in ("version", "created", "status", "cutoff", "ndcg@10", "recall@10", "promoted", "gate"):
         table.add_column(
             column,
             justify="right" if column in ("ndcg@10", "recall@10") else "left",
@@ -121,5 +121,6 @@ def print_versions(versions: Sequence[VersionSummary], console: Console) -> None
             _number(version.ndcg_at_10),
             _number(version.recall_at_10),
             "*" if version.promoted else "",
+            version.gate_reason or "–",
         )
     console.print(table)

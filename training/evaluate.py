@@ -40,10 +40,12 @@ from training.metrics import (
     cross_track_exposure,
     cross_track_exposure_per_student,
     expected_calibration_error,
+    gap_with_interval,
     group_breakdown,
     hit_matrix,
     per_student_metrics,
     ranking_metrics,
+    route_exposure,
     track_mix,
 )
 
@@ -57,6 +59,7 @@ __all__ = [
     "calibration_table",
     "catalog_coverage",
     "cross_track_exposure",
+    "equity_audit",
     "evaluate_candidate",
     "group_breakdown",
     "hit_matrix",
@@ -73,6 +76,11 @@ MAX_K = max(KS)
 BASELINES: tuple[str, ...] = ("popularity", "sequence", "collaborative", "competency_gap")
 GROUP_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "hitrate@10", "cross_track_exposure")
 MIN_GROUP_SIZE = 5
+MIN_EQUITY_GROUP_SIZE = 30
+"""Groups with fewer students are reported as too small in the equity audit, not compared."""
+EQUITY_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "predicted_fail_rate")
+HIGH_RISK = 0.35
+"""A listed module with at least this predicted fail probability counts as high risk (the flag default)."""
 ELIGIBILITY_CHUNK = 5_000
 MAX_EVAL_STUDENTS = 30_000
 """Beyond this many students in the test term, a fixed random sample is scored (every model the same)."""
@@ -230,9 +238,19 @@ def eligibility_violations(fs: FeatureSet, lists: RankedLists, context: TermCont
 
 
 def list_metrics(
-    lists: RankedLists, test: TestSet, fs: FeatureSet, context: TermContext
+    lists: RankedLists,
+    test: TestSet,
+    fs: FeatureSet,
+    context: TermContext,
+    risk: Any = None,
+    min_group_size: int = MIN_EQUITY_GROUP_SIZE,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Summary metrics of one model's lists and the per-student table they average."""
+    """Summary metrics of one model's lists and the per-student table they average.
+
+    ``risk``: a fitted risk component (``predict(fs, rows, modules)``) whose fail probabilities of the
+    listed modules give ``predicted_fail_rate`` and ``high_risk_share``; with it the summary also holds
+    the equity figures the gate compares (:func:`equity_summary`).
+    """
     per_student = per_student_metrics(lists.module_rows, test.relevant, KS)
     module_track = fs.module_info["track_row"].to_numpy(np.int64)
     per_student["cross_track_exposure"] = cross_track_exposure_per_student(
@@ -247,7 +265,92 @@ def list_metrics(
     summary["coverage"] = catalog_coverage(lists.module_rows, int(np.asarray(context.offered).sum()))
     summary["eligibility_violations"] = eligibility_violations(fs, lists, context)
     summary["n_students"] = len(test.student_rows)
+    if risk is not None:
+        fail = list_fail_probability(risk, fs, lists)
+        per_student["predicted_fail_rate"] = per_student_fail_rate(fail)
+        summary.update(equity_summary(lists, test, fs, per_student, fail, min_group_size))
     return summary, per_student
+
+
+def list_fail_probability(risk: Any, fs: FeatureSet, lists: RankedLists) -> np.ndarray:
+    """(n, K) float64 predicted fail probability of every listed module (NaN for empty places)."""
+    _, fail = risk.predict(fs, lists.student_rows, lists.module_rows, with_grade=False)
+    return np.where(lists.module_rows >= 0, fail, np.nan).astype(np.float64)
+
+
+def per_student_fail_rate(fail: np.ndarray) -> np.ndarray:
+    """(n,) mean predicted fail probability of each list (NaN for an empty list)."""
+    counted = (~np.isnan(fail)).sum(axis=1)
+    total = np.nansum(fail, axis=1)
+    return np.divide(total, counted, out=np.full(len(fail), np.nan), where=counted > 0)
+
+
+def equity_summary(
+    lists: RankedLists,
+    test: TestSet,
+    fs: FeatureSet,
+    per_student: pd.DataFrame,
+    fail: np.ndarray,
+    min_group_size: int,
+) -> dict[str, Any]:
+    """The per-model figures the equity gate compares, and the risk of the lists.
+
+    ``route_ndcg_gap``: the largest relative NDCG@10 gap between entry routes of at least
+    ``min_group_size`` students; ``route_exposure_difference``: the largest total-variation distance
+    between two such routes' track mixes of list slots (:func:`training.metrics.route_exposure`);
+    ``predicted_fail_rate``: mean predicted fail probability of the listed modules; ``high_risk_share``:
+    share of listed modules with a fail probability of at least :data:`HIGH_RISK`. None where undefined.
+    """
+    gap = gap_with_interval(
+        per_student["ndcg@10"].to_numpy(), test.entry_route, min_group_size, n_resamples=0
+    )["gap"]
+    exposure = route_exposure(
+        lists.module_rows,
+        fs.module_info["track_row"].to_numpy(np.int64),
+        fs.module_info["credits"].to_numpy(np.float64),
+        test.entry_route,
+        fs.track_targets[test.student_rows],
+        min_group_size,
+    )
+    difference = exposure["difference"]
+    listed = fail[~np.isnan(fail)]
+    return {
+        "route_ndcg_gap": gap["relative"] if gap else None,  # type: ignore[index]
+        "route_exposure_difference": difference["value"] if difference else None,  # type: ignore[index]
+        "predicted_fail_rate": float(listed.mean()) if len(listed) else None,
+        "high_risk_share": float((listed >= HIGH_RISK).mean()) if len(listed) else None,
+    }
+
+
+def equity_audit(
+    lists_by_model: Mapping[str, RankedLists],
+    per_student: pd.DataFrame,
+    labels: Mapping[str, pd.Series],
+    test: TestSet,
+    fs: FeatureSet,
+    min_group_size: int,
+) -> dict[str, Any]:
+    """The ``equity`` section: exposure across tracks per entry route for every model's lists, and the
+    hybrid's gaps per group attribute (NDCG@10, Recall@10, predicted fail rate) with bootstrap 95%
+    intervals. ``per_student`` is the hybrid's table (with ``predicted_fail_rate``)."""
+    module_track = fs.module_info["track_row"].to_numpy(np.int64)
+    module_credits = fs.module_info["credits"].to_numpy(np.float64)
+    targets = fs.track_targets[test.student_rows]
+    exposure = {
+        name: route_exposure(
+            lists.module_rows, module_track, module_credits, test.entry_route, targets, min_group_size
+        )
+        for name, lists in lists_by_model.items()
+    }
+    gaps = {
+        attribute: {
+            metric: gap_with_interval(per_student[metric].to_numpy(), values.to_numpy(), min_group_size)
+            for metric in EQUITY_METRICS
+            if metric in per_student
+        }
+        for attribute, values in labels.items()
+    }
+    return {"min_group_size": int(min_group_size), "exposure": exposure, "gaps": gaps}
 
 
 def calibration(model: HybridRecommender, test: TestSet) -> dict[str, Any]:
@@ -297,6 +400,7 @@ def evaluate_candidate(
     split: Split,
     state: TermState,
     promoted: Mapping[str, Any] | None = None,
+    min_group_size: int = MIN_EQUITY_GROUP_SIZE,
 ) -> dict[str, Any]:
     """Evaluate a model fitted as of ``split.fit_cutoff_term`` and its baselines on ``split.test_term``.
 
@@ -311,16 +415,23 @@ def evaluate_candidate(
         )
     context = test_context(fs, state)
     lists = model.recommend(test.student_rows, context, k=MAX_K)
-    hybrid, per_student = list_metrics(lists, test, fs, context)
+    risk = model.components_["risk"]
+    hybrid, per_student = list_metrics(lists, test, fs, context, risk, min_group_size)
     models: dict[str, Any] = {"hybrid": hybrid}
+    lists_by_model = {"hybrid": lists}
     for name in BASELINES:
         baseline_lists = model.rank_by(name, test.student_rows, context, k=MAX_K)
-        models[name], _ = list_metrics(baseline_lists, test, fs, context)
+        models[name], _ = list_metrics(baseline_lists, test, fs, context, risk, min_group_size)
+        lists_by_model[name] = baseline_lists
     models["promoted"] = dict(promoted) if promoted is not None else None
+    lists_by_model["hybrid_without_rerank"] = model.recommend(
+        test.student_rows, context, k=MAX_K, rerank=False
+    )
 
+    labels_by_attribute = group_labels(split.frames, test.student_ids)
     groups = {
         name: group_breakdown(per_student, labels, GROUP_METRICS, min_size=MIN_GROUP_SIZE)
-        for name, labels in group_labels(split.frames, test.student_ids).items()
+        for name, labels in labels_by_attribute.items()
     }
     module_track = fs.module_info["track_row"].to_numpy(np.int64)
     notes = list(test.notes) + list(fs.missing)
@@ -338,11 +449,20 @@ def evaluate_candidate(
         "track_mix": track_mix(lists.module_rows, test.relevant, module_track),
         "cross_track_exposure": cross_track_exposure(lists.module_rows, module_track, test.entry_route),
         "calibration": calibration(model, test),
+        "equity": {
+            **equity_audit(lists_by_model, per_student, labels_by_attribute, test, fs, min_group_size),
+            "risk_penalty": float(getattr(model, "risk_penalty", 0.0)),
+        },
         "notes": notes,
     }
 
 
-def evaluate_promoted(promoted_model: HybridRecommender, split: Split, state: TermState) -> dict[str, Any]:
+def evaluate_promoted(
+    promoted_model: HybridRecommender,
+    split: Split,
+    state: TermState,
+    min_group_size: int = MIN_EQUITY_GROUP_SIZE,
+) -> dict[str, Any]:
     """Metrics of an already fitted (promoted) model on the split's test term, with its own indexes.
 
     Only valid when the model's data cutoff is before the test term (the caller checks).
@@ -353,7 +473,8 @@ def evaluate_promoted(promoted_model: HybridRecommender, split: Split, state: Te
         raise EvaluationUnavailable("no student of the test term is known to the promoted model")
     context = test_context(fs, state)
     lists = promoted_model.recommend(test.student_rows, context, k=MAX_K)
-    summary, _ = list_metrics(lists, test, fs, context)
+    risk = promoted_model.components_["risk"]
+    summary, _ = list_metrics(lists, test, fs, context, risk, min_group_size)
     return summary
 
 

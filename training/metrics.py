@@ -272,3 +272,178 @@ def group_breakdown(
             "low": str(column.idxmin()),
         }
     return {"groups": by_group, "largest_gap": gaps}
+
+
+# ---------------------------------------------------------------------------------------------
+# Equity: exposure across tracks per entry route, gaps between groups with bootstrap intervals
+# ---------------------------------------------------------------------------------------------
+
+ROUTE_NAMES: tuple[str, str, str] = ("general", "vocational", "transfer")
+
+
+def _shares(weights: np.ndarray) -> np.ndarray:
+    """Rows of ``weights`` (n, 3) divided by their total (zeros where a row is empty)."""
+    total = weights.sum(axis=-1, keepdims=True)
+    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+
+
+def total_variation(a: np.ndarray, b: np.ndarray) -> float:
+    """Half the L1 distance between two share vectors: 0 the same mix, 1 no track in common."""
+    return float(0.5 * np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).sum())
+
+
+def list_track_weights(
+    top_k: np.ndarray, module_track_row: np.ndarray, module_credits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slots and credits per track of every list: two (n, 3) float64 arrays (TRACK_NAMES order).
+
+    ``top_k`` (n, K) module rows (-1 empty); ``module_track_row`` (n_items,) int, -1 unknown (not
+    counted); ``module_credits`` (n_items,) float.
+    """
+    n = top_k.shape[0]
+    safe = np.where(top_k >= 0, top_k, 0)
+    track = np.where(top_k >= 0, module_track_row[safe], -1)
+    credits = np.where(track >= 0, np.nan_to_num(np.asarray(module_credits, np.float64)[safe]), 0.0)
+    slots = np.zeros((n, len(TRACK_NAMES)), np.float64)
+    credit_sums = np.zeros((n, len(TRACK_NAMES)), np.float64)
+    rows, columns = np.nonzero(track >= 0)
+    np.add.at(slots, (rows, track[rows, columns]), 1.0)
+    np.add.at(credit_sums, (rows, track[rows, columns]), credits[rows, columns])
+    return slots, credit_sums
+
+
+def route_exposure(
+    top_k: np.ndarray,
+    module_track_row: np.ndarray,
+    module_credits: np.ndarray,
+    entry_route: np.ndarray,
+    track_targets: np.ndarray,
+    min_size: int,
+) -> dict[str, object]:
+    """Exposure across tracks per entry route: what each route is shown against targets and others.
+
+    ``track_targets`` (n, 3): each student's program target shares (zeros without a program).
+    Per route (every route present, plus ``unknown`` for a missing one): ``n``, ``too_small`` (fewer
+    than ``min_size`` students: reported, left out of the difference), ``slot_share`` and
+    ``credit_share`` (share of the route's list slots / credits in each track), ``target_share``
+    (mean target of its students with a program), ``other_routes_slot_share`` (the same for every
+    student of the other routes), ``distance_to_target`` (total variation between credit share and
+    target share), ``distance_to_other_routes`` (between slot shares), ``reaches_every_track`` (share
+    of its students whose list holds a module of each track). ``difference``: the largest total
+    variation distance between the slot shares of two comparable routes, with the pair (None with
+    fewer than two), the number the gate watches.
+    """
+    slots, credits = list_track_weights(top_k, module_track_row, module_credits)
+    routes = pd.Series(np.asarray(entry_route, dtype=object)).fillna("unknown").astype(str).to_numpy()
+    targets = np.asarray(track_targets, np.float64)
+    has_target = targets.sum(axis=1) > 0
+    reaches_all = np.asarray((slots > 0).all(axis=1), dtype=bool)
+    by_route: dict[str, dict[str, object]] = {}
+    comparable: dict[str, np.ndarray] = {}
+    present = [r for r in ROUTE_NAMES if (routes == r).any()]
+    present += sorted(set(routes.tolist()) - set(ROUTE_NAMES))
+    for route in present:
+        mask = routes == route
+        slot_share = _shares(slots[mask].sum(axis=0))
+        credit_share = _shares(credits[mask].sum(axis=0))
+        other_share = _shares(slots[~mask].sum(axis=0))
+        with_target = mask & has_target
+        target_share = targets[with_target].mean(axis=0) if with_target.any() else None
+        n = int(mask.sum())
+        by_route[route] = {
+            "n": n,
+            "too_small": n < min_size,
+            "slot_share": dict(zip(TRACK_NAMES, slot_share.tolist(), strict=True)),
+            "credit_share": dict(zip(TRACK_NAMES, credit_share.tolist(), strict=True)),
+            "target_share": (
+                dict(zip(TRACK_NAMES, target_share.tolist(), strict=True))
+                if target_share is not None
+                else None
+            ),
+            "other_routes_slot_share": (
+                dict(zip(TRACK_NAMES, other_share.tolist(), strict=True)) if (~mask).any() else None
+            ),
+            "distance_to_target": (
+                total_variation(credit_share, target_share) if target_share is not None else None
+            ),
+            "distance_to_other_routes": total_variation(slot_share, other_share) if (~mask).any() else None,
+            "reaches_every_track": float(reaches_all[mask].mean()),
+        }
+        if n >= min_size:
+            comparable[route] = slot_share
+    difference: dict[str, object] | None = None
+    names = list(comparable)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            distance = total_variation(comparable[first], comparable[second])
+            if difference is None or distance > float(difference["value"]):  # type: ignore[arg-type]
+                difference = {"value": distance, "routes": [first, second]}
+    return {
+        "tracks": list(TRACK_NAMES),
+        "min_group_size": int(min_size),
+        "routes": by_route,
+        "difference": difference,
+        "reaches_every_track": float(reaches_all.mean()) if len(reaches_all) else None,
+    }
+
+
+def relative_gap(means: np.ndarray) -> np.ndarray:
+    """(max − min) / max over the last axis (0 when every value is 0); NaN values are ignored."""
+    high = np.nanmax(means, axis=-1)
+    low = np.nanmin(means, axis=-1)
+    return np.divide(high - low, np.abs(high), out=np.zeros_like(high, dtype=np.float64), where=high != 0)
+
+
+def gap_with_interval(
+    values: np.ndarray,
+    groups: np.ndarray,
+    min_size: int,
+    n_resamples: int = 200,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Mean of ``values`` per group and the largest relative gap between groups, with a bootstrap 95% CI.
+
+    ``values`` (n,) float (NaN: no value, left out), ``groups`` (n,) labels. Groups with fewer than
+    ``min_size`` values are listed in ``too_small`` and left out of the gap. The interval resamples the
+    students of every comparable group with replacement (``n_resamples`` times, fixed seed) and takes
+    the 2.5 and 97.5 percentiles of the largest relative gap over the resampled means (``ci95`` None
+    with ``n_resamples=0``).
+    Returns ``{"groups": {label: {"n", "mean"}}, "too_small": [...], "gap": {"relative", "absolute",
+    "high", "low", "ci95": [lo, hi]} | None}``.
+    """
+    values = np.asarray(values, np.float64)
+    labels = pd.Series(np.asarray(groups, dtype=object)).fillna("unknown").astype(str).to_numpy()
+    known = ~np.isnan(values)
+    result_groups: dict[str, dict[str, float | int | None]] = {}
+    too_small: list[str] = []
+    comparable: list[tuple[str, np.ndarray]] = []
+    for label in sorted(set(labels[known].tolist())):
+        group_values = values[known & (labels == label)]
+        result_groups[label] = {"n": len(group_values), "mean": float(group_values.mean())}
+        if len(group_values) < min_size:
+            too_small.append(label)
+        else:
+            comparable.append((label, group_values))
+    if len(comparable) < 2:
+        return {"groups": result_groups, "too_small": too_small, "gap": None}
+    means = np.asarray([v.mean() for _, v in comparable])
+    interval: list[float] | None = None
+    if n_resamples > 0:
+        rng = np.random.default_rng(seed)
+        resampled = np.column_stack(
+            [v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(axis=1) for _, v in comparable]
+        )
+        bootstrap = relative_gap(resampled)
+        interval = [float(np.percentile(bootstrap, 2.5)), float(np.percentile(bootstrap, 97.5))]
+    high, low = int(np.argmax(means)), int(np.argmin(means))
+    return {
+        "groups": result_groups,
+        "too_small": too_small,
+        "gap": {
+            "relative": float(relative_gap(means)),
+            "absolute": float(means[high] - means[low]),
+            "high": comparable[high][0],
+            "low": comparable[low][0],
+            "ci95": interval,
+        },
+    }

@@ -44,6 +44,7 @@ from records.settings import Settings
 from training import batch as batches
 from training import registry
 from training.evaluate import (
+    MIN_EQUITY_GROUP_SIZE,
     EvaluationUnavailable,
     Split,
     evaluate_candidate,
@@ -52,7 +53,7 @@ from training.evaluate import (
 )
 from training.feedback import feedback_agreement, feedback_pairs
 from training.flags import FlagRules, flag_context, flag_lists
-from training.gate import GATE_METRIC, GateDecision, decide
+from training.gate import GATE_METRIC, EquityGate, GateDecision, decide
 from training.lock import training_lock
 from training.reasons import batch_reasons
 from training.report import write_report
@@ -181,7 +182,9 @@ def _ordinal(frames: Frames, term: str | None) -> int | None:
     return None if match.empty else int(match.iloc[0])
 
 
-def promoted_on_split(engine: Engine, split: Split) -> tuple[dict[str, Any] | None, str]:
+def promoted_on_split(
+    engine: Engine, split: Split, min_group_size: int = MIN_EQUITY_GROUP_SIZE
+) -> tuple[dict[str, Any] | None, str]:
     """The promoted model's metrics on the split's test term, and where they come from.
 
     - data cutoff before the test term: its saved model is loaded (checksums verified) and scored
@@ -202,7 +205,7 @@ def promoted_on_split(engine: Engine, split: Split) -> tuple[dict[str, Any] | No
         try:
             model = registry.load_model_of(promoted)
             state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
-            metrics = evaluate_promoted(model, split, state)
+            metrics = evaluate_promoted(model, split, state, min_group_size)
         except (registry.ArtifactError, ValueError, EvaluationUnavailable) as error:
             return None, f"promoted model {promoted.version} could not be evaluated: {error}"
         return {**base, "source": "live", **metrics}, f"promoted model {promoted.version} scored live"
@@ -215,6 +218,20 @@ def promoted_on_split(engine: Engine, split: Split) -> tuple[dict[str, Any] | No
                 f"{split.test_term} are used"
             )
     return None, f"promoted model {promoted.version} (cutoff {promoted.cutoff_term}) is not comparable"
+
+
+def equity_history(engine: Engine, current: str, limit: int = 7) -> list[tuple[str, dict[str, Any]]]:
+    """The newest ``limit`` other versions' evaluations that hold an equity audit, oldest first (failed
+    runs and the ``current`` version left out)."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(ModelVersion.version, ModelVersion.metrics)
+            .where(ModelVersion.status != "failed", ModelVersion.version != current)
+            .order_by(ModelVersion.created_at.desc(), ModelVersion.version.desc())
+            .limit(4 * limit)
+        ).all()
+    found = [(version, metrics) for version, metrics in rows if metrics and metrics.get("equity")]
+    return list(reversed(found[:limit]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,9 +411,13 @@ class _Run:
             )
         with self.step("evaluate"):
             if split is not None and evaluation_model is not None:
-                promoted_metrics, promoted_note = promoted_on_split(engine, split)
+                promoted_metrics, promoted_note = promoted_on_split(
+                    engine, split, settings.equity_min_group_size
+                )
                 state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
-                evaluation = evaluate_candidate(evaluation_model, split, state, promoted_metrics)
+                evaluation = evaluate_candidate(
+                    evaluation_model, split, state, promoted_metrics, settings.equity_min_group_size
+                )
                 evaluation["notes"].append(promoted_note)
             else:
                 evaluation = {"cutoff_term": cutoff, "skipped": skipped, "models": {}, "notes": [skipped]}
@@ -475,6 +496,7 @@ class _Run:
                     "feedback positives in top k": evaluation["feedback"]["positives_in_top_k"],
                     "feedback negatives in top k": evaluation["feedback"]["negatives_in_top_k"],
                 },
+                history=equity_history(engine, self.version),
             )
         with self.step("promote"):
             self._promote(evaluation, len(rows), duration)
@@ -514,6 +536,7 @@ class _Run:
             int(evaluation.get("eligibility_violations", 0)),
             self.settings.gate_tolerance,
             GATE_METRIC,
+            equity=EquityGate(self.settings.gate_equity_growth, self.settings.gate_equity_floor),
         )
 
     def _promote(self, evaluation: dict[str, Any], n_students: int, duration: float) -> None:
@@ -540,7 +563,12 @@ class _Run:
     ) -> RunResult:
         with self.step("report"):
             self.report_path = write_report(
-                Path(self.settings.reports_dir), self.version, evaluation, decision.reason, self.timings
+                Path(self.settings.reports_dir),
+                self.version,
+                evaluation,
+                decision.reason,
+                self.timings,
+                history=equity_history(self.engine, self.version),
             )
         duration = time.perf_counter() - started
         with Session(self.engine) as session:
@@ -626,9 +654,9 @@ def run_evaluation(
             model = HybridRecommender(**{**MODEL_OPTIONS, **(model_options or {})}).fit(
                 build_feature_set(split.past), build_feature_set(split.current)
             )
-        promoted_metrics, promoted_note = promoted_on_split(engine, split)
+        promoted_metrics, promoted_note = promoted_on_split(engine, split, settings.equity_min_group_size)
         state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
-        evaluation = evaluate_candidate(model, split, state, promoted_metrics)
+        evaluation = evaluate_candidate(model, split, state, promoted_metrics, settings.equity_min_group_size)
         evaluation["notes"].append(promoted_note)
         return _json_safe(evaluation)
     finally:

@@ -141,6 +141,218 @@ PLOTS = (
 )
 
 
+# ---------------------------------------------------------------------------------------------
+# Equity: exposure across tracks per entry route, gaps with intervals, the fit-versus-risk trade-off
+# ---------------------------------------------------------------------------------------------
+
+EQUITY_TRACKS = ("academic", "vocational", "project")
+GAP_METRICS = ("ndcg@10", "recall@10", "predicted_fail_rate")
+EquityHistory = Sequence[tuple[str, Mapping[str, Any]]]
+"""Earlier versions' evaluations, oldest first: (version, evaluation dictionary)."""
+
+
+def _plot_route_exposure(evaluation: Mapping[str, Any], path: Path) -> None:
+    """Share of the hybrid's list slots per track for each entry route, beside the route's targets."""
+    exposure = ((evaluation.get("equity") or {}).get("exposure") or {}).get("hybrid") or {}
+    routes = exposure.get("routes") or {}
+    figure, axes = plt.subplots(1, max(len(routes), 1), figsize=(3.2 * max(len(routes), 1), 3.4), sharey=True)
+    axes_list = list(axes) if len(routes) > 1 else [axes]
+    for ax, (route, entry) in zip(axes_list, routes.items(), strict=False):
+        shown = entry.get("slot_share") or {}
+        target = entry.get("target_share") or {}
+        others = entry.get("other_routes_slot_share") or {}
+        positions = range(len(EQUITY_TRACKS))
+        ax.bar([i - 0.27 for i in positions], [shown.get(t, 0.0) for t in EQUITY_TRACKS], 0.27, label="shown")
+        ax.bar([i for i in positions], [target.get(t, 0.0) for t in EQUITY_TRACKS], 0.27, label="target")
+        ax.bar(
+            [i + 0.27 for i in positions],
+            [others.get(t, 0.0) for t in EQUITY_TRACKS],
+            0.27,
+            label="other routes",
+        )
+        small = " (too small)" if entry.get("too_small") else ""
+        ax.set_title(f"{route}, n={entry.get('n')}{small}", fontsize="small")
+        ax.set_xticks(list(positions), EQUITY_TRACKS, fontsize="small")
+    axes_list[0].set_ylabel("share of list slots")
+    axes_list[0].legend(fontsize="x-small")
+    figure.suptitle("Exposure per track by entry route (hybrid) against targets")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _route_gap(evaluation: Mapping[str, Any], metric: str) -> Mapping[str, Any] | None:
+    gaps = ((evaluation.get("equity") or {}).get("gaps") or {}).get("entry_route") or {}
+    result: Mapping[str, Any] | None = (gaps.get(metric) or {}).get("gap")
+    return result
+
+
+def _plot_gap_history(
+    evaluation: Mapping[str, Any], history: EquityHistory, path: Path, version: str
+) -> None:
+    """The largest relative gap between entry routes per metric, with its 95% interval, over versions."""
+    series = [*history, (version, evaluation)]
+    figure, axes = plt.subplots(figsize=(7, 3.6))
+    for offset, metric in zip((-0.15, 0.0, 0.15), GAP_METRICS, strict=True):
+        xs, ys, low, high = [], [], [], []
+        for index, (_name, entry) in enumerate(series):
+            gap = _route_gap(entry, metric)
+            if not gap:
+                continue
+            interval = gap.get("ci95") or [gap["relative"], gap["relative"]]
+            xs.append(index + offset)
+            ys.append(gap["relative"])
+            low.append(max(gap["relative"] - interval[0], 0.0))
+            high.append(max(interval[1] - gap["relative"], 0.0))
+        if xs:
+            axes.errorbar(xs, ys, yerr=[low, high], fmt="o", capsize=3, label=metric)
+    axes.set_xticks(range(len(series)), [name[-12:] for name, _ in series], rotation=20, fontsize="x-small")
+    axes.set_ylabel("largest relative gap (95% interval)")
+    axes.set_title("Gaps between entry routes over versions")
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def equity_plots(
+    evaluation: Mapping[str, Any], history: EquityHistory, folder: Path, version: str
+) -> list[tuple[str, str]]:
+    """Draw the equity plots into ``folder`` (none without an ``equity`` section); (file, title) pairs."""
+    if not evaluation.get("equity"):
+        return []
+    _plot_route_exposure(evaluation, folder / "route_exposure.png")
+    _plot_gap_history(evaluation, history, folder / "route_gaps.png", version)
+    return [
+        ("route_exposure.png", "Exposure per track by entry route against targets"),
+        ("route_gaps.png", "Gaps between entry routes with 95% intervals over versions"),
+    ]
+
+
+def _shares_text(shares: Mapping[str, float] | None) -> str:
+    if not shares:
+        return "–"
+    return " / ".join(f"{shares.get(t, 0.0):.2f}" for t in EQUITY_TRACKS)
+
+
+def equity_section(evaluation: Mapping[str, Any]) -> str:
+    """HTML: exposure per route, the cross-route difference per model, gaps with intervals, the risk
+    trade-off and the risk model's calibration per bin."""
+    equity = evaluation.get("equity") or {}
+    if not equity:
+        return "<p>No equity audit in this evaluation.</p>"
+    parts = [
+        f"<p>Groups under {equity.get('min_group_size')} students are reported as too small and not "
+        "compared. Shares are academic / vocational / project.</p>"
+    ]
+    hybrid = (equity.get("exposure") or {}).get("hybrid") or {}
+    rows = [
+        [
+            route,
+            entry.get("n"),
+            "yes" if entry.get("too_small") else "no",
+            _shares_text(entry.get("slot_share")),
+            _shares_text(entry.get("credit_share")),
+            _shares_text(entry.get("target_share")),
+            _shares_text(entry.get("other_routes_slot_share")),
+            entry.get("distance_to_target"),
+            entry.get("reaches_every_track"),
+        ]
+        for route, entry in (hybrid.get("routes") or {}).items()
+    ]
+    parts.append("<h3>Exposure per entry route (hybrid)</h3>")
+    parts.append(
+        _table(
+            [
+                "route",
+                "n",
+                "too small",
+                "slots",
+                "credits",
+                "target",
+                "other routes' slots",
+                "distance to target",
+                "reaches every track",
+            ],
+            rows,
+        )
+    )
+    difference_rows = []
+    for name, exposure in (equity.get("exposure") or {}).items():
+        difference = exposure.get("difference") or {}
+        difference_rows.append(
+            [name, difference.get("value"), " vs ".join(difference.get("routes") or []) or "–"]
+        )
+    parts.append("<h3>Largest difference between routes' track mixes (total variation)</h3>")
+    parts.append(_table(["lists of", "difference", "routes"], difference_rows))
+    gap_rows = []
+    for attribute, metrics in (equity.get("gaps") or {}).items():
+        for metric, entry in metrics.items():
+            gap = entry.get("gap") or {}
+            interval = gap.get("ci95")
+            groups = ", ".join(
+                f"{name} {values['mean']:.4f} (n={values['n']})"
+                for name, values in entry.get("groups", {}).items()
+            )
+            gap_rows.append(
+                [
+                    attribute,
+                    metric,
+                    groups,
+                    gap.get("relative"),
+                    f"{interval[0]:.4f}–{interval[1]:.4f}" if interval else "–",
+                    f"{gap['high']} vs {gap['low']}" if gap else "–",
+                    ", ".join(entry.get("too_small") or []) or "–",
+                ]
+            )
+    parts.append("<h3>Gaps between groups (hybrid)</h3>")
+    parts.append(
+        _table(
+            [
+                "attribute",
+                "metric",
+                "groups (mean, n)",
+                "largest relative gap",
+                "95% interval",
+                "between",
+                "too small",
+            ],
+            gap_rows,
+        )
+    )
+    models = evaluation.get("models") or {}
+    risk_rows = [
+        [name, values.get("ndcg@10"), values.get("predicted_fail_rate"), values.get("high_risk_share")]
+        for name, values in models.items()
+        if values
+    ]
+    parts.append(
+        f"<h3>Fit against risk</h3><p>Risk penalty in the final score: {_fmt(equity.get('risk_penalty'))} "
+        "blend logits per unit of predicted fail probability.</p>"
+    )
+    parts.append(
+        _table(["lists of", "NDCG@10", "predicted fail rate", "share of high-risk modules"], risk_rows)
+    )
+    calibration = evaluation.get("calibration") or {}
+    bins = [
+        [
+            f"{b.get('bin_lower', 0.0):.1f}–{b.get('bin_upper', 0.0):.1f}",
+            b.get("n"),
+            b.get("mean_predicted"),
+            b.get("observed_rate"),
+        ]
+        for b in calibration.get("bins") or []
+        if "bin_lower" in b
+    ]
+    parts.append(
+        f"<h3>Risk calibration on the test term</h3><p>ECE {_fmt(calibration.get('ece'))}, "
+        f"Brier {_fmt(calibration.get('brier'))} over {_fmt(calibration.get('n'))} closed enrolments.</p>"
+    )
+    parts.append(_table(["predicted fail probability", "n", "mean predicted", "observed fail rate"], bins))
+    return "".join(parts)
+
+
 def _groups_section(evaluation: Mapping[str, Any]) -> str:
     parts = []
     for attribute, breakdown in (evaluation.get("groups") or {}).items():
@@ -170,8 +382,11 @@ def write_report(
     gate_reason: str,
     timings: Mapping[str, float],
     extra: Mapping[str, Any] | None = None,
+    history: EquityHistory = (),
 ) -> Path:
     """Write the HTML report and its plots; return the path of ``report.html``.
+
+    ``history``: earlier versions' evaluations (oldest first) for the gaps-over-versions plot.
 
     Written into a temporary folder and renamed, so a report folder is complete or absent.
     """
@@ -183,6 +398,10 @@ def write_report(
         figures = []
         for filename, title, draw in PLOTS:
             draw(evaluation, staging / filename)
+            figures.append(
+                f'<figure><img src="{filename}" alt="{title}"><figcaption>{title}</figcaption></figure>'
+            )
+        for filename, title in equity_plots(evaluation, history, staging, version):
             figures.append(
                 f'<figure><img src="{filename}" alt="{title}"><figcaption>{title}</figcaption></figure>'
             )
@@ -214,6 +433,8 @@ figure{{display:inline-block;margin:1em}}</style></head><body>
 {_table(["route", "share of lists leaving the usual track"], list(exposure.items()))}
 <h2>Groups</h2>
 {_groups_section(evaluation)}
+<h2>Equity</h2>
+{equity_section(evaluation)}
 <h2>Step timings (seconds)</h2>
 {_table(["step", "seconds"], timing_rows)}
 <h2>Plots</h2>
