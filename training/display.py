@@ -106,7 +106,7 @@ def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
 
 def print_versions(versions: Sequence[VersionSummary], console: Console) -> None:
     table = Table(title="model versions")
-    for column in ("version", "created", "status", "cutoff", "ndcg@10", "recall@10", "promoted", "gate"):
+    for column in ("version", "created", "status", "cutoff", "ndcg@10", "recall@10", "promoted"):
         table.add_column(
             column,
             justify="right" if column in ("ndcg@10", "recall@10") else "left",
@@ -121,6 +121,9 @@ def print_versions(versions: Sequence[VersionSummary], console: Console) -> None
             _number(version.ndcg_at_10),
             _number(version.recall_at_10),
             "*" if version.promoted else "",
-            version.gate_reason or "–",
         )
     console.print(table)
+    # The gate's reasons are sentences: printed in full below the table rather than cut to a column.
+    for version in versions:
+        if version.gate_reason:
+            console.print(f"{version.version} gate: {version.gate_reason}", markup=False, highlight=False)
