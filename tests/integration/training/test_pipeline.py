@@ -62,6 +62,8 @@ def test_two_runs_then_rollback_restores_the_first_batch(
         "track_mix.png",
         "calibration.png",
         "group_gaps.png",
+        "route_exposure.png",
+        "route_gaps.png",
     }
     first_export = _export(tiny_engine, tmp_path / "first.csv")
     header, *lines = first_export.decode().splitlines()

@@ -49,3 +49,50 @@ def test_report_has_tables_plots_and_escapes_text(tmp_path: Path) -> None:
     assert "12.5000" in page and "a &lt;note&gt;" in page and "<note>" not in page
     assert "nan" not in page
     assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
+
+
+def _equity_evaluation(route_gap: float) -> dict[str, object]:
+    """An evaluation whose equity section comes from the real metric functions on small arrays."""
+    import numpy as np
+
+    from training.metrics import gap_with_interval, route_exposure
+
+    track = np.array([0, 0, 1, 1, 2])
+    routes = np.array(["general"] * 40 + ["vocational"] * 40 + ["transfer"] * 3, dtype=object)
+    lists = np.tile([[0, 1, 4]], (83, 1))
+    lists[40:80] = [2, 3, 4]
+    exposure = route_exposure(lists, track, np.full(5, 5.0), routes, np.tile([0.5, 0.3, 0.2], (83, 1)), 30)
+    ndcg = np.concatenate([np.full(40, 0.6), np.full(40, 0.6 * (1 - route_gap)), [0.1, 0.2, 0.3]])
+    ndcg += np.random.default_rng(0).normal(0, 0.05, 83)
+    gaps = {"entry_route": {"ndcg@10": gap_with_interval(ndcg, routes, 30)}}
+    return {
+        **EVALUATION,
+        "models": {**EVALUATION["models"], "hybrid": {"ndcg@10": 0.43, "predicted_fail_rate": 0.0917}},  # type: ignore[dict-item]
+        "equity": {"min_group_size": 30, "exposure": {"hybrid": exposure}, "gaps": gaps, "risk_penalty": 3.0},
+        "calibration": {
+            "n": 10,
+            "brier": 0.1,
+            "ece": 0.0123,
+            "bins": [
+                {"bin_lower": 0.0, "bin_upper": 0.1, "n": 7, "mean_predicted": 0.05, "observed_rate": 0.1}
+            ],
+        },
+    }
+
+
+def test_report_equity_section_shows_exposure_gaps_intervals_and_calibration(tmp_path: Path) -> None:
+    history = [("v1", _equity_evaluation(0.1)), ("v2", _equity_evaluation(0.2))]
+    path = write_report(
+        tmp_path, "v3", _equity_evaluation(0.3), "rejected: the gap grew", {}, history=history
+    )
+    names = {p.name for p in path.parent.iterdir()}
+    assert {"route_exposure.png", "route_gaps.png"} <= names
+    assert (path.parent / "route_gaps.png").read_bytes().startswith(b"\x89PNG")
+    page = path.read_text()
+    equity = page.split("<h2>Equity</h2>")[1].split("<h2>")[0]
+    assert "1.00 / 0.00 / 0.00" not in equity  # no route is shown one track only: project is in every list
+    assert "0.67 / 0.00 / 0.33" in equity and "0.00 / 0.67 / 0.33" in equity  # general, vocational slots
+    assert "general vs vocational" in equity  # the largest difference between routes' mixes
+    assert "transfer" in equity and "yes" in equity  # three transfer students: too small
+    assert "95% interval" in equity and "ECE 0.0123" in equity and "0.0917" in equity
+    assert "3.0000 blend logits" in equity
