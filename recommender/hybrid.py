@@ -50,7 +50,7 @@ COMPONENT_NAMES: tuple[str, ...] = (
 # Components scored on every module; risk is scored on the candidates only (a model per pair).
 MATRIX_COMPONENTS = tuple(name for name in COMPONENT_NAMES if name != "risk")
 MODEL_FILE = "hybrid.joblib"
-RISK_PENALTY = 0.0
+RISK_PENALTY = 3.0
 """Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
 
 
