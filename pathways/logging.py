@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import logging
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 
 def configure_logging(level: str = "INFO", rich: bool = True) -> None:
     handler: logging.Handler
     if rich:
-        handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+        # Standard error: without a console of its own, RichHandler writes to standard output, which
+        # would mix log lines into results (`pathways evaluate --json | jq` broke at the INFO level).
+        handler = RichHandler(
+            console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+        )
         fmt = "%(name)s: %(message)s"
     else:
         handler = logging.StreamHandler()
