@@ -94,6 +94,7 @@ def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
             if gap:
                 gaps.add_row(grouping, metric, _number(gap["gap"]), gap["high"], gap["low"])
     console.print(gaps)
+    print_equity(evaluation, console)
     calibration = evaluation.get("calibration") or {}
     console.print(
         f"risk calibration: Brier {_number(calibration.get('brier'))}, ECE {_number(calibration.get('ece'))} "
@@ -102,6 +103,20 @@ def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
     )
     for note in evaluation.get("notes", []):
         console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def print_equity(evaluation: dict[str, Any], console: Console) -> None:
+    """Per model: the route figures the equity gate watches and the risk of the lists."""
+    columns = ("route_exposure_difference", "route_ndcg_gap", "predicted_fail_rate", "high_risk_share")
+    penalty = _number((evaluation.get("equity") or {}).get("risk_penalty"))
+    table = Table(title=f"equity and risk (risk penalty {penalty})")
+    table.add_column("model")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, values in (evaluation.get("models") or {}).items():
+        if values:
+            table.add_row(name, *(_number(values.get(column)) for column in columns))
+    console.print(table)
 
 
 def print_versions(versions: Sequence[VersionSummary], console: Console) -> None:
