@@ -394,6 +394,11 @@ def relative_gap(means: np.ndarray) -> np.ndarray:
     return np.divide(high - low, np.abs(high), out=np.zeros_like(high, dtype=np.float64), where=high != 0)
 
 
+def _resampled_means(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples,) means of ``values`` resampled with replacement."""
+    return np.asarray(values[rng.integers(0, len(values), (n_resamples, len(values)))].mean(axis=1))
+
+
 def gap_with_interval(
     values: np.ndarray,
     groups: np.ndarray,
@@ -405,9 +410,10 @@ def gap_with_interval(
 
     ``values`` (n,) float (NaN: no value, left out), ``groups`` (n,) labels. Groups with fewer than
     ``min_size`` values are listed in ``too_small`` and left out of the gap. The interval resamples the
-    students of every comparable group with replacement (``n_resamples`` times, fixed seed) and takes
-    the 2.5 and 97.5 percentiles of the largest relative gap over the resampled means (``ci95`` None
-    with ``n_resamples=0``).
+    students of the two groups that make the gap (highest and lowest mean) with replacement
+    (``n_resamples`` times, fixed seed) and takes the 2.5 and 97.5 percentiles of their relative gap
+    (high − low) / high; it goes below 0 when their order is uncertain (``ci95`` None with
+    ``n_resamples=0``).
     Returns ``{"groups": {label: {"n", "mean"}}, "too_small": [...], "gap": {"relative", "absolute",
     "high", "low", "ci95": [lo, hi]} | None}``.
     """
@@ -427,15 +433,19 @@ def gap_with_interval(
     if len(comparable) < 2:
         return {"groups": result_groups, "too_small": too_small, "gap": None}
     means = np.asarray([v.mean() for _, v in comparable])
+    high, low = int(np.argmax(means)), int(np.argmin(means))
     interval: list[float] | None = None
     if n_resamples > 0:
+        # The pair found on the full sample is resampled (not the max and min anew each time, whose
+        # spread is biased upward when the groups are alike): an interval reaching 0 or below says the
+        # gap may be noise.
         rng = np.random.default_rng(seed)
-        resampled = np.column_stack(
-            [v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(axis=1) for _, v in comparable]
+        high_means = _resampled_means(comparable[high][1], n_resamples, rng)
+        low_means = _resampled_means(comparable[low][1], n_resamples, rng)
+        bootstrap = np.divide(
+            high_means - low_means, np.abs(high_means), out=np.zeros(n_resamples), where=high_means != 0
         )
-        bootstrap = relative_gap(resampled)
         interval = [float(np.percentile(bootstrap, 2.5)), float(np.percentile(bootstrap, 97.5))]
-    high, low = int(np.argmax(means)), int(np.argmin(means))
     return {
         "groups": result_groups,
         "too_small": too_small,
