@@ -158,22 +158,19 @@ def _plot_route_exposure(evaluation: Mapping[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(1, max(len(routes), 1), figsize=(3.2 * max(len(routes), 1), 3.4), sharey=True)
     axes_list = list(axes) if len(routes) > 1 else [axes]
     for ax, (route, entry) in zip(axes_list, routes.items(), strict=False):
-        shown = entry.get("slot_share") or {}
-        target = entry.get("target_share") or {}
-        others = entry.get("other_routes_slot_share") or {}
-        positions = range(len(EQUITY_TRACKS))
-        ax.bar([i - 0.27 for i in positions], [shown.get(t, 0.0) for t in EQUITY_TRACKS], 0.27, label="shown")
-        ax.bar([i for i in positions], [target.get(t, 0.0) for t in EQUITY_TRACKS], 0.27, label="target")
-        ax.bar(
-            [i + 0.27 for i in positions],
-            [others.get(t, 0.0) for t in EQUITY_TRACKS],
-            0.27,
-            label="other routes",
+        bars = (
+            ("slots shown", entry.get("slot_share") or {}),
+            ("credits shown", entry.get("credit_share") or {}),
+            ("credit target", entry.get("target_share") or {}),
+            ("other routes' slots", entry.get("other_routes_slot_share") or {}),
         )
+        for index, (label, shares) in enumerate(bars):
+            offsets = [i + (index - 1.5) * 0.2 for i in range(len(EQUITY_TRACKS))]
+            ax.bar(offsets, [shares.get(t, 0.0) for t in EQUITY_TRACKS], 0.2, label=label)
         small = " (too small)" if entry.get("too_small") else ""
         ax.set_title(f"{route}, n={entry.get('n')}{small}", fontsize="small")
-        ax.set_xticks(list(positions), EQUITY_TRACKS, fontsize="small")
-    axes_list[0].set_ylabel("share of list slots")
+        ax.set_xticks(range(len(EQUITY_TRACKS)), EQUITY_TRACKS, fontsize="small")
+    axes_list[0].set_ylabel("share")
     axes_list[0].legend(fontsize="x-small")
     figure.suptitle("Exposure per track by entry route (hybrid) against targets")
     figure.tight_layout()
