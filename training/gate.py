@@ -99,7 +99,10 @@ def decide(
         if refusal is not None:
             return GateDecision(False, refusal)
         if uncompared:
-            reason += f"; equity not compared for {', '.join(uncompared)} (not measured on both models)"
+            reason += (
+                f"; equity not compared for {', '.join(uncompared)} (not measured on both models, or "
+                "fewer than two entry routes of the minimum group size)"
+            )
         else:
             reason += "; equity gaps within limits"
     return GateDecision(True, reason)
