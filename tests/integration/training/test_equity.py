@@ -104,3 +104,6 @@ def test_the_gate_refuses_a_candidate_that_widens_the_route_gap(
     listing = runner.invoke(app, ["models", "list"], env=_env(database_url, tmp_path), terminal_width=400)
     assert listing.exit_code == 0, listing.output
     assert widened.gate_reason.split(" (")[0] in " ".join(listing.output.split())
+    # The control: the promoted configuration again is compared on the same figures and passes.
+    again = run_nightly(settings, engine=skewed_engine, model_options=FAST_MODEL)
+    assert again.promoted and "equity gaps within limits" in again.gate_reason, again.gate_reason
