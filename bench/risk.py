@@ -10,7 +10,7 @@ The risk model's calibration on T (ECE, per-bin counts) is printed once. With ``
 refitted as the nightly job does (T-1 → T) and the default lists of every active student for the term
 after T are measured too (their risk only: that term has no outcomes yet).
 
-    .venv/bin/python -m bench.risk --database var/bench/medium-7.db
+    .venv/bin/python -m bench.risk --database var/bench/medium-7.db   # a migrated copy (pathways db upgrade)
     .venv/bin/python -m bench.risk --size small --seed 7      # generated into var/bench/ once
 
 Results go to standard output as JSON (``--json``) or a Markdown table; logs to standard error.
