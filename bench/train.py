@@ -2,22 +2,32 @@
 
     .venv/bin/python -m bench.train --size large      # needs var/bench/large-7.db (bench.features --prepare)
     .venv/bin/python -m bench.train --size small --runs 2
+    .venv/bin/python -m bench.train --size medium --profile 15   # + the 15 top costs of every step
 
 The prepared database of ``bench.features`` is copied to ``var/bench/train-<size>-<seed>.db`` (the job
 writes model versions and batches, so it gets its own copy) unless that copy exists already. Reports
 the time of every step, the whole run, the CPU seconds of every step (wall time misleads on a machine
 shared with other work), and the peak resident memory of the process after each step (``ru_maxrss``,
 so a step's number includes the steps before it). Results go in bench/README.md.
+
+``--profile N``: every step runs under its own ``cProfile`` profiler; the N functions with the most
+cumulative time in each step are written to standard error as the step ends, and the raw profiles to
+``var/bench/train-<size>/profile/run<N>/<step>.prof`` (``python -m pstats`` reads them). The profiler adds
+overhead to Python-level calls, so a profiled run's times are not the table's figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import logging
+import pstats
 import resource
 import shutil
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -48,11 +58,29 @@ def prepare(size: str, seed: int) -> Path:
     return target
 
 
+def print_profile(step: str, profiler: cProfile.Profile, top: int, folder: Path) -> None:
+    """A step's ``top`` functions by cumulative time, to standard error, and its raw profile to a file
+    (written as each step ends, so an interrupted run keeps the steps it finished)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(folder / f"{step}.prof")
+    buffer = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buffer)
+    stats.sort_stats("cumulative").print_stats(top)
+    lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
+    # Drop pstats' preamble (file header, totals, ordering) but keep the table.
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
+    print(f"== profile of step {step} (top {top} by cumulative time) ==", file=sys.stderr)
+    print("\n".join(lines[start:]), file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", default="large")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="profile every step; print its N top costs"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     db_file = prepare(args.size, args.seed)
@@ -67,6 +95,8 @@ def main() -> None:
         memory: dict[str, float] = {}
         cpu: dict[str, float] = {}
         cpu_at_start: dict[str, float] = {}
+        profiles: dict[str, cProfile.Profile] = {}
+        profile_folder = folder / "profile" / f"run{run + 1}"
 
         def progress(
             step: str,
@@ -74,13 +104,22 @@ def main() -> None:
             memory: dict[str, float] = memory,
             cpu: dict[str, float] = cpu,
             cpu_at_start: dict[str, float] = cpu_at_start,
+            profiles: dict[str, cProfile.Profile] = profiles,
+            profile_folder: Path = profile_folder,
         ) -> None:
             # CPU seconds tell more than wall time on a machine shared with other work.
             if event == "start":
                 cpu_at_start[step] = time.process_time()
+                if args.profile:
+                    profiles[step] = cProfile.Profile()
+                    profiles[step].enable()
             else:
+                if step in profiles:
+                    profiles[step].disable()
                 memory[step] = round(peak_rss_mb(), 1)
                 cpu[step] = round(time.process_time() - cpu_at_start[step], 1)
+                if step in profiles:
+                    print_profile(step, profiles[step], args.profile, profile_folder)
 
         started = time.perf_counter()
         result = run_nightly(settings, progress=progress)
