@@ -3,14 +3,19 @@ explanations and the pathway planner behind one object."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
@@ -26,7 +31,7 @@ from recommender.eligibility import (
 )
 from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
-from recommender.ranking import top_k
+from recommender.ranking import best_places, top_k
 from recommender.rerank import module_similarity, rerank
 from recommender.risk import RiskComponent
 from recommender.sequence import SequenceComponent
@@ -49,6 +54,16 @@ COMPONENT_NAMES: tuple[str, ...] = (
 )
 # Components scored on every module; risk is scored on the candidates only (a model per pair).
 MATRIX_COMPONENTS = tuple(name for name in COMPONENT_NAMES if name != "risk")
+# Fits started longest first, so that the threads finish together.
+FIT_ORDER: tuple[str, ...] = (
+    "collaborative",
+    "risk",
+    "sequence",
+    "progress",
+    "competency_gap",
+    "track_balance",
+    "popularity",
+)
 MODEL_FILE = "hybrid.joblib"
 RISK_PENALTY = 3.0
 """Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
@@ -68,6 +83,57 @@ def validation_context(past: FeatureSet, offered_rows: np.ndarray) -> TermContex
     return context
 
 
+@dataclass
+class _PairChunk:
+    """The blend's candidate pairs of one chunk of students: ``pairs`` (p, 2) (student row, module
+    row), ``labels`` (p,), raw component scores at the pairs, and per collaborative variant the sum of
+    its students' Recall@10."""
+
+    pairs: np.ndarray
+    labels: np.ndarray
+    raw: dict[str, np.ndarray]
+    hits: dict[str, float]
+
+
+def _pair_scorers(variants: dict[str, dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The matrix components scored for candidate pairs, every collaborative variant under
+    ``collaborative:<algorithm>`` (the others from the first variant, which they share)."""
+    first = next(iter(variants.values()))
+    scorers: list[tuple[str, Any]] = []
+    for name in MATRIX_COMPONENTS:
+        if name == "collaborative":
+            scorers += [(f"collaborative:{algorithm}", parts[name]) for algorithm, parts in variants.items()]
+        else:
+            scorers.append((name, first[name]))
+    return scorers
+
+
+def _submit_fits(
+    pool: ThreadPoolExecutor, jobs: list[tuple[str, Any]], fs: FeatureSet
+) -> list[tuple[str, Future[Any]]]:
+    """Submit ``component.fit(fs)`` for every (name, component), the costly ones first."""
+
+    def rank(job: tuple[str, Any]) -> int:
+        name = job[0].split(":")[0]
+        return FIT_ORDER.index(name) if name in FIT_ORDER else len(FIT_ORDER)
+
+    order = sorted(jobs, key=rank)
+    return [(name, pool.submit(component.fit, fs)) for name, component in order]
+
+
+def _wait_fits(fits: list[tuple[str, Future[Any]]], fs: FeatureSet) -> None:
+    """Wait for submitted fits (a failed fit raises its error here)."""
+    for name, future in fits:
+        future.result()
+        log.info("fit: %s fitted on %s", name, fs.cutoff_term)
+    fits.clear()
+
+
+def _thread_count(num_threads: int) -> int:
+    """``num_threads``, or every core for 0."""
+    return num_threads if num_threads > 0 else os.cpu_count() or 1
+
+
 class HybridRecommender:
     """Next-term module recommendations from a learned linear blend of component scores.
 
@@ -79,7 +145,10 @@ class HybridRecommender:
     then scored by the risk model and re-ranked; ``diversity`` (0-1) the MMR trade-off between blend
     score and competency similarity to modules already listed; ``track_weight`` the bonus for filling
     an open track deficit; ``random_state`` seeds ALS/BPR, the risk models and negative sampling;
-    ``num_threads`` for implicit (0 = all cores); ``collaborative_algorithms`` the variants the
+    ``num_threads`` for implicit (0 = all cores); ``workers`` threads for the
+    fit's independent parts (component fits side by side, candidate-pair chunks, risk at the pairs; 0 =
+    every core): with more than one, give each library call one thread (``num_threads=1`` and the
+    OpenMP/BLAS limits), or their threads compete for the cores; ``collaborative_algorithms`` the variants the
     validation split chooses from; ``hard_negatives`` / ``random_negatives`` per validation student;
     ``max_validation_students`` caps the blend's training students; ``chunk_size`` students scored at
     once (bounds memory: about 8 float32 matrices of chunk_size × n_modules); ``blend`` 'additive'
@@ -106,6 +175,7 @@ class HybridRecommender:
         track_weight: float = 0.15,
         random_state: int = 0,
         num_threads: int = 0,
+        workers: int = 1,
         collaborative_algorithms: tuple[str, ...] = ALGORITHMS,
         hard_negatives: int = 15,
         random_negatives: int = 10,
@@ -122,6 +192,7 @@ class HybridRecommender:
         self.track_weight = track_weight
         self.random_state = random_state
         self.num_threads = num_threads
+        self.workers = workers
         self.collaborative_algorithms = collaborative_algorithms
         self.hard_negatives = hard_negatives
         self.random_negatives = random_negatives
@@ -184,14 +255,26 @@ class HybridRecommender:
         return rows, taken, offered_rows
 
     def fit(
-        self, past: FeatureSet, current: FeatureSet, *, reuse: HybridRecommender | None = None
+        self,
+        past: FeatureSet,
+        current: FeatureSet,
+        *,
+        reuse: HybridRecommender | None = None,
+        fit_variants: bool = False,
     ) -> HybridRecommender:
         """Fit components on ``past``, learn the blend on ``current.cutoff_term``, refit on ``current``.
 
         ``reuse``: a fitted model that serves from ``past`` itself (``reuse.fs_ is past``, e.g. the
-        evaluation model fitted on (T-2, T-1) when this fit is (T-1, T)); its components stand in for
-        the fit on ``past`` (the collaborative variant it did not choose is fitted here), which saves
-        half of the component fitting. ValueError when it serves from another FeatureSet.
+        evaluation model fitted on (T-2, T-1) when this fit is (T-1, T)); its components, and the
+        collaborative variants it fitted with ``fit_variants``, stand in for the fit on ``past``: only
+        what it lacks is fitted here. ValueError when it serves from another FeatureSet.
+        ``fit_variants``: also fit on ``current`` the collaborative variants the blend does not choose
+        (kept in ``variants_``, not saved with the model), for a later fit whose past is ``current``:
+        they are fitted side by side with the rest instead of on their own in that fit.
+
+        Component fits do not depend on each other: they run on ``workers`` threads (each fit on one
+        thread), the fits on ``current`` that do not wait for the blend's choice already while the
+        candidate pairs are built.
         """
         if reuse is not None and reuse.fs_ is not past:
             raise ValueError("reuse: the model must serve from the very FeatureSet passed as past")
@@ -204,75 +287,122 @@ class HybridRecommender:
             current.cutoff_term,
             taken.nnz,
         )
+        algorithms = self.collaborative_algorithms
         # The risk model's held-out metrics are reported once, for the serving fit.
-        variants = {
-            algorithm: self._components(algorithm, report_metrics=False)
-            for algorithm in self.collaborative_algorithms
-        }
-        first = variants[self.collaborative_algorithms[0]]
-        reused_algorithm = None
+        variants = {algorithm: self._components(algorithm, report_metrics=False) for algorithm in algorithms}
+        first = variants[algorithms[0]]
+        for components in variants.values():  # one instance of each shared component
+            components.update({name: first[name] for name in COMPONENT_NAMES if name != "collaborative"})
+        fitted: set[str] = set()
         if reuse is not None:
-            reused_algorithm = reuse.collaborative_algorithm_
-            for name in COMPONENT_NAMES:
-                if name != "collaborative":
-                    first[name] = reuse.components_[name]
-            if reused_algorithm in variants:
-                variants[reused_algorithm]["collaborative"] = reuse.components_["collaborative"]
+            first.update(
+                {name: reuse.components_[name] for name in COMPONENT_NAMES if name != "collaborative"}
+            )
+            for components in variants.values():
+                components.update({name: first[name] for name in COMPONENT_NAMES if name != "collaborative"})
+            fitted.update(name for name in COMPONENT_NAMES if name != "collaborative")
+            for algorithm, component in reuse.fitted_variants().items():
+                if algorithm in variants:
+                    variants[algorithm]["collaborative"] = component
+                    fitted.add(f"collaborative:{algorithm}")
             log.info("fit: components on %s reused from the model serving from it", past.cutoff_term)
-        for name, component in first.items():
-            if reuse is None or (
-                name == "collaborative" and reused_algorithm != self.collaborative_algorithms[0]
-            ):
-                component.fit(past)
-                log.info("fit: %s fitted on %s", name, past.cutoff_term)
-        for algorithm, components in variants.items():
-            if components is not first:
-                if algorithm != reused_algorithm:
-                    components["collaborative"].fit(past)
-                for name in COMPONENT_NAMES:
-                    if name != "collaborative":
-                        components[name] = first[name]
-        context = validation_context(past, offered_rows)
-        pairs, labels, raw, collaborative_recall = self._candidate_pairs(past, rows, taken, context, variants)
-        self.collaborative_algorithm_ = max(
-            collaborative_recall, key=lambda name: (collaborative_recall[name], name == "als")
-        )
-        self.validation_ = {
-            "n_students": len(rows),
-            "n_pairs": len(labels),
-            "collaborative_recall@10": collaborative_recall,
-        }
-        chosen = raw.pop(f"collaborative:{self.collaborative_algorithm_}")
-        raw["collaborative"] = chosen
-        risk = first["risk"]
-        if len(labels):
-            raw["risk"] = risk.score_pairs(past, pairs[:, 0], pairs[:, 1:2]).ravel()
-        else:
-            raw["risk"] = np.zeros(0, np.float32)
-        matrix = np.column_stack([raw[name] for name in COMPONENT_NAMES]) if len(labels) else None
-        blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[self.blend]
-        self.blend_: AdditiveBlend | LinearBlend = blend_class(
-            regularization=self.blend_regularization, random_state=self.random_state
-        )
-        self.blend_.fit(
-            matrix if matrix is not None else np.zeros((0, len(COMPONENT_NAMES))),
-            labels.astype(bool),
-        )
-        log.info(
-            "fit: blend weights %s, intercept %.3f, collaborative=%s",
-            dict(zip(COMPONENT_NAMES, np.round(self.blend_.weights_, 3), strict=True)),
-            self.blend_.intercept_,
-            self.collaborative_algorithm_,
-        )
-        self.components_ = self._components(self.collaborative_algorithm_)
-        for name, component in self.components_.items():
-            component.fit(current)
-            log.info("fit: %s refitted on %s", name, current.cutoff_term)
+        past_jobs = [(name, first[name]) for name in COMPONENT_NAMES if name != "collaborative"]
+        past_jobs += [(f"collaborative:{a}", variants[a]["collaborative"]) for a in algorithms]
+        past_jobs = [(name, component) for name, component in past_jobs if name not in fitted]
+        # Serving components: all but the collaborative one are known before the blend chooses.
+        self.components_ = self._components(algorithms[0])
+        current_jobs = [(name, self.components_[name]) for name in COMPONENT_NAMES if name != "collaborative"]
+        current_variants: dict[str, Any] = {}
+        if fit_variants:
+            current_variants = {a: self._components(a)["collaborative"] for a in algorithms}
+            current_jobs += [(f"collaborative:{a}", current_variants[a]) for a in algorithms]
+        pool = ThreadPoolExecutor(_thread_count(self.workers))
+        try:
+            past_fits = _submit_fits(pool, past_jobs, past)
+            current_fits = _submit_fits(pool, current_jobs, current)
+            _wait_fits(past_fits, past)
+            context = validation_context(past, offered_rows)
+            pairs, labels, raw, collaborative_recall = self._candidate_pairs(
+                past, rows, taken, context, variants
+            )
+            self.collaborative_algorithm_ = max(
+                collaborative_recall, key=lambda name: (collaborative_recall[name], name == "als")
+            )
+            if fit_variants:
+                self.components_["collaborative"] = current_variants.pop(self.collaborative_algorithm_)
+                self.variants_ = current_variants
+            else:
+                self.components_["collaborative"] = self._components(self.collaborative_algorithm_)[
+                    "collaborative"
+                ]
+                current_fits += _submit_fits(
+                    pool, [("collaborative", self.components_["collaborative"])], current
+                )
+            self.validation_ = {
+                "n_students": len(rows),
+                "n_pairs": len(labels),
+                "collaborative_recall@10": collaborative_recall,
+            }
+            chosen = raw.pop(f"collaborative:{self.collaborative_algorithm_}")
+            raw["collaborative"] = chosen
+            raw["risk"] = self._risk_at_pairs(first["risk"], past, pairs)
+            matrix = np.column_stack([raw[name] for name in COMPONENT_NAMES]) if len(labels) else None
+            blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[self.blend]
+            self.blend_: AdditiveBlend | LinearBlend = blend_class(
+                regularization=self.blend_regularization, random_state=self.random_state
+            )
+            self.blend_.fit(
+                matrix if matrix is not None else np.zeros((0, len(COMPONENT_NAMES))),
+                labels.astype(bool),
+            )
+            log.info(
+                "fit: blend weights %s, intercept %.3f, collaborative=%s",
+                dict(zip(COMPONENT_NAMES, np.round(self.blend_.weights_, 3), strict=True)),
+                self.blend_.intercept_,
+                self.collaborative_algorithm_,
+            )
+            _wait_fits(current_fits, current)
+        finally:
+            # On an error the fits not yet started are dropped; running ones end before it propagates.
+            pool.shutdown(wait=True, cancel_futures=True)
         self.risk_metrics_ = dict(self.components_["risk"].metrics_)
         self.fs_ = current
         self.labels_: dict[str, dict[str, str]] = {name: dict(ids) for name, ids in current.labels.items()}
         self._prepare_serving()
         return self
+
+    def fitted_variants(self) -> dict[str, Any]:
+        """The collaborative variants fitted on ``fs_``, by algorithm: the chosen one and those kept by
+        ``fit(..., fit_variants=True)``."""
+        return {
+            **getattr(self, "variants_", {}),
+            self.collaborative_algorithm_: self.components_["collaborative"],
+        }
+
+    def __getstate__(self) -> dict[str, object]:
+        # The variants the blend did not choose only serve the next fit; they are not saved.
+        state = dict(self.__dict__)
+        state.pop("variants_", None)
+        return state
+
+    def _risk_at_pairs(self, risk: Any, past: FeatureSet, pairs: np.ndarray) -> np.ndarray:
+        """The risk component's raw score at the candidate pairs (p,) float32, in blocks of pairs on
+        ``workers`` threads (a prediction depends on its own pair only)."""
+        if len(pairs) == 0:
+            return np.zeros(0, np.float32)
+        # One pair first, in this thread: the component caches the records' state on its first call.
+        risk.score_pairs(past, pairs[:1, 0], pairs[:1, 1:2])
+        workers = _thread_count(self.workers)
+        bounds = np.linspace(0, len(pairs), workers + 1).astype(np.int64)
+        blocks = [pairs[start:end] for start, end in itertools.pairwise(bounds) if end > start]
+
+        def block_scores(block: np.ndarray) -> np.ndarray:
+            return np.asarray(risk.score_pairs(past, block[:, 0], block[:, 1:2])).ravel()
+
+        if len(blocks) == 1:
+            return block_scores(blocks[0])
+        with ThreadPoolExecutor(len(blocks)) as pool:
+            return np.concatenate(list(pool.map(block_scores, blocks)))
 
     def set_labels(
         self,
@@ -299,67 +429,99 @@ class HybridRecommender:
         """Training pairs for the blend: positives = eligible modules taken in T; negatives = each
         component's top eligible modules not taken plus random eligible ones. Returns ``pairs`` (p, 2)
         (student row, module row), ``labels`` (p,), raw scores per component at the pairs, and each
-        collaborative variant's Recall@10 over the eligible modules."""
-        rng = np.random.default_rng(self.random_state)
+        collaborative variant's Recall@10 over the eligible modules.
+
+        Batched like scoring: per chunk of students, eligibility once, then each component's float32
+        score matrix is read at the eligible entries only and its hard negatives are selected there
+        (ties by the lower module, as :func:`top_k` does on the whole row). The chunks run on
+        ``workers`` threads; each chunk draws its random negatives from the one seeded stream at
+        the chunk's own offset, so the pairs do not depend on the number of threads or their order.
+        """
         index = prerequisite_index(past)
-        first = next(iter(variants.values()))
-        pair_blocks: list[np.ndarray] = []
-        label_blocks: list[np.ndarray] = []
-        raw_blocks: dict[str, list[np.ndarray]] = {}
+        scorers = _pair_scorers(variants)
+        parts = list(_chunks(len(rows), self.chunk_size))
+        n_modules = past.n_modules
+
+        def one_chunk(part: slice) -> _PairChunk:
+            # float64 draws take one 64-bit output each: chunk i starts after the earlier chunks' draws.
+            generator = np.random.PCG64(self.random_state).advance(part.start * n_modules)
+            return self._pair_chunk(
+                past, rows[part], taken[part], context, scorers, index, np.random.Generator(generator)
+            )
+
+        workers = min(_thread_count(self.workers), len(parts))
+        if workers <= 1:
+            chunks = [one_chunk(part) for part in parts]
+        else:
+            # numpy's and scipy's kernels release the GIL; the BLAS is held to one thread per worker.
+            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+                chunks = list(pool.map(one_chunk, parts))
+        names = [name for name, _ in scorers]
         hits = dict.fromkeys(variants, 0.0)
-        for part in _chunks(len(rows), self.chunk_size):
-            chunk_rows = rows[part]
-            eligible = eligible_mask(past, chunk_rows, context, index=index)
-            positives = taken[part].toarray() > 0
-            positives &= eligible
-            scores: dict[str, np.ndarray] = {}
-            for name in MATRIX_COMPONENTS:
-                if name == "collaborative":
-                    for algorithm, components in variants.items():
-                        scores[f"collaborative:{algorithm}"] = components[name].score(
-                            past, chunk_rows, context
-                        )
-                else:
-                    scores[name] = first[name].score(past, chunk_rows, context)
-            chosen = positives.copy()
-            n_positive = positives.sum(axis=1)
-            for name, matrix in scores.items():
-                masked = np.where(eligible, matrix, -np.inf).astype(np.float32)
-                columns, _ = top_k(masked, max(self.hard_negatives, 10))
-                ok = columns >= 0
-                chosen[np.nonzero(ok)[0], columns[ok]] = True
-                if name.startswith("collaborative:"):
-                    top10 = columns[:, :10]
-                    hit = np.zeros(len(chunk_rows))
-                    valid = top10 >= 0
-                    hit_rows, hit_cols = np.nonzero(valid)
-                    got = positives[hit_rows, top10[hit_rows, hit_cols]]
-                    np.add.at(hit, hit_rows, got)
-                    hits[name.split(":", 1)[1]] += float(
-                        (hit[n_positive > 0] / np.minimum(n_positive[n_positive > 0], 10)).sum()
-                    )
-            random_pick = (
-                rng.random(eligible.shape)
-                < self.random_negatives / np.maximum(eligible.sum(axis=1, keepdims=True), 1)
-            ) & eligible
-            chosen |= random_pick
-            chosen &= eligible
-            pair_local, pair_module = np.nonzero(chosen)
-            pair_blocks.append(np.column_stack([chunk_rows[pair_local], pair_module]))
-            label_blocks.append(positives[pair_local, pair_module])
-            for name, matrix in scores.items():
-                raw_blocks.setdefault(name, []).append(matrix[pair_local, pair_module])
+        for chunk in chunks:
+            for algorithm, value in chunk.hits.items():
+                hits[algorithm] += value
         n_scored = max(1, int((taken.getnnz(axis=1) > 0).sum()))
         recall = {name: value / n_scored for name, value in hits.items()}
-        pairs = np.concatenate(pair_blocks) if pair_blocks else np.zeros((0, 2), np.int64)
-        labels = np.concatenate(label_blocks) if label_blocks else np.zeros(0, bool)
-        raw = {name: np.concatenate(blocks) for name, blocks in raw_blocks.items()}
-        if not raw:
-            raw = {name: np.zeros(0, np.float32) for name in MATRIX_COMPONENTS if name != "collaborative"}
-            for algorithm in variants:
-                raw[f"collaborative:{algorithm}"] = np.zeros(0, np.float32)
-        log.info("fit: %d candidate pairs, %d positive", len(labels), int(labels.sum()))
+        if chunks:
+            pairs = np.concatenate([chunk.pairs for chunk in chunks])
+            labels = np.concatenate([chunk.labels for chunk in chunks])
+            raw = {name: np.concatenate([chunk.raw[name] for chunk in chunks]) for name in names}
+        else:
+            pairs, labels = np.zeros((0, 2), np.int64), np.zeros(0, bool)
+            raw = {name: np.zeros(0, np.float32) for name in names}
+        log.info(
+            "fit: %d candidate pairs, %d positive, from %d chunks on %d threads",
+            len(labels),
+            int(labels.sum()),
+            len(chunks),
+            max(workers, 1),
+        )
         return pairs.astype(np.int64), labels, raw, recall
+
+    def _pair_chunk(
+        self,
+        past: FeatureSet,
+        chunk_rows: np.ndarray,
+        taken: sp.csr_matrix,
+        context: TermContext,
+        scorers: list[tuple[str, Any]],
+        index: PrerequisiteIndex,
+        rng: np.random.Generator,
+    ) -> _PairChunk:
+        """The candidate pairs of one chunk of students (see :meth:`_candidate_pairs`)."""
+        n = len(chunk_rows)
+        eligible = eligible_mask(past, chunk_rows, context, index=index)
+        # The eligible entries row-major, laid out as a (n, width) matrix: place order is module order.
+        entry_rows, entry_modules = np.nonzero(eligible)
+        counts = np.bincount(entry_rows, minlength=n)
+        place = np.arange(len(entry_rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        width = int(counts.max()) if len(entry_rows) else 0
+        positive = np.asarray(taken[entry_rows, entry_modules]).ravel() > 0
+        positive_places = np.zeros((n, width), bool)
+        positive_places[entry_rows, place] = positive
+        n_positive = positive_places.sum(axis=1)
+        chosen = positive.copy()
+        n_hard = max(self.hard_negatives, 10)
+        values: dict[str, np.ndarray] = {}
+        hits: dict[str, float] = {}
+        padded = np.full((n, width), -np.inf, np.float32)
+        for name, component in scorers:
+            values[name] = component.score(past, chunk_rows, context)[entry_rows, entry_modules]
+            padded[entry_rows, place] = values[name]
+            chosen |= best_places(padded, n_hard)[entry_rows, place]
+            if name.startswith("collaborative:"):
+                hit = (best_places(padded, 10) & positive_places).sum(axis=1)
+                some = n_positive > 0
+                hits[name.split(":", 1)[1]] = float((hit[some] / np.minimum(n_positive[some], 10)).sum())
+        # The same draw per (student, module) as over the whole matrix: the random negatives do not
+        # depend on how eligibility is stored.
+        draws = rng.random((n, past.n_modules))[entry_rows, entry_modules]
+        chosen |= draws < (self.random_negatives / np.maximum(counts, 1))[entry_rows]
+        pairs = np.column_stack([chunk_rows[entry_rows[chosen]], entry_modules[chosen]])
+        return _PairChunk(
+            pairs, positive[chosen], {name: array[chosen] for name, array in values.items()}, hits
+        )
 
     def _prepare_serving(self) -> None:
         fs = self.fs_

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     gate_equity_floor: float = Field(default=0.01, ge=0.0)
     # Equity audit: groups with fewer students are reported as too small, not compared.
     equity_min_group_size: int = Field(default=30, ge=1)
+    # Threads of the nightly job: component fits side by side, candidate-pair and scoring chunks (each
+    # library call inside on one thread, so they do not compete for the cores).
+    train_threads: int = Field(default=2, ge=1, le=64)
     # Largest request body the service accepts, in bytes.
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Bearer tokens stop working this many days after they were issued (0: they never expire).

@@ -22,7 +22,8 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,23 @@ SCORE_CHUNK = 5_000
 OPENMP_THREADS = 1
 """OpenMP code (scikit-learn's gradient boosting in the risk component, implicit's ALS/BPR) slows down
 about twentyfold when its threads compete with other processes for the cores (measured: 19 s vs 1 s for
-one gradient-boosting fit on a busy 2-core machine); the job pins it to one thread."""
+one gradient-boosting fit on a busy 2-core machine); the job pins it, and the BLAS, to one thread per
+call and uses the cores with its own threads instead (``Settings.train_threads``: independent component
+fits side by side, chunks of students on a pool). One thread per ALS/BPR fit also keeps BPR's
+stochastic updates reproducible."""
 MODEL_OPTIONS: dict[str, Any] = {"random_state": 0, "num_threads": OPENMP_THREADS}
+
+
+def thread_plan(settings: Settings) -> dict[str, int]:
+    """The job's thread counts, set once here: ``workers`` threads of the job's own (fits, chunks),
+    each library call inside on one (OpenMP, BLAS, implicit)."""
+    return {
+        "workers": settings.train_threads,
+        "openmp_per_call": OPENMP_THREADS,
+        "blas_per_call": OPENMP_THREADS,
+        "implicit_per_fit": OPENMP_THREADS,
+    }
+
 
 Progress = Callable[[str, str], None]
 """Called as ``progress(step, "start")`` and ``progress(step, "done")``; steps are :data:`STEPS`."""
@@ -318,7 +334,7 @@ class _Run:
         self.engine = engine
         self.progress = progress
         self.fail_at = fail_at
-        self.model_options = {**MODEL_OPTIONS, **(model_options or {})}
+        self.model_options = {**MODEL_OPTIONS, "workers": settings.train_threads, **(model_options or {})}
         self.timings: dict[str, float] = {}
         self.version = registry.new_version_name()
         self.batch_id: int | None = None
@@ -401,11 +417,19 @@ class _Run:
             previous_term = str(frames.terms.set_index("ordinal")["code"][int(terms_with_enrollments[-2])])
         with self.step("features"):
             fs_now = build_feature_set(frames)
-            fs_previous = build_feature_set(frames.as_of(previous_term))
+            # The split's current frames are the records as of the previous term already.
+            fs_previous = build_feature_set(
+                split.current
+                if split is not None and split.fit_cutoff_term == previous_term
+                else frames.as_of(previous_term)
+            )
             fs_past = build_feature_set(split.past) if split is not None else None
         with self.step("fit"):
+            # The evaluation model also fits on fs_previous the collaborative variant its blend does not
+            # choose: the serving fit (below) needs every variant on fs_previous, and takes them all
+            # from this model instead of fitting one on its own.
             evaluation_model = (
-                HybridRecommender(**self.model_options).fit(fs_past, fs_previous)
+                HybridRecommender(**self.model_options).fit(fs_past, fs_previous, fit_variants=True)
                 if fs_past is not None
                 else None
             )
@@ -428,9 +452,12 @@ class _Run:
             return self._finish_rejected(evaluation, decision, cutoff, target, started)
 
         with self.step("refit"):
-            # The evaluation model already serves from fs_previous: its components stand in for the
-            # first half of this fit (same options, same records), which saves half the component fitting.
+            # The evaluation model already serves from fs_previous: its components (and the variant it
+            # did not choose) stand in for the first half of this fit (same options, same records), so
+            # nothing is fitted twice on the same records in one run.
             model = HybridRecommender(**self.model_options).fit(fs_previous, fs_now, reuse=evaluation_model)
+            # What only the fits needed: the older feature sets and the evaluation model.
+            del evaluation_model, fs_past, fs_previous
         with self.step("artifacts"):
             self.artifact_path, checksum = registry.write_artifacts(
                 Path(settings.artifacts_dir), self.version, model.save
@@ -462,17 +489,30 @@ class _Run:
             rows = active_student_rows(model.fs_)
             flag_frames: list[pd.DataFrame] = []
             n_recommendations = 0
-            for start in range(0, len(rows), SCORE_CHUNK):
-                chunk = rows[start : start + SCORE_CHUNK]
-                frame, lists, wide_scores, fail = score_chunk(
-                    model, chunk, context, settings.batch_k, settings.fail_risk_threshold
-                )
-                with engine.begin() as connection:
-                    n_recommendations += batches.write_recommendations(connection, self.batch_id, frame)
-                flag_frames.append(
-                    flag_lists(model.fs_, chunk, lists.module_rows, wide_scores, fail, flag_ctx, rules)
-                )
-                log.info("scored %d of %d students", min(start + SCORE_CHUNK, len(rows)), len(rows))
+            chunks = [rows[start : start + SCORE_CHUNK] for start in range(0, len(rows), SCORE_CHUNK)]
+
+            def score(chunk: np.ndarray) -> tuple[pd.DataFrame, RankedLists, np.ndarray, np.ndarray]:
+                return score_chunk(model, chunk, context, settings.batch_k, settings.fail_risk_threshold)
+
+            # The first chunk in this thread (it fills the model's caches), the others on the pool;
+            # this thread writes them in order while the pool scores the next ones.
+            with ThreadPoolExecutor(max(1, settings.train_threads)) as pool:
+                scored = [score(chunks[0])] if chunks else []
+                futures = [pool.submit(score, chunk) for chunk in chunks[1:]]
+                for number, chunk in enumerate(chunks):
+                    frame, lists, wide_scores, fail = (
+                        scored.pop() if number == 0 else futures[number - 1].result()
+                    )
+                    with engine.begin() as connection:
+                        n_recommendations += batches.write_recommendations(connection, self.batch_id, frame)
+                    flag_frames.append(
+                        flag_lists(model.fs_, chunk, lists.module_rows, wide_scores, fail, flag_ctx, rules)
+                    )
+                    log.info(
+                        "scored %d of %d students",
+                        min((number + 1) * SCORE_CHUNK, len(rows)),
+                        len(rows),
+                    )
         with self.step("flags"):
             flags = pd.concat(flag_frames, ignore_index=True) if flag_frames else pd.DataFrame()
             with engine.begin() as connection:
@@ -629,7 +669,11 @@ def run_nightly(
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
     try:
-        with training_lock(Path(settings.lock_path)), threadpool_limits(OPENMP_THREADS, user_api="openmp"):
+        with training_lock(Path(settings.lock_path)), ExitStack() as limits:
+            plan = thread_plan(settings)
+            limits.enter_context(threadpool_limits(plan["openmp_per_call"], user_api="openmp"))
+            limits.enter_context(threadpool_limits(plan["blas_per_call"], user_api="blas"))
+            log.info("threads: %s", plan)
             return _Run(settings, engine, progress, fail_at, model_options).execute()
     finally:
         if own_engine:

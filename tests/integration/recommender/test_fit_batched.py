@@ -1,0 +1,221 @@
+"""The blend's batched candidate pairs and the shared, threaded fits, on the tiny generated institution
+read back from a real SQLite database.
+
+The pairs are compared with the construction they replaced (written out below: one dense eligibility
+mask per chunk, each component's top eligible modules by a full-row ``top_k``, random negatives drawn
+over the whole chunk × modules matrix from one generator), so the blend learns from the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from features.build import build_feature_set
+from features.featureset import FeatureSet
+from recommender.base import TermContext
+from recommender.collaborative import CollaborativeComponent
+from recommender.competency_gap import CompetencyGapComponent
+from recommender.eligibility import eligible_mask, prerequisite_index
+from recommender.hybrid import COMPONENT_NAMES, MATRIX_COMPONENTS, HybridRecommender, validation_context
+from recommender.popularity import PopularityComponent
+from recommender.progress import ProgressComponent
+from recommender.ranking import best_places, top_k
+from recommender.risk import RiskComponent
+from recommender.sequence import SequenceComponent
+from recommender.track_balance import TrackBalanceComponent
+from records.db import make_engine, upgrade
+from records.frames import load_frames, newest_closed_term
+from records.ingest import import_tables
+from records.synthetic import generate
+
+OPTIONS: dict[str, Any] = {"random_state": 3, "num_threads": 1, "hard_negatives": 4, "random_negatives": 3}
+
+
+@dataclass
+class Terms:
+    past: FeatureSet  # as of T-2
+    previous: FeatureSet  # as of T-1
+    now: FeatureSet  # as of T
+
+
+@pytest.fixture(scope="module")
+def terms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terms]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('batched') / 'pathways.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    import_tables(engine, generate("tiny", 7))
+    cutoff = newest_closed_term(engine)
+    assert cutoff is not None
+    frames = load_frames(engine, cutoff)
+    engine.dispose()
+    ordinals = np.unique(frames.enrollments["term_ordinal"].to_numpy())
+    codes = frames.terms.set_index("ordinal")["code"]
+    yield Terms(
+        build_feature_set(frames.as_of(str(codes[int(ordinals[-3])]))),
+        build_feature_set(frames.as_of(str(codes[int(ordinals[-2])]))),
+        build_feature_set(frames),
+    )
+
+
+def _fitted_variants(model: HybridRecommender, past: FeatureSet) -> dict[str, dict[str, Any]]:
+    variants = {a: model._components(a, report_metrics=False) for a in model.collaborative_algorithms}
+    first = variants[model.collaborative_algorithms[0]]
+    for name, component in first.items():
+        if name != "risk":
+            component.fit(past)
+    for components in variants.values():
+        components["collaborative"].fit(past)
+        components.update({n: first[n] for n in COMPONENT_NAMES if n != "collaborative"})
+    return variants
+
+
+def _old_candidate_pairs(
+    model: HybridRecommender,
+    past: FeatureSet,
+    rows: np.ndarray,
+    taken: sp.csr_matrix,
+    context: TermContext,
+    variants: dict[str, dict[str, Any]],
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, float]]:
+    """The pair construction before batching (dense masks, full-row top-k, whole-matrix draws)."""
+    rng = np.random.default_rng(model.random_state)
+    index = prerequisite_index(past)
+    first = next(iter(variants.values()))
+    pair_blocks, label_blocks, raw_blocks = [], [], {}  # type: ignore[var-annotated]
+    hits = dict.fromkeys(variants, 0.0)
+    for start in range(0, len(rows), model.chunk_size):
+        part = slice(start, min(start + model.chunk_size, len(rows)))
+        chunk_rows = rows[part]
+        eligible = eligible_mask(past, chunk_rows, context, index=index)
+        positives = (taken[part].toarray() > 0) & eligible
+        scores: dict[str, np.ndarray] = {}
+        for name in MATRIX_COMPONENTS:
+            if name == "collaborative":
+                for algorithm, components in variants.items():
+                    scores[f"collaborative:{algorithm}"] = components[name].score(past, chunk_rows, context)
+            else:
+                scores[name] = first[name].score(past, chunk_rows, context)
+        chosen = positives.copy()
+        n_positive = positives.sum(axis=1)
+        for name, matrix in scores.items():
+            columns, _ = top_k(
+                np.where(eligible, matrix, -np.inf).astype(np.float32), max(model.hard_negatives, 10)
+            )
+            ok = columns >= 0
+            chosen[np.nonzero(ok)[0], columns[ok]] = True
+            if name.startswith("collaborative:"):
+                top10 = columns[:, :10]
+                hit = np.zeros(len(chunk_rows))
+                hit_rows, hit_cols = np.nonzero(top10 >= 0)
+                np.add.at(hit, hit_rows, positives[hit_rows, top10[hit_rows, hit_cols]])
+                some = n_positive > 0
+                hits[name.split(":", 1)[1]] += float((hit[some] / np.minimum(n_positive[some], 10)).sum())
+        draws = rng.random(eligible.shape)
+        chosen |= (
+            draws < model.random_negatives / np.maximum(eligible.sum(axis=1, keepdims=True), 1)
+        ) & eligible
+        chosen &= eligible
+        pair_local, pair_module = np.nonzero(chosen)
+        pair_blocks.append(np.column_stack([chunk_rows[pair_local], pair_module]))
+        label_blocks.append(positives[pair_local, pair_module])
+        for name, matrix in scores.items():
+            raw_blocks.setdefault(name, []).append(matrix[pair_local, pair_module])
+    n_scored = max(1, int((taken.getnnz(axis=1) > 0).sum()))
+    return (
+        np.concatenate(pair_blocks).astype(np.int64),
+        np.concatenate(label_blocks),
+        {name: np.concatenate(blocks) for name, blocks in raw_blocks.items()},
+        {name: value / n_scored for name, value in hits.items()},
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_batched_pairs_equal_the_old_construction(terms: Terms, workers: int) -> None:
+    model = HybridRecommender(**OPTIONS, chunk_size=17, workers=workers)
+    rows, taken, offered = model._validation_targets(terms.past, terms.previous)
+    context = validation_context(terms.past, offered)
+    variants = _fitted_variants(model, terms.past)
+    assert len(rows) > 3 * model.chunk_size  # several chunks, spread over the threads
+
+    pairs, labels, raw, recall = model._candidate_pairs(terms.past, rows, taken, context, variants)
+    old_pairs, old_labels, old_raw, old_recall = _old_candidate_pairs(
+        model, terms.past, rows, taken, context, variants
+    )
+
+    np.testing.assert_array_equal(pairs, old_pairs)
+    np.testing.assert_array_equal(labels, old_labels)
+    assert (
+        raw.keys()
+        == old_raw.keys()
+        == {*MATRIX_COMPONENTS, "collaborative:als", "collaborative:bpr"} - {"collaborative"}
+    )
+    for name in raw:
+        np.testing.assert_array_equal(raw[name], old_raw[name], err_msg=name)
+    assert recall == old_recall
+    # Not a trivial case: positives, hard and random negatives, and ties among the integer progress scores.
+    assert 0 < labels.sum() < len(labels)
+    assert len(np.unique(raw["progress"])) < len(raw["progress"]) // 10
+
+
+def test_best_places_is_the_set_top_k_lists() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(50, 40)).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.5] = -np.inf
+    scores[7] = -np.inf  # a row with nothing eligible
+    for k in (1, 5, 15, 40, 60):
+        columns, _ = top_k(scores, k)
+        expected = np.zeros(scores.shape, bool)
+        filled = columns >= 0
+        expected[np.nonzero(filled)[0], columns[filled]] = True
+        np.testing.assert_array_equal(best_places(scores, k), expected)
+
+
+def test_a_run_fits_every_component_once_and_learns_the_same_blend(
+    terms: Terms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluation fit with ``fit_variants`` and the serving fit reusing it fit nothing twice on the
+    same records, and the serving model is the one a fit from scratch gives (same blend, same lists)."""
+    fitted: list[tuple[str, str, int]] = []
+    for cls in (
+        SequenceComponent,
+        CollaborativeComponent,
+        CompetencyGapComponent,
+        RiskComponent,
+        TrackBalanceComponent,
+        PopularityComponent,
+        ProgressComponent,
+    ):
+        original = cls.fit
+
+        def spy(self: Any, fs: FeatureSet, original: Any = original) -> Any:
+            fitted.append((type(self).__name__, getattr(self, "algorithm", ""), id(fs)))
+            return original(self, fs)
+
+        monkeypatch.setattr(cls, "fit", spy)
+
+    evaluation = HybridRecommender(**OPTIONS, workers=2).fit(terms.past, terms.previous, fit_variants=True)
+    serving = HybridRecommender(**OPTIONS, workers=2).fit(terms.previous, terms.now, reuse=evaluation)
+    assert len(fitted) == len(set(fitted)), "a component was fitted twice on the same records"
+    on_previous = {(name, algorithm) for name, algorithm, fs in fitted if fs == id(terms.previous)}
+    assert {("CollaborativeComponent", "als"), ("CollaborativeComponent", "bpr")} <= on_previous
+    assert not (set(evaluation.variants_) & {evaluation.collaborative_algorithm_})
+    assert "variants_" not in evaluation.__getstate__()
+
+    monkeypatch.undo()
+    scratch = HybridRecommender(**OPTIONS, workers=1).fit(terms.previous, terms.now)
+    assert serving.collaborative_algorithm_ == scratch.collaborative_algorithm_
+    np.testing.assert_array_equal(serving.blend_.weights_, scratch.blend_.weights_)
+    assert serving.blend_.intercept_ == scratch.blend_.intercept_
+    assert serving.validation_ == scratch.validation_
+    students = np.arange(terms.now.n_students)
+    context = TermContext.open_everything(terms.now)
+    np.testing.assert_array_equal(
+        serving.recommend(students, context, k=5).module_rows,
+        scratch.recommend(students, context, k=5).module_rows,
+    )
