@@ -8,7 +8,8 @@ The prepared database of ``bench.features`` is copied to ``var/bench/train-<size
 writes model versions and batches, so it gets its own copy) unless that copy exists already. Reports
 the time of every step, the whole run, the CPU seconds of every step (wall time misleads on a machine
 shared with other work), and the peak resident memory of the process after each step (``ru_maxrss``,
-so a step's number includes the steps before it). Results go in bench/README.md.
+so a step's number includes the steps before it), the job's thread counts (``PATHWAYS_TRAIN_THREADS``)
+and the machine's load average before and after the run. Results go in bench/README.md.
 
 ``--profile N``: every step runs under its own ``cProfile`` profiler; the N functions with the most
 cumulative time in each step are written to standard error as the step ends, and the raw profiles to
@@ -23,6 +24,7 @@ import cProfile
 import io
 import json
 import logging
+import os
 import pstats
 import resource
 import shutil
@@ -33,7 +35,7 @@ from pathlib import Path
 
 from bench.features import database_url as prepared_url
 from records.settings import get_settings
-from training.pipeline import run_nightly
+from training.pipeline import run_nightly, thread_plan
 
 BENCH_DIR = Path("var/bench")
 
@@ -121,6 +123,8 @@ def main() -> None:
                 if step in profiles:
                     print_profile(step, profiles[step], args.profile, profile_folder)
 
+        load_before = os.getloadavg()
+        cpu_before = time.process_time()
         started = time.perf_counter()
         result = run_nightly(settings, progress=progress)
         total = time.perf_counter() - started
@@ -134,7 +138,10 @@ def main() -> None:
             "total_s": round(total, 1),
             "steps_s": result.timings,
             "steps_cpu_s": cpu,
-            "total_cpu_s": round(time.process_time(), 1),
+            "total_cpu_s": round(time.process_time() - cpu_before, 1),
+            "threads": thread_plan(settings),
+            "load_average_before": [round(value, 2) for value in load_before],
+            "load_average_after": [round(value, 2) for value in os.getloadavg()],
             "peak_rss_mb_after_step": memory,
             "ndcg@10": result.evaluation.get("models", {}).get("hybrid", {}).get("ndcg@10"),
         }
