@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -111,22 +112,26 @@ def _pair_scorers(variants: dict[str, dict[str, Any]]) -> list[tuple[str, Any]]:
 def _submit_fits(
     pool: ThreadPoolExecutor, jobs: list[tuple[str, Any]], fs: FeatureSet
 ) -> list[tuple[str, Future[Any]]]:
-    """Submit ``component.fit(fs)`` for every (name, component), the costly ones first."""
+    """Submit ``component.fit(fs)`` for every (name, component), the costly ones first; each logs its
+    time (wall and this thread's CPU) when it ends."""
 
     def rank(job: tuple[str, Any]) -> int:
         name = job[0].split(":")[0]
         return FIT_ORDER.index(name) if name in FIT_ORDER else len(FIT_ORDER)
 
-    order = sorted(jobs, key=rank)
-    return [(name, pool.submit(component.fit, fs)) for name, component in order]
+    def fit(name: str, component: Any) -> Any:
+        started, cpu = time.perf_counter(), time.thread_time()
+        component.fit(fs)
+        log.info(
+            "fit: %s fitted on %s in %.1f s (%.1f s CPU)",
+            name,
+            fs.cutoff_term,
+            time.perf_counter() - started,
+            time.thread_time() - cpu,
+        )
+        return component
 
-
-def _wait_fits(fits: list[tuple[str, Future[Any]]], fs: FeatureSet) -> None:
-    """Wait for submitted fits (a failed fit raises its error here)."""
-    for name, future in fits:
-        future.result()
-        log.info("fit: %s fitted on %s", name, fs.cutoff_term)
-    fits.clear()
+    return [(name, pool.submit(fit, name, component)) for name, component in sorted(jobs, key=rank)]
 
 
 def _thread_count(num_threads: int) -> int:
@@ -260,21 +265,18 @@ class HybridRecommender:
         current: FeatureSet,
         *,
         reuse: HybridRecommender | None = None,
-        fit_variants: bool = False,
     ) -> HybridRecommender:
         """Fit components on ``past``, learn the blend on ``current.cutoff_term``, refit on ``current``.
 
         ``reuse``: a fitted model that serves from ``past`` itself (``reuse.fs_ is past``, e.g. the
-        evaluation model fitted on (T-2, T-1) when this fit is (T-1, T)); its components, and the
-        collaborative variants it fitted with ``fit_variants``, stand in for the fit on ``past``: only
-        what it lacks is fitted here. ValueError when it serves from another FeatureSet.
-        ``fit_variants``: also fit on ``current`` the collaborative variants the blend does not choose
-        (kept in ``variants_``, not saved with the model), for a later fit whose past is ``current``:
-        they are fitted side by side with the rest instead of on their own in that fit.
+        evaluation model fitted on (T-2, T-1) when this fit is (T-1, T)); its components stand in for
+        the fit on ``past`` (a collaborative variant it did not choose is fitted here, unless
+        ``collaborative_algorithms`` names only the one it chose). ValueError when it serves from another
+        FeatureSet.
 
         Component fits do not depend on each other: they run on ``workers`` threads (each fit on one
-        thread), the fits on ``current`` that do not wait for the blend's choice already while the
-        candidate pairs are built.
+        thread), the fits on ``current`` already while the candidate pairs are built (the collaborative
+        one for the first variant; another variant is fitted on ``current`` only when the blend chooses it).
         """
         if reuse is not None and reuse.fs_ is not past:
             raise ValueError("reuse: the model must serve from the very FeatureSet passed as past")
@@ -291,36 +293,31 @@ class HybridRecommender:
         # The risk model's held-out metrics are reported once, for the serving fit.
         variants = {algorithm: self._components(algorithm, report_metrics=False) for algorithm in algorithms}
         first = variants[algorithms[0]]
-        for components in variants.values():  # one instance of each shared component
-            components.update({name: first[name] for name in COMPONENT_NAMES if name != "collaborative"})
         fitted: set[str] = set()
         if reuse is not None:
             first.update(
                 {name: reuse.components_[name] for name in COMPONENT_NAMES if name != "collaborative"}
             )
-            for components in variants.values():
-                components.update({name: first[name] for name in COMPONENT_NAMES if name != "collaborative"})
             fitted.update(name for name in COMPONENT_NAMES if name != "collaborative")
-            for algorithm, component in reuse.fitted_variants().items():
-                if algorithm in variants:
-                    variants[algorithm]["collaborative"] = component
-                    fitted.add(f"collaborative:{algorithm}")
+            if reuse.collaborative_algorithm_ in variants:
+                variants[reuse.collaborative_algorithm_]["collaborative"] = reuse.components_["collaborative"]
+                fitted.add(f"collaborative:{reuse.collaborative_algorithm_}")
             log.info("fit: components on %s reused from the model serving from it", past.cutoff_term)
+        for components in variants.values():  # one instance of each shared component
+            components.update({name: first[name] for name in COMPONENT_NAMES if name != "collaborative"})
         past_jobs = [(name, first[name]) for name in COMPONENT_NAMES if name != "collaborative"]
         past_jobs += [(f"collaborative:{a}", variants[a]["collaborative"]) for a in algorithms]
         past_jobs = [(name, component) for name, component in past_jobs if name not in fitted]
-        # Serving components: all but the collaborative one are known before the blend chooses.
+        # Serving components: all are known before the blend chooses but the collaborative variant;
+        # the first variant (the default) is fitted on ``current`` at once, another only if chosen.
         self.components_ = self._components(algorithms[0])
-        current_jobs = [(name, self.components_[name]) for name in COMPONENT_NAMES if name != "collaborative"]
-        current_variants: dict[str, Any] = {}
-        if fit_variants:
-            current_variants = {a: self._components(a)["collaborative"] for a in algorithms}
-            current_jobs += [(f"collaborative:{a}", current_variants[a]) for a in algorithms]
+        current_jobs = [(name, self.components_[name]) for name in COMPONENT_NAMES]
         pool = ThreadPoolExecutor(_thread_count(self.workers))
         try:
             past_fits = _submit_fits(pool, past_jobs, past)
             current_fits = _submit_fits(pool, current_jobs, current)
-            _wait_fits(past_fits, past)
+            for _, future in past_fits:
+                future.result()
             context = validation_context(past, offered_rows)
             pairs, labels, raw, collaborative_recall = self._candidate_pairs(
                 past, rows, taken, context, variants
@@ -328,10 +325,10 @@ class HybridRecommender:
             self.collaborative_algorithm_ = max(
                 collaborative_recall, key=lambda name: (collaborative_recall[name], name == "als")
             )
-            if fit_variants:
-                self.components_["collaborative"] = current_variants.pop(self.collaborative_algorithm_)
-                self.variants_ = current_variants
-            else:
+            if self.collaborative_algorithm_ != algorithms[0]:
+                log.info(
+                    "fit: %s chosen: fitting it on %s", self.collaborative_algorithm_, current.cutoff_term
+                )
                 self.components_["collaborative"] = self._components(self.collaborative_algorithm_)[
                     "collaborative"
                 ]
@@ -361,7 +358,8 @@ class HybridRecommender:
                 self.blend_.intercept_,
                 self.collaborative_algorithm_,
             )
-            _wait_fits(current_fits, current)
+            for _, future in current_fits:
+                future.result()
         finally:
             # On an error the fits not yet started are dropped; running ones end before it propagates.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -370,20 +368,6 @@ class HybridRecommender:
         self.labels_: dict[str, dict[str, str]] = {name: dict(ids) for name, ids in current.labels.items()}
         self._prepare_serving()
         return self
-
-    def fitted_variants(self) -> dict[str, Any]:
-        """The collaborative variants fitted on ``fs_``, by algorithm: the chosen one and those kept by
-        ``fit(..., fit_variants=True)``."""
-        return {
-            **getattr(self, "variants_", {}),
-            self.collaborative_algorithm_: self.components_["collaborative"],
-        }
-
-    def __getstate__(self) -> dict[str, object]:
-        # The variants the blend did not choose only serve the next fit; they are not saved.
-        state = dict(self.__dict__)
-        state.pop("variants_", None)
-        return state
 
     def _risk_at_pairs(self, risk: Any, past: FeatureSet, pairs: np.ndarray) -> np.ndarray:
         """The risk component's raw score at the candidate pairs (p,) float32, in blocks of pairs on

@@ -425,11 +425,8 @@ class _Run:
             )
             fs_past = build_feature_set(split.past) if split is not None else None
         with self.step("fit"):
-            # The evaluation model also fits on fs_previous the collaborative variant its blend does not
-            # choose: the serving fit (below) needs every variant on fs_previous, and takes them all
-            # from this model instead of fitting one on its own.
             evaluation_model = (
-                HybridRecommender(**self.model_options).fit(fs_past, fs_previous, fit_variants=True)
+                HybridRecommender(**self.model_options).fit(fs_past, fs_previous)
                 if fs_past is not None
                 else None
             )
@@ -452,10 +449,14 @@ class _Run:
             return self._finish_rejected(evaluation, decision, cutoff, target, started)
 
         with self.step("refit"):
-            # The evaluation model already serves from fs_previous: its components (and the variant it
-            # did not choose) stand in for the first half of this fit (same options, same records), so
-            # nothing is fitted twice on the same records in one run.
-            model = HybridRecommender(**self.model_options).fit(fs_previous, fs_now, reuse=evaluation_model)
+            # The evaluation model already serves from fs_previous: its components stand in for the first
+            # half of this fit (same options, same records), so nothing is fitted twice on the same
+            # records in one run. The serving model keeps the collaborative variant that was evaluated
+            # and passed the gate, so no other variant is fitted on fs_previous only to be compared.
+            options = dict(self.model_options)
+            if evaluation_model is not None:
+                options["collaborative_algorithms"] = (evaluation_model.collaborative_algorithm_,)
+            model = HybridRecommender(**options).fit(fs_previous, fs_now, reuse=evaluation_model)
             # What only the fits needed: the older feature sets and the evaluation model.
             del evaluation_model, fs_past, fs_previous
         with self.step("artifacts"):

@@ -179,8 +179,9 @@ def test_best_places_is_the_set_top_k_lists() -> None:
 def test_a_run_fits_every_component_once_and_learns_the_same_blend(
     terms: Terms, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The evaluation fit with ``fit_variants`` and the serving fit reusing it fit nothing twice on the
-    same records, and the serving model is the one a fit from scratch gives (same blend, same lists)."""
+    """The evaluation fit (T-2 -> T-1) and the serving fit (T-1 -> T) reusing it, as the nightly job runs
+    them: every component is fitted once per feature set, and the serving model is the one a fit from
+    scratch with the evaluated collaborative variant gives (same blend, same lists)."""
     fitted: list[tuple[str, str, int]] = []
     for cls in (
         SequenceComponent,
@@ -199,17 +200,25 @@ def test_a_run_fits_every_component_once_and_learns_the_same_blend(
 
         monkeypatch.setattr(cls, "fit", spy)
 
-    evaluation = HybridRecommender(**OPTIONS, workers=2).fit(terms.past, terms.previous, fit_variants=True)
-    serving = HybridRecommender(**OPTIONS, workers=2).fit(terms.previous, terms.now, reuse=evaluation)
+    evaluation = HybridRecommender(**OPTIONS, workers=2).fit(terms.past, terms.previous)
+    chosen = (evaluation.collaborative_algorithm_,)
+    serving = HybridRecommender(**OPTIONS, workers=2, collaborative_algorithms=chosen).fit(
+        terms.previous, terms.now, reuse=evaluation
+    )
     assert len(fitted) == len(set(fitted)), "a component was fitted twice on the same records"
-    on_previous = {(name, algorithm) for name, algorithm, fs in fitted if fs == id(terms.previous)}
-    assert {("CollaborativeComponent", "als"), ("CollaborativeComponent", "bpr")} <= on_previous
-    assert not (set(evaluation.variants_) & {evaluation.collaborative_algorithm_})
-    assert "variants_" not in evaluation.__getstate__()
+    per_set = {
+        name: sum(fs == id(getattr(terms, name)) for *_, fs in fitted) for name in ("past", "previous", "now")
+    }
+    # Both collaborative variants on T-2 (the evaluation fit chooses); on T-1 the first variant is fitted
+    # before the choice is known, and the chosen one too when it is another; on T only the chosen one.
+    speculative = int(evaluation.collaborative_algorithm_ != evaluation.collaborative_algorithms[0])
+    n = len(COMPONENT_NAMES)
+    assert per_set == {"past": n + 1, "previous": n + speculative, "now": n}
 
     monkeypatch.undo()
-    scratch = HybridRecommender(**OPTIONS, workers=1).fit(terms.previous, terms.now)
-    assert serving.collaborative_algorithm_ == scratch.collaborative_algorithm_
+    scratch = HybridRecommender(**OPTIONS, workers=1, collaborative_algorithms=chosen).fit(
+        terms.previous, terms.now
+    )
     np.testing.assert_array_equal(serving.blend_.weights_, scratch.blend_.weights_)
     assert serving.blend_.intercept_ == scratch.blend_.intercept_
     assert serving.validation_ == scratch.validation_
@@ -219,3 +228,16 @@ def test_a_run_fits_every_component_once_and_learns_the_same_blend(
         serving.recommend(students, context, k=5).module_rows,
         scratch.recommend(students, context, k=5).module_rows,
     )
+
+
+def test_the_served_variant_is_the_chosen_one_fitted_on_current(terms: Terms) -> None:
+    """The first variant is fitted on ``current`` before the blend chooses; when another one wins, that
+    one is fitted and served."""
+    model = HybridRecommender(**OPTIONS, workers=2, collaborative_algorithms=("bpr", "als")).fit(
+        terms.previous, terms.now
+    )
+    recall = model.validation_["collaborative_recall@10"]
+    assert model.collaborative_algorithm_ == max(recall, key=lambda name: (recall[name], name == "als"))
+    served = model.components_["collaborative"]
+    assert served.algorithm == model.collaborative_algorithm_
+    np.testing.assert_array_equal(served.student_ids_, terms.now.students.ids)
