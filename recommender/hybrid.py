@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import joblib
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
@@ -132,6 +132,18 @@ def _submit_fits(
         return component
 
     return [(name, pool.submit(fit, name, component)) for name, component in sorted(jobs, key=rank)]
+
+
+def limited_pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool whose threads keep the calling thread's limits of the native thread pools (OpenMP's
+    limit belongs to the thread that sets it: without this, OpenMP code in a pool thread, such as the
+    risk model's gradient boosting, would start a thread per core under the pool's own threads)."""
+    limits = {library["prefix"]: library["num_threads"] for library in threadpool_info()}
+    return ThreadPoolExecutor(workers, initializer=_apply_limits, initargs=(limits,))
+
+
+def _apply_limits(limits: dict[str, int]) -> None:
+    threadpool_limits(limits=limits)
 
 
 def _thread_count(num_threads: int) -> int:
@@ -312,7 +324,7 @@ class HybridRecommender:
         # the first variant (the default) is fitted on ``current`` at once, another only if chosen.
         self.components_ = self._components(algorithms[0])
         current_jobs = [(name, self.components_[name]) for name in COMPONENT_NAMES]
-        pool = ThreadPoolExecutor(_thread_count(self.workers))
+        pool = limited_pool(_thread_count(self.workers))
         try:
             past_fits = _submit_fits(pool, past_jobs, past)
             current_fits = _submit_fits(pool, current_jobs, current)
@@ -385,7 +397,7 @@ class HybridRecommender:
 
         if len(blocks) == 1:
             return block_scores(blocks[0])
-        with ThreadPoolExecutor(len(blocks)) as pool:
+        with limited_pool(len(blocks)) as pool:
             return np.concatenate(list(pool.map(block_scores, blocks)))
 
     def set_labels(
@@ -438,7 +450,7 @@ class HybridRecommender:
             chunks = [one_chunk(part) for part in parts]
         else:
             # numpy's and scipy's kernels release the GIL; the BLAS is held to one thread per worker.
-            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            with threadpool_limits(limits=1, user_api="blas"), limited_pool(workers) as pool:
                 chunks = list(pool.map(one_chunk, parts))
         names = [name for name, _ in scorers]
         hits = dict.fromkeys(variants, 0.0)

@@ -22,7 +22,6 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from threadpoolctl import threadpool_limits
 from features.build import build_feature_set, build_term_context
 from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
-from recommender.hybrid import HybridRecommender
+from recommender.hybrid import HybridRecommender, limited_pool
 from records.db import current_batch, make_engine, promoted_version
 from records.frames import Frames, load_frames, load_term_state, newest_closed_term, next_term
 from records.schema import ModelVersion, Recommendation
@@ -497,7 +496,7 @@ class _Run:
 
             # The first chunk in this thread (it fills the model's caches), the others on the pool;
             # this thread writes them in order while the pool scores the next ones.
-            with ThreadPoolExecutor(max(1, settings.train_threads)) as pool:
+            with limited_pool(max(1, settings.train_threads)) as pool:
                 scored = [score(chunks[0])] if chunks else []
                 futures = [pool.submit(score, chunk) for chunk in chunks[1:]]
                 for number, chunk in enumerate(chunks):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from features.build import build_feature_set
 from features.featureset import FeatureSet
@@ -22,7 +23,13 @@ from recommender.base import TermContext
 from recommender.collaborative import CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import eligible_mask, prerequisite_index
-from recommender.hybrid import COMPONENT_NAMES, MATRIX_COMPONENTS, HybridRecommender, validation_context
+from recommender.hybrid import (
+    COMPONENT_NAMES,
+    MATRIX_COMPONENTS,
+    HybridRecommender,
+    limited_pool,
+    validation_context,
+)
 from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
@@ -241,3 +248,16 @@ def test_the_served_variant_is_the_chosen_one_fitted_on_current(terms: Terms) ->
     served = model.components_["collaborative"]
     assert served.algorithm == model.collaborative_algorithm_
     np.testing.assert_array_equal(served.student_ids_, terms.now.students.ids)
+
+
+def test_pool_threads_keep_the_callers_openmp_limit() -> None:
+    """OpenMP's thread limit belongs to the thread that sets it: a plain pool thread would run the risk
+    model's gradient boosting on every core, under the job's own threads."""
+
+    def openmp_threads() -> set[int]:
+        return {library["num_threads"] for library in threadpool_info() if library["user_api"] == "openmp"}
+
+    with threadpool_limits(1, user_api="openmp"):
+        assert openmp_threads() == {1}
+        with limited_pool(2) as pool:
+            assert pool.submit(openmp_threads).result() == {1}
