@@ -429,6 +429,7 @@ class _Run:
                 if fs_past is not None
                 else None
             )
+            del fs_past  # only the evaluation fit learns from T-2's records
         with self.step("evaluate"):
             if split is not None and evaluation_model is not None:
                 promoted_metrics, promoted_note = promoted_on_split(
@@ -457,7 +458,7 @@ class _Run:
                 options["collaborative_algorithms"] = (evaluation_model.collaborative_algorithm_,)
             model = HybridRecommender(**options).fit(fs_previous, fs_now, reuse=evaluation_model)
             # What only the fits needed: the older feature sets and the evaluation model.
-            del evaluation_model, fs_past, fs_previous
+            del evaluation_model, fs_previous
         with self.step("artifacts"):
             self.artifact_path, checksum = registry.write_artifacts(
                 Path(settings.artifacts_dir), self.version, model.save
