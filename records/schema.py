@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -374,15 +375,25 @@ class ModelVersion(Base):
     report_path: Mapped[str | None] = mapped_column(Text)
 
 
+def _newest_promotion_id(context: Any) -> int:
+    """``promotion.follows`` when the caller did not say: the newest row's id at insert time."""
+    newest = context.connection.execute(select(func.max(Promotion.id))).scalar()
+    return int(newest or 0)
+
+
 class Promotion(Base):
     """Append-only promotion log; the promoted model is the version of the newest row.
 
-    Promoting or rolling back is one INSERT, hence atomic.
+    Promoting or rolling back is one INSERT, hence atomic. ``follows`` is the id of the row that was
+    newest when the promotion was decided (0 for the first); it is unique, so of several promotions
+    or rollbacks decided from the same state exactly one is stored (the others violate the
+    constraint): promotions are serialised by the database, on SQLite and PostgreSQL alike.
     """
 
     __tablename__ = "promotion"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    follows: Mapped[int] = mapped_column(Integer, unique=True, default=_newest_promotion_id)
     version: Mapped[str] = mapped_column(ForeignKey("model_version.version"))
     previous_version: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(16), default="promote")  # promote | rollback
@@ -434,11 +445,22 @@ class Flag(Base):
 
 
 class Review(Base):
+    """An advisor's decision on one stored recommendation: at most one per recommendation.
+
+    The decision applies to (student, module, target term): later batches of the same target term
+    inherit it (``records.decisions``). Undoing a decision deletes the row (the audit log keeps it).
+    """
+
     __tablename__ = "review"
-    __table_args__ = (CheckConstraint(_in("action", REVIEW_ACTIONS), name="action"),)
+    __table_args__ = (
+        CheckConstraint(_in("action", REVIEW_ACTIONS), name="action"),
+        Index("ix_review_student_term", "student_id", "target_term"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    recommendation_id: Mapped[int] = mapped_column(ForeignKey("recommendation.id"), index=True)
+    recommendation_id: Mapped[int] = mapped_column(ForeignKey("recommendation.id"), unique=True)
+    # The reviewed batch's target term (copied so decisions are found by (student, module, term)).
+    target_term: Mapped[str | None] = mapped_column(String(32))
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     student_id: Mapped[str] = mapped_column(ForeignKey("student.id"), index=True)
     module_id: Mapped[str] = mapped_column(ForeignKey("module.id"))
@@ -449,15 +471,26 @@ class Review(Base):
 
 
 class Feedback(Base):
+    """A student's latest action on a module suggested for a term: one row per (student, module, term).
+
+    Feedback again on the same module and term updates the row (the audit log keeps every action).
+    ``target_term`` is ``""`` when the suggestion's term had no code.
+    """
+
     __tablename__ = "feedback"
-    __table_args__ = (CheckConstraint(_in("action", FEEDBACK_ACTIONS), name="action"),)
+    __table_args__ = (
+        CheckConstraint(_in("action", FEEDBACK_ACTIONS), name="action"),
+        UniqueConstraint("student_id", "module_id", "target_term", name="uq_feedback_student_module_term"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     student_id: Mapped[str] = mapped_column(ForeignKey("student.id"), index=True)
     module_id: Mapped[str] = mapped_column(ForeignKey("module.id"))
+    target_term: Mapped[str] = mapped_column(String(32), default="")
     recommendation_id: Mapped[int | None] = mapped_column(ForeignKey("recommendation.id"))
     action: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditLog(Base):

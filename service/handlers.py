@@ -8,6 +8,7 @@ these, and shape the answer. Live scoring by the model lives in :mod:`service.li
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -15,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, union_all
+from sqlalchemy import bindparam, delete, func, select, union_all
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from records.db import UnitOfWork, current_batch, promoted_version
+from records.decisions import Decision, decisions_for, flag_kinds_of, review_state
 from records.schema import (
     AuditLog,
     Competency,
@@ -247,49 +250,203 @@ class QueueItem:
     recommendation: Recommendation
     module: Module
     flags: list[Flag]
+    carried_approval: Decision | None = None
+    """An approval of an earlier batch that no longer covers it (a new kind of flag appeared)."""
+
+
+QUEUE_SORTS = ("student", "risk")
 
 
 @dataclass
 class Queue:
     batch: RecommendationBatch | None
     items: list[QueueItem] = field(default_factory=list)
+    total: int = 0
+    """Every item waiting (after the filters), not only this page's."""
+    offset: int = 0
+    limit: int = 50
+    kinds: dict[str, int] = field(default_factory=dict)
+    """Flag kind -> waiting items with a flag of that kind (before the kind filter)."""
 
 
-def advisor_queue(session: Session, principal: Principal, limit: int = 100) -> Queue:
-    """Flagged, not yet reviewed recommendations of the caller's advisees in the current batch.
+def advisor_queue(
+    session: Session,
+    principal: Principal,
+    limit: int = 50,
+    offset: int = 0,
+    kind: str | None = None,
+    student_id: str | None = None,
+    sort: str = "student",
+) -> Queue:
+    """Flagged recommendations of the caller's advisees in the current batch that wait for a decision.
 
-    Advisors see their own advisees; admins see every student. Items whose module was already
-    rejected for that student (in an earlier batch) are left out. Ordered by student, then rank.
+    Advisors see their own advisees; admins see every student. Waiting means
+    :func:`records.decisions.review_state` says ``pending``: not decided in this batch, and no
+    approval of an earlier batch of the same target term covers it; modules rejected, replaced
+    or dismissed for the student are left out. ``kind`` keeps items with a flag of that kind,
+    ``student_id`` one student's. Sorted by ``sort``: ``student`` (student id, then rank) or ``risk``
+    (students by their highest fail probability, then rank), so a student's items stay together.
     """
     require_role(principal, "advisor", "admin")
+    if sort not in QUEUE_SORTS:
+        raise Invalid(f"sort must be one of {', '.join(QUEUE_SORTS)}", ("query", "sort"))
     batch = current_batch(session)
     if batch is None:
-        return Queue(batch=None)
-    flagged = select(Flag.recommendation_id).distinct()
-    reviewed = select(Review.recommendation_id)
+        return Queue(batch=None, offset=offset, limit=limit)
     query = (
         select(Recommendation)
         .join(Student, Student.id == Recommendation.student_id)
         .where(
             Recommendation.batch_id == batch.id,
-            Recommendation.id.in_(flagged),
-            Recommendation.id.not_in(reviewed),
+            Recommendation.id.in_(select(Flag.recommendation_id)),
         )
-        .order_by(Recommendation.student_id, Recommendation.rank)
     )
     if principal.role == "advisor":
         query = query.where(Student.advisor_id == principal.advisor_id)
-    recommendations = list(session.scalars(query.limit(limit * 2)))
-    excluded = excluded_modules(session, [r.student_id for r in recommendations])
-    recommendations = [r for r in recommendations if r.module_id not in excluded.get(r.student_id, set())][
-        :limit
-    ]
-    flags = flags_for(session, [r.id for r in recommendations])
-    modules = modules_by_id(session, [r.module_id for r in recommendations])
+    if student_id is not None:
+        query = query.where(Recommendation.student_id == student_id)
+    candidates = list(session.scalars(query))
+    student_ids = {r.student_id for r in candidates}
+    decisions = decisions_for(session, student_ids, batch.target_term)
+    excluded = excluded_modules(session, student_ids)
+    kinds = flag_kinds_of(session, [r.id for r in candidates])
+    waiting: list[tuple[Recommendation, Decision | None]] = []
+    for recommendation in candidates:
+        if recommendation.module_id in excluded.get(recommendation.student_id, set()):
+            continue
+        decision = decisions.get(recommendation.student_id, {}).get(recommendation.module_id)
+        if review_state(recommendation.id, kinds.get(recommendation.id, ()), decision) == "pending":
+            waiting.append((recommendation, decision))
+    kind_counts: dict[str, int] = defaultdict(int)
+    for recommendation, _ in waiting:
+        for flag_kind in kinds.get(recommendation.id, ()):
+            kind_counts[flag_kind] += 1
+    if kind is not None:
+        waiting = [(r, d) for r, d in waiting if kind in kinds.get(r.id, ())]
+    if sort == "risk":
+        highest: dict[str, float] = defaultdict(float)
+        for recommendation, _ in waiting:
+            risk = recommendation.fail_probability or 0.0
+            highest[recommendation.student_id] = max(highest[recommendation.student_id], risk)
+        waiting.sort(key=lambda rd: (-highest[rd[0].student_id], rd[0].student_id, rd[0].rank))
+    else:
+        waiting.sort(key=lambda rd: (rd[0].student_id, rd[0].rank))
+    page = waiting[offset : offset + limit]
+    flags = flags_for(session, [r.id for r, _ in page])
+    modules = modules_by_id(session, [r.module_id for r, _ in page])
     return Queue(
         batch=batch,
-        items=[QueueItem(r, modules[r.module_id], flags.get(r.id, [])) for r in recommendations],
+        items=[
+            QueueItem(
+                r,
+                modules[r.module_id],
+                flags.get(r.id, []),
+                d if d is not None and d.action == "approve" else None,
+            )
+            for r, d in page
+        ],
+        total=len(waiting),
+        offset=offset,
+        limit=limit,
+        kinds=dict(sorted(kind_counts.items())),
     )
+
+
+@dataclass
+class StudentRecord:
+    """What an advisor needs at hand while deciding about a student's suggestions."""
+
+    student: Student
+    program_name: str | None
+    credits_by_track: dict[str, float]
+    credit_limit: float | None
+    recent_grades: list[tuple[str, Module, str, float | None]]
+    """(term, module, status, grade) of the latest terms, newest first."""
+    in_progress: list[Module]
+    goals: list[Occupation]
+
+
+def student_records(
+    session: Session, student_ids: Iterable[str], recent: int = 8
+) -> dict[str, StudentRecord]:
+    """The record at hand of each student: credits by track, recent grades, current modules, goals."""
+    from records.schema import Enrollment, Goal, Program
+
+    wanted = sorted(set(student_ids))
+    records: dict[str, StudentRecord] = {}
+    for student in session.scalars(select(Student).where(Student.id.in_(wanted))):
+        program = session.get(Program, student.program_id) if student.program_id else None
+        rows = session.execute(
+            select(Enrollment, Module, Term.ordinal)
+            .join(Module, Module.id == Enrollment.module_id)
+            .join(Term, Term.code == Enrollment.term_code)
+            .where(Enrollment.student_id == student.id)
+            .order_by(Term.ordinal.desc(), Module.code)
+        ).all()
+        credits: dict[str, float] = defaultdict(float)
+        for enrollment, module, _ in rows:
+            if enrollment.status == "completed":
+                credits[module.track or "unknown"] += module.credits or 0.0
+        graded = [
+            (enrollment.term_code, module, enrollment.status, enrollment.grade)
+            for enrollment, module, _ in rows
+            if enrollment.status != "in_progress"
+        ]
+        goals = list(
+            session.scalars(
+                select(Occupation)
+                .join(Goal, Goal.occupation_id == Occupation.id)
+                .where(Goal.student_id == student.id)
+                .order_by(Goal.weight.desc(), Occupation.title)
+            )
+        )
+        records[student.id] = StudentRecord(
+            student=student,
+            program_name=program.name if program else None,
+            credits_by_track={
+                track: credits.get(track, 0.0) for track in ("academic", "vocational", "project")
+            },
+            credit_limit=student.max_credits_per_term,
+            recent_grades=graded[:recent],
+            in_progress=[module for enrollment, module, _ in rows if enrollment.status == "in_progress"],
+            goals=goals,
+        )
+    return records
+
+
+@dataclass
+class DecisionEntry:
+    review: Review
+    module: Module | None
+    replacement: Module | None
+    undoable: bool
+
+
+def decision_history(session: Session, principal: Principal, limit: int = 20) -> list[DecisionEntry]:
+    """The caller's latest decisions, newest first; those of the current batch can be undone."""
+    require_role(principal, "advisor", "admin")
+    batch = current_batch(session)
+    rows = session.execute(
+        select(Review, Recommendation.batch_id)
+        .join(Recommendation, Recommendation.id == Review.recommendation_id)
+        .where(Review.reviewer_id == principal.user_id)
+        .order_by(Review.id.desc())
+        .limit(limit)
+    ).all()
+    modules = modules_by_id(
+        session,
+        [r.module_id for r, _ in rows]
+        + [r.replacement_module_id for r, _ in rows if r.replacement_module_id],
+    )
+    return [
+        DecisionEntry(
+            review=review,
+            module=modules.get(review.module_id),
+            replacement=modules.get(review.replacement_module_id or ""),
+            undoable=batch is not None and batch_id == batch.id,
+        )
+        for review, batch_id in rows
+    ]
 
 
 @dataclass
@@ -311,7 +468,12 @@ def review_recommendation(
 
     ``eligibility`` decides whether a replacement module is eligible for the student in the
     batch's target term (the recommender's own rule); it is needed only for ``replace``.
-    A recommendation is reviewed once: a second review is a Conflict.
+
+    A recommendation is decided once: the UNIQUE constraint on ``review.recommendation_id`` makes
+    the database pick exactly one of two racing reviews; the other gets Conflict (409). A
+    recommendation of a batch that is no longer current (a newer batch or another model was
+    promoted) is refused with Conflict as well: the advisor reviews the current batch, and the
+    decisions of earlier batches of the same target term carry over to it (``records.decisions``).
     """
     require_role(principal, "advisor", "admin")
     session = uow.session
@@ -322,13 +484,15 @@ def review_recommendation(
         visible_student(session, principal, recommendation.student_id)
     except NotFound:
         raise NotFound(f"no recommendation with id {recommendation_id}") from None
-    previous = session.scalars(
-        select(Review).where(Review.recommendation_id == recommendation_id).limit(1)
-    ).first()
-    if previous is not None:
+    if action not in ("approve", "reject", "replace"):
+        raise Invalid("choose approve, reject or replace", ("body", "action"))
+    batch = session.get(RecommendationBatch, recommendation.batch_id)
+    current = current_batch(session)
+    if batch is None or current is None or current.id != batch.id:
         raise Conflict(
-            f"recommendation {recommendation_id} was already reviewed "
-            f"({previous.action}, review {previous.id})"
+            f"recommendation {recommendation_id} belongs to batch {recommendation.batch_id}, which is "
+            f"no longer current (the current batch is {current.id if current else 'none'}); "
+            "reload the queue and review the current batch"
         )
     if action == "replace":
         replacement_module_id = _checked_replacement(
@@ -336,10 +500,13 @@ def review_recommendation(
         )
     elif replacement_module_id is not None:
         raise Invalid(
-            "replacement_module_id is only allowed with action 'replace'", ("body", "replacement_module_id")
+            f"replacement_module_id is only allowed with action 'replace' (the action is {action!r}); "
+            "nothing was recorded",
+            ("body", "replacement_module_id"),
         )
     review = Review(
         recommendation_id=recommendation.id,
+        target_term=batch.target_term,
         reviewer_id=principal.user_id,
         student_id=recommendation.student_id,
         module_id=recommendation.module_id,
@@ -348,7 +515,15 @@ def review_recommendation(
         comment=comment,
     )
     session.add(review)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        uow.rollback()
+        winner = session.scalars(
+            select(Review).where(Review.recommendation_id == recommendation_id).limit(1)
+        ).first()
+        detail = f" ({winner.action}, review {winner.id})" if winner is not None else ""
+        raise Conflict(f"recommendation {recommendation_id} was already reviewed{detail}") from None
     audit = _audit(
         session,
         principal,
@@ -366,12 +541,49 @@ def review_recommendation(
             "action": action,
             "module_id": replacement_module_id if action == "replace" else recommendation.module_id,
             "shown_to_student": action != "reject",
+            "target_term": batch.target_term,
             "comment": comment,
         },
     )
     uow.commit()
     log.info("review %s of recommendation %s by user %s", action, recommendation.id, principal.user_id)
     return ReviewResult(review=review, audit=audit)
+
+
+def undo_review(uow: UnitOfWork, principal: Principal, review_id: int) -> AuditLog:
+    """Withdraw a decision while its batch is current: the review row goes, the audit log keeps both.
+
+    Advisors undo their own decisions; admins any. The recommendation returns to the queue (or the
+    decision of an earlier batch of the same term stands again). Committed.
+    """
+    require_role(principal, "advisor", "admin")
+    session = uow.session
+    review = session.get(Review, review_id)
+    if review is None or (principal.role != "admin" and review.reviewer_id != principal.user_id):
+        raise NotFound(f"no review with id {review_id}")
+    recommendation = session.get(Recommendation, review.recommendation_id)
+    current = current_batch(session)
+    if recommendation is None or current is None or recommendation.batch_id != current.id:
+        raise Conflict(
+            f"review {review_id} belongs to a batch that is no longer current; it cannot be undone"
+        )
+    before = {
+        "review_id": review.id,
+        "action": review.action,
+        "student_id": review.student_id,
+        "module_id": review.module_id,
+        "replacement_module_id": review.replacement_module_id,
+        "comment": review.comment,
+    }
+    deleted = session.execute(delete(Review).where(Review.id == review_id))
+    if deleted.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"review {review_id} was already undone")
+    audit = _audit(
+        session, principal, "review.undo", "recommendation", str(review.recommendation_id), before, None
+    )
+    uow.commit()
+    log.info("review %s undone by user %s", review_id, principal.user_id)
+    return audit
 
 
 def _checked_replacement(
@@ -407,6 +619,43 @@ def _checked_replacement(
 # ---------------------------------------------------------------------------------------------
 
 
+SuggestionCheck = Callable[[str, str], str | None]
+"""(student_id, module_id) -> the target term of a live list suggesting it ('' unnamed), or None."""
+
+
+@dataclass
+class FeedbackResult:
+    feedback: Feedback
+    created: bool
+    """False when an earlier action on the same (student, module, term) was replaced."""
+
+
+def _suggestion_in_batch(
+    session: Session, batch: RecommendationBatch, student_id: str, module_id: str
+) -> Recommendation | None:
+    """The batch's recommendation of ``module_id`` to the student, or the one an advisor replaced with it."""
+    listed = session.scalars(
+        select(Recommendation)
+        .where(
+            Recommendation.batch_id == batch.id,
+            Recommendation.student_id == student_id,
+            Recommendation.module_id == module_id,
+        )
+        .limit(1)
+    ).first()
+    if listed is not None:
+        return listed
+    decision = next(
+        (
+            d
+            for d in decisions_for(session, [student_id], batch.target_term).get(student_id, {}).values()
+            if d.action == "replace" and d.replacement_module_id == module_id
+        ),
+        None,
+    )
+    return session.get(Recommendation, decision.recommendation_id) if decision is not None else None
+
+
 def record_feedback(
     uow: UnitOfWork,
     principal: Principal,
@@ -414,44 +663,102 @@ def record_feedback(
     module_id: str,
     action: str,
     recommendation_id: int | None,
-) -> Feedback:
-    """The student accepts or dismisses a suggested module; stored with an audit entry, committed.
+    suggested_live: SuggestionCheck | None = None,
+) -> FeedbackResult:
+    """The student accepts or dismisses a module suggested to them; audited, committed.
 
-    Only the student themself gives feedback (advisors review instead). A dismissed module is not
-    suggested to them again (live or stored).
+    Only the student themself gives feedback (advisors review instead), and only on a module
+    suggested to them: in the current batch (an advisor's replacement included), in a live list
+    (``suggested_live``), or one they gave feedback on before (to change their mind). One row per
+    (student, module, target term) holds the latest action; posting again updates it, and two
+    racing posts cannot make two rows (a UNIQUE constraint). A dismissed module is not suggested
+    to them again (live or stored).
     """
     session = uow.session
     visible_student(session, principal, student_id)
     require_role(principal, "student")
     if session.get(Module, module_id) is None:
         raise Invalid(f"no module with id {module_id!r}", ("body", "module_id"))
-    if recommendation_id is not None:
+    batch = current_batch(session)
+    suggestion = _suggestion_in_batch(session, batch, student_id, module_id) if batch is not None else None
+    if recommendation_id is not None and (suggestion is None or suggestion.id != recommendation_id):
         recommendation = session.get(Recommendation, recommendation_id)
-        if (
-            recommendation is None
-            or recommendation.student_id != student_id
-            or recommendation.module_id != module_id
-        ):
+        if recommendation is None or recommendation.student_id != student_id:
             raise Invalid(
                 f"recommendation {recommendation_id} is not a suggestion of {module_id!r} to this student",
                 ("body", "recommendation_id"),
             )
-    feedback = Feedback(
-        student_id=student_id, module_id=module_id, recommendation_id=recommendation_id, action=action
-    )
-    session.add(feedback)
-    session.flush()
+    term: str | None
+    if suggestion is not None and batch is not None:
+        term = batch.target_term or ""
+    else:
+        earlier = session.scalars(
+            select(Feedback)
+            .where(Feedback.student_id == student_id, Feedback.module_id == module_id)
+            .order_by(Feedback.id.desc())
+            .limit(1)
+        ).first()
+        term = earlier.target_term if earlier is not None else None
+        if term is None and suggested_live is not None:
+            term = suggested_live(student_id, module_id)
+        if term is None:
+            raise Invalid(
+                f"module {module_id!r} was not suggested to student {student_id!r}; "
+                "feedback is for suggested modules only",
+                ("body", "module_id"),
+            )
+    linked_id = suggestion.id if suggestion is not None else None
+    for _attempt in range(2):
+        existing = session.scalars(
+            select(Feedback).where(
+                Feedback.student_id == student_id,
+                Feedback.module_id == module_id,
+                Feedback.target_term == term,
+            )
+        ).first()
+        before = None
+        if existing is None:
+            feedback = Feedback(
+                student_id=student_id,
+                module_id=module_id,
+                target_term=term,
+                recommendation_id=linked_id,
+                action=action,
+            )
+            session.add(feedback)
+        else:
+            feedback = existing
+            before = {"action": existing.action, "recommendation_id": existing.recommendation_id}
+            existing.action = action
+            existing.recommendation_id = linked_id or existing.recommendation_id
+            existing.updated_at = dt.datetime.now(dt.UTC)
+        try:
+            session.flush()
+        except IntegrityError:
+            # Another request stored this (student, module, term) first: update that row instead.
+            uow.rollback()
+            continue
+        break
+    else:
+        raise Conflict(f"feedback on {module_id!r} is being changed by another request; try again")
     _audit(
         session,
         principal,
         f"feedback.{action}",
         "feedback",
         str(feedback.id),
-        after={"student_id": student_id, "module_id": module_id, "recommendation_id": recommendation_id},
+        before=before,
+        after={
+            "student_id": student_id,
+            "module_id": module_id,
+            "target_term": term,
+            "recommendation_id": feedback.recommendation_id,
+            "action": action,
+        },
     )
     uow.commit()
     log.info("feedback %s %s by user %s", feedback.id, action, principal.user_id)
-    return feedback
+    return FeedbackResult(feedback=feedback, created=before is None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,6 +794,12 @@ def promote_model(uow: UnitOfWork, principal: Principal, version: str) -> Promot
         promotion = promote(session, version, actor=principal.actor)
     except RegistryError as exc:
         raise Conflict(str(exc)) from exc
+    except IntegrityError:
+        # promotion.follows is unique: another promotion or rollback was stored first.
+        uow.rollback()
+        raise Conflict(
+            "another promotion or rollback happened at the same moment; reload and retry"
+        ) from None
     _audit_promotion(session, principal, promotion, previous_name)
     uow.commit()
     return promotion
@@ -504,6 +817,12 @@ def rollback_model(uow: UnitOfWork, principal: Principal) -> Promotion:
         promotion = rollback(session, actor=principal.actor)
     except RegistryError as exc:
         raise Conflict(str(exc)) from exc
+    except IntegrityError:
+        # promotion.follows is unique: another promotion or rollback was stored first.
+        uow.rollback()
+        raise Conflict(
+            "another promotion or rollback happened at the same moment; reload and retry"
+        ) from None
     _audit_promotion(session, principal, promotion, previous_name)
     uow.commit()
     return promotion

@@ -30,9 +30,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from records.db import current_batch
-from records.schema import Flag, Occupation, Recommendation, Student, Term
+from records.decisions import Decision
+from records.schema import Flag, Module, Occupation, Recommendation, Student, Term
 from records.settings import Settings
 from service import handlers
+from service.decisions import apply_decisions, load_decisions, load_many_decisions
 from service.errors import Invalid, NotFound, Unavailable
 from service.model_holder import LoadedModel, ModelHolder
 
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K = 10
 """The list length of a request without ``k`` (the route's default): the one precomputed."""
+SUGGESTION_K = 50
+"""The longest list a request may ask for: feedback is accepted on any module such a list holds."""
 
 
 @dataclass
@@ -63,6 +67,9 @@ class Item:
     risk: str = "unknown"
     flags: list[dict[str, str]] = field(default_factory=list)
     recommendation_id: int | None = None
+    origin: str = "model"
+    review: str | None = None
+    feedback: str | None = None
 
 
 @dataclass
@@ -109,6 +116,27 @@ def _optional_str(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return str(value)
+
+
+def advisor_item(session: Session, decision: Decision) -> Item | None:
+    """The list item of an advisor's replacement module (None when the module is unknown)."""
+    module = session.get(Module, decision.replacement_module_id)
+    if module is None:
+        return None
+    replaced = session.get(Module, decision.module_id)
+    replaced_name = (
+        f"{replaced.code or replaced.id} {replaced.title or ''}".strip() if replaced else decision.module_id
+    )
+    return Item(
+        rank=decision.rank,
+        module=ModuleSummary(
+            id=module.id, code=module.code, title=module.title, track=module.track, credits=module.credits
+        ),
+        score=0.0,
+        reasons=[f"your advisor suggested it in place of {replaced_name}"],
+        recommendation_id=decision.recommendation_id,
+        origin="advisor",
+    )
 
 
 class ResultCache:
@@ -232,6 +260,29 @@ class LiveRecommender:
     def cached(
         self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
     ) -> RecommendationList | None:
+        """:meth:`cached_list` with the advisors' decisions and the student's feedback applied."""
+        result = self.cached_list(session, student, term, k, occupation)
+        return None if result is None else self.with_decisions(session, result, k)
+
+    def recommend(
+        self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
+    ) -> RecommendationList:
+        """:meth:`recommend_list` with the advisors' decisions and the student's feedback applied."""
+        return self.with_decisions(session, self.recommend_list(session, student, term, k, occupation), k)
+
+    def with_decisions(self, session: Session, result: RecommendationList, k: int) -> RecommendationList:
+        """``result`` through :func:`service.decisions.apply_decisions` (a new list, not memoised)."""
+        decisions = load_decisions(session, result.student_id, result.term)
+        items = apply_decisions(
+            result.items, decisions, lambda decision: advisor_item(session, decision), k=k
+        )
+        if items == result.items:
+            return result  # already decided (e.g. a precomputed list): keep its memoised JSON
+        return replace(result, items=items, rendered=None)
+
+    def cached_list(
+        self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
+    ) -> RecommendationList | None:
         """The list :meth:`recommend` computed for the same question, if still valid; else None.
 
         No model work and no reload check (the background thread does that): one indexed query for
@@ -265,7 +316,7 @@ class LiveRecommender:
             return None
         return entry.result
 
-    def recommend(
+    def recommend_list(
         self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
     ) -> RecommendationList:
         """The student's top-``k`` for ``term`` (default: the next term), optionally aimed at ``occupation``.
@@ -513,7 +564,7 @@ class LiveRecommender:
                 flags=[{"kind": f.kind, "reason": f.reason} for f in stored.flags.get(r.id, [])],
                 recommendation_id=r.id,
             )
-            for position, r in enumerate(stored.recommendations[:k])
+            for position, r in enumerate(stored.recommendations)
         ]
         notes = []
         if self.holder.current is None:
@@ -632,6 +683,26 @@ class LiveRecommender:
     # -----------------------------------------------------------------------------------------
     # Eligibility (advisor replacements)
     # -----------------------------------------------------------------------------------------
+
+    def suggestion_check(self, session: Session, occupation: str | None = None) -> handlers.SuggestionCheck:
+        """A check for :func:`service.handlers.record_feedback`: is the module in one of the student's
+        live lists (the default one, up to ``SUGGESTION_K`` long, or the what-if one for
+        ``occupation``)? Answers the list's target term ('' when unnamed), or None."""
+
+        def check(student_id: str, module_id: str) -> str | None:
+            student = session.get(Student, student_id)
+            if student is None:
+                return None
+            for aimed_at in dict.fromkeys((None, occupation)):
+                try:
+                    result = self.recommend(session, student, None, SUGGESTION_K, aimed_at)
+                except (Unavailable, Invalid, NotFound):
+                    continue
+                if any(item.module.id == module_id for item in result.items):
+                    return result.term or ""
+            return None
+
+        return check
 
     def eligibility_check(self, session: Session) -> handlers.EligibilityCheck | None:
         """A check for :func:`service.handlers.review_recommendation`, or None without a model."""
@@ -780,18 +851,30 @@ class LiveRecommender:
             with Session(self.engine) as session:
                 batch_id = self._current_batch_id(session)
                 stored_flags = self._batch_flags(session, batch_id, student_ids)
-            for index, (row, student_id) in enumerate(zip(batch, student_ids, strict=True)):
+                decisions = load_many_decisions(session, student_ids, context.target_term)
+                decided = {
+                    student_id: apply_decisions(
+                        self._merge_flags(
+                            self._model_items(loaded, lists, index, explanations[index]),
+                            stored_flags.get(student_id, {}),
+                        ),
+                        decisions[student_id],
+                        lambda decision: advisor_item(session, decision),
+                        k=DEFAULT_K,
+                    )
+                    for index, student_id in enumerate(student_ids)
+                }
+            for row, student_id in zip(batch, student_ids, strict=True):
                 excluded_rows = excluded_matrix.indices[
                     excluded_matrix.indptr[row] : excluded_matrix.indptr[row + 1]
                 ]
-                items = self._model_items(loaded, lists, index, explanations[index])
                 result = RecommendationList(
                     student_id=student_id,
                     term=context.target_term,
                     occupation=None,
                     model_version=loaded.version,
                     source="live",
-                    items=self._merge_flags(items, stored_flags.get(student_id, {})),
+                    items=decided[student_id],
                     notes=list(notes),
                 )
                 # Rendered here, off the request path: a first request serves these bytes.

@@ -134,6 +134,16 @@ class RecommendationItemOut(_Out):
     recommendation_id: int | None = Field(
         default=None, description="id of the stored batch recommendation, when one matches"
     )
+    origin: Literal["model", "advisor"] = Field(
+        default="model", description="advisor: an advisor chose it in place of a suggested module"
+    )
+    review: Literal["pending", "approved"] | None = Field(
+        default=None,
+        description="pending: flagged and waiting for an advisor; approved: an advisor approved it",
+    )
+    feedback: Literal["accept", "dismiss"] | None = Field(
+        default=None, description="the student's latest feedback on it"
+    )
 
 
 class RecommendationsOut(_Out):
@@ -173,6 +183,9 @@ class FeedbackIn(_In):
     recommendation_id: int | None = Field(
         default=None, ge=1, description="the stored recommendation this answers, if known"
     )
+    occupation: str | None = Field(
+        default=None, max_length=32, description="the what-if occupation of the list the module was in"
+    )
 
 
 class FeedbackOut(_Out):
@@ -180,8 +193,10 @@ class FeedbackOut(_Out):
     student_id: str
     module_id: str
     action: str
+    target_term: str = Field(description="the term of the suggestion ('' when it has no code)")
     recommendation_id: int | None = None
     created_at: UtcDatetime
+    updated_at: UtcDatetime | None = Field(default=None, description="when the action last changed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +223,20 @@ class QueueItemOut(_Out):
 class QueueOut(_Out):
     batch_id: int | None = Field(description="the current batch; null when none is stored")
     model_version: str | None = None
+    total: int = Field(default=0, description="items waiting for a decision (after filters), all pages")
+    offset: int = 0
+    limit: int = 50
+    kinds: dict[str, int] = Field(
+        default_factory=dict,
+        description="flag kind -> waiting items with such a flag (before the kind filter)",
+    )
     items: list[QueueItemOut]
+
+
+class UndoOut(_Out):
+    review_id: int
+    recommendation_id: int
+    audit: AuditEntryOut
 
 
 class ReviewIn(_In):

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from records.db import current_batch, promoted_version
@@ -226,11 +226,14 @@ def record_promotion(
         raise RegistryError(f"model version {version!r} has no usable artifacts (status {model.status})")
     if current_batch(session, version) is None:
         raise RegistryError(f"model version {version!r} has no complete recommendation batch")
+    newest = session.scalar(select(func.max(Promotion.id)))
     current = promoted_version(session)
     if current is not None and current.version != version and current.status == "promoted":
         current.status = "retired"
     model.status = "promoted"
     promotion = Promotion(
+        # Unique: a promotion decided from the same state as another one fails to insert.
+        follows=int(newest or 0),
         version=version,
         previous_version=current.version if current is not None else None,
         action=action,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path as FilePath
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -104,29 +104,55 @@ def signout(request: Request, uow: UowDep) -> RedirectResponse:
 # ---------------------------------------------------------------------------------------------
 
 
+QUEUE_PAGE = 25
+"""Queue items per page."""
+
+
 @router.get("/advisor", response_class=HTMLResponse)
 def advisor_page(
-    request: Request, session: SessionDep, user: PageUser, live: LiveDep, settings: SettingsDep
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    live: LiveDep,
+    settings: SettingsDep,
+    kind: Annotated[str, Query(max_length=32)] = "",
+    sort: Annotated[str, Query(pattern="^(student|risk)$")] = "student",
+    student: Annotated[str, Query(max_length=64)] = "",
+    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
 ) -> HTMLResponse:
     if user is None:
         return _signin(request, "/advisor")
     if user.role not in ("advisor", "admin"):
         return _message(request, user, 403, "Advisors only", "The review queue is for advisors.")
-    queue = handlers.advisor_queue(session, user)
+    queue = handlers.advisor_queue(
+        session, user, QUEUE_PAGE, offset, kind or None, student.strip() or None, sort
+    )
     batch_term = queue.batch.target_term if queue.batch else None
     alternatives: dict[str, list[Any]] = {}
-    items = []
+    groups: list[dict[str, Any]] = []
+    records = handlers.student_records(session, [i.recommendation.student_id for i in queue.items])
     for item in queue.items:
         student_id = item.recommendation.student_id
         if student_id not in alternatives:
             alternatives[student_id] = live.eligible_modules(session, student_id, batch_term)
+            groups.append({"student_id": student_id, "record": records.get(student_id), "items": []})
         choices = [m for m in alternatives[student_id] if m.id != item.module.id]
-        items.append(_QueueView(item.recommendation, item.module, item.flags, choices))
+        groups[-1]["items"].append(_QueueView(item, choices))
+
+    def page_url(new_offset: int) -> str:
+        query = urlencode({"kind": kind, "sort": sort, "student": student, "offset": max(new_offset, 0)})
+        return f"/advisor?{query}"
+
     return _render(
         request,
         "advisor.html",
         user=user,
-        queue=handlers.Queue(batch=queue.batch, items=items),  # type: ignore[arg-type]
+        queue=queue,
+        groups=groups,
+        filters={"kind": kind, "sort": sort, "student": student},
+        previous_url=page_url(offset - QUEUE_PAGE) if offset > 0 else None,
+        next_url=page_url(offset + QUEUE_PAGE) if offset + QUEUE_PAGE < queue.total else None,
+        history=handlers.decision_history(session, user),
         risk=lambda p: handlers.risk_level(p, settings.fail_risk_threshold),
     )
 
@@ -134,11 +160,29 @@ def advisor_page(
 class _QueueView:
     """A queue item with the replacement choices the page offers."""
 
-    def __init__(self, recommendation: Any, module: Any, flags: list[Any], alternatives: list[Any]) -> None:
-        self.recommendation = recommendation
-        self.module = module
-        self.flags = flags
+    def __init__(self, item: handlers.QueueItem, alternatives: list[Any]) -> None:
+        self.recommendation = item.recommendation
+        self.module = item.module
+        self.flags = item.flags
+        self.carried_approval = item.carried_approval
         self.alternatives = alternatives
+
+
+def _plain_review_problem(action: str, replacement_module_id: str) -> str | None:
+    """What is wrong with a review form as submitted, in the advisor's words; None when it is clear."""
+    if action not in ("approve", "reject", "replace"):
+        if replacement_module_id:
+            return "You picked a replacement module but no decision: choose “Replace with” to replace it."
+        return "Choose a decision: Approve, Reject or Replace with."
+    if action == "replace" and not replacement_module_id:
+        return "Choose the module to replace it with from the list."
+    if action != "replace" and replacement_module_id:
+        verb = "Approve" if action == "approve" else "Reject"
+        return (
+            f"You chose “{verb}” but also picked a replacement module. Choose “Replace with” to "
+            "replace it, or clear the replacement to keep your decision. Nothing was recorded."
+        )
+    return None
 
 
 @router.post("/advisor/reviews/{rec_id}", response_class=HTMLResponse)
@@ -148,13 +192,17 @@ def advisor_review(
     uow: UowDep,
     live: LiveDep,
     settings: SettingsDep,
-    action: Annotated[str, Form(pattern="^(approve|reject|replace)$")],
+    action: Annotated[str, Form(max_length=16)] = "",
     replacement_module_id: Annotated[str, Form(max_length=64)] = "",
     comment: Annotated[str, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
     user = page_user(request, uow.session)
     if user is None:
         return _message(request, None, 401, "Signed out", "Sign in again to review.")
+    chosen = {"action": action, "replacement": replacement_module_id, "comment": comment}
+    problem = _plain_review_problem(action, replacement_module_id)
+    if problem is not None:
+        return _review_error(request, uow, live, settings, user, rec_id, problem, chosen)
     eligibility = live.eligibility_check(uow.session) if action == "replace" else None
     try:
         result = handlers.review_recommendation(
@@ -162,13 +210,64 @@ def advisor_review(
             user,
             rec_id,
             action,
-            replacement_module_id or None if action == "replace" else None,
+            replacement_module_id or None,
             comment.strip() or None,
             eligibility,
         )
+    except (NotFound, Forbidden, Unavailable) as exc:
+        status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, Forbidden) else 503
+        return _message(request, user, status, "Cannot review", str(exc))
     except ServiceError as exc:
-        return _review_error(request, uow, live, settings, user, rec_id, exc)
-    return _render(request, "_reviewed_item.html", review=result.review, audit=result.audit)
+        return _review_error(request, uow, live, settings, user, rec_id, _plain(exc), chosen)
+    modules = handlers.modules_by_id(
+        uow.session, [result.review.module_id, result.review.replacement_module_id or ""]
+    )
+    return _render(
+        request,
+        "_reviewed_item.html",
+        review=result.review,
+        audit=result.audit,
+        module=modules.get(result.review.module_id),
+        replacement=modules.get(result.review.replacement_module_id or ""),
+    )
+
+
+def _plain(exc: ServiceError) -> str:
+    """A refusal of the review handler, as the advisor should read it."""
+    text = str(exc)
+    if "already reviewed" in text:
+        return "Someone already decided on this recommendation; reload the queue to see the decision."
+    if "no longer current" in text:
+        return "A newer batch of recommendations has replaced this one; reload the queue."
+    if "not eligible" in text:
+        return "That module cannot be taken by this student in that term; choose another one."
+    if "no model is loaded" in text:
+        return "Replacements cannot be checked right now (no model is loaded); try again later."
+    return text
+
+
+@router.post("/advisor/reviews/{review_id}/undo", response_class=HTMLResponse)
+def advisor_undo(
+    request: Request, review_id: Annotated[int, Path(ge=1, le=2**31 - 1)], uow: UowDep
+) -> HTMLResponse:
+    token = request.cookies.get(TOKEN_COOKIE)
+    user = authenticate(uow.session, token) if token else None
+    if user is None:
+        return _message(request, None, 401, "Signed out", "Sign in again to undo.")
+    try:
+        audit = handlers.undo_review(uow, user, review_id)
+    except ServiceError as exc:
+        return HTMLResponse(
+            f'<li class="error" role="alert">Cannot undo: {escape(str(exc))}</li>', status_code=409
+        )
+    module = (audit.before or {}).get("module_id", "")
+    names = handlers.modules_by_id(uow.session, [module])
+    name = (
+        f"{names[module].code or module} {names[module].title or ''}".strip() if module in names else module
+    )
+    return HTMLResponse(
+        f'<li class="card" role="status">Decision undone: {escape(name)} is back in the queue.</li>'
+    )
 
 
 def _review_error(
@@ -178,28 +277,33 @@ def _review_error(
     settings: Any,
     user: Principal,
     rec_id: int,
-    exc: ServiceError,
+    message: str,
+    chosen: dict[str, str],
 ) -> HTMLResponse:
-    """The reviewed item again with the reason it was refused, or a message page when it cannot be shown."""
-    if isinstance(exc, NotFound | Forbidden | Unavailable):
-        status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, Forbidden) else 503
-        return _message(request, user, status, "Cannot review", str(exc))
+    """The item again, with the advisor's choices kept and the reason it was refused; nothing stored."""
     uow.rollback()
-    queue = handlers.advisor_queue(uow.session, user, limit=500)
-    item = next((i for i in queue.items if i.recommendation.id == rec_id), None)
-    if item is None:
-        return _message(request, user, 409, "Cannot review", str(exc))
-    batch_term = queue.batch.target_term if queue.batch else None
-    choices = live.eligible_modules(uow.session, item.recommendation.student_id, batch_term)
+    session = uow.session
+    recommendation = session.get(handlers.Recommendation, rec_id)
+    try:
+        if recommendation is None:
+            raise NotFound(f"no recommendation with id {rec_id}")
+        visible_student(session, user, recommendation.student_id)
+    except NotFound as exc:
+        return _message(request, user, 404, "Cannot review", str(exc))
+    batch = session.get(handlers.RecommendationBatch, recommendation.batch_id)
+    module = session.get(handlers.Module, recommendation.module_id)
+    flags = handlers.flags_for(session, [rec_id]).get(rec_id, [])
+    choices = live.eligible_modules(session, recommendation.student_id, batch.target_term if batch else None)
     view = _QueueView(
-        item.recommendation, item.module, item.flags, [m for m in choices if m.id != item.module.id]
+        handlers.QueueItem(recommendation, module, flags), [m for m in choices if m.id != module.id]
     )
     return _render(
         request,
         "_queue_item.html",
         422,
         item=view,
-        error=str(exc),
+        error=message,
+        chosen=chosen,
         risk=lambda p: handlers.risk_level(p, settings.fail_risk_threshold),
     )
 
@@ -248,14 +352,25 @@ def student_feedback(
     student_id: Annotated[str, Path(min_length=1, max_length=64)],
     module_id: Annotated[str, Path(min_length=1, max_length=64)],
     uow: UowDep,
+    live: LiveDep,
     action: Annotated[str, Form(pattern="^(accept|dismiss)$")],
+    recommendation_id: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None,
+    occupation: Annotated[str, Form(max_length=32)] = "",
 ) -> HTMLResponse:
     """The student's accept/dismiss button; answers the small note that replaces the button row."""
     user = page_user(request, uow.session)
     if user is None:
         return _message(request, None, 401, "Signed out", "Sign in again.")
     try:
-        handlers.record_feedback(uow, user, student_id, module_id, action, None)
+        handlers.record_feedback(
+            uow,
+            user,
+            student_id,
+            module_id,
+            action,
+            recommendation_id,
+            suggested_live=live.suggestion_check(uow.session, occupation or None),
+        )
     except NotFound as exc:
         return _message(request, user, 404, "Not found", str(exc))
     except ServiceError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, status
 
@@ -19,6 +19,7 @@ from service.schemas import (
     QueueOut,
     ReviewIn,
     ReviewOut,
+    UndoOut,
 )
 
 router = APIRouter(tags=["advisors"], responses=ERROR_RESPONSES)
@@ -29,6 +30,10 @@ def queue_out(queue: handlers.Queue, settings: Settings) -> QueueOut:
     return QueueOut(
         batch_id=batch.id if batch else None,
         model_version=batch.model_version if batch else None,
+        total=queue.total,
+        offset=queue.offset,
+        limit=queue.limit,
+        kinds=queue.kinds,
         items=[
             QueueItemOut(
                 recommendation_id=item.recommendation.id,
@@ -62,8 +67,18 @@ def get_queue(
     user: CurrentUser,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=500, description="most items to return")] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**6, description="items to skip (paging)")] = 0,
+    kind: Annotated[
+        Literal["fail_risk", "low_confidence", "off_target", "large_change", "uncovered_goal"] | None,
+        Query(description="only items with a flag of this kind"),
+    ] = None,
+    student_id: Annotated[str | None, Query(max_length=64, description="only this student's items")] = None,
+    sort: Annotated[
+        Literal["student", "risk"], Query(description="student id, or highest risk first")
+    ] = "student",
 ) -> QueueOut:
-    return queue_out(handlers.advisor_queue(session, user, limit), settings)
+    queue = handlers.advisor_queue(session, user, limit, offset, kind, student_id, sort)
+    return queue_out(queue, settings)
 
 
 def review_out(result: handlers.ReviewResult) -> ReviewOut:
@@ -100,3 +115,20 @@ def post_review(
         uow, user, rec_id, body.action, body.replacement_module_id, body.comment, eligibility
     )
     return review_out(result)
+
+
+@router.delete(
+    "/v1/reviews/{review_id}",
+    response_model=UndoOut,
+    responses={409: {"model": ErrorOut, "description": "the review's batch is no longer current"}},
+    summary="Undo one of the caller's decisions while its batch is current",
+)
+def delete_review(
+    review_id: Annotated[int, Path(ge=1, le=2**31 - 1)], uow: UowDep, user: CurrentUser
+) -> UndoOut:
+    audit = handlers.undo_review(uow, user, review_id)
+    return UndoOut(
+        review_id=review_id,
+        recommendation_id=int(audit.entity_id or 0),
+        audit=AuditEntryOut.model_validate(audit),
+    )

@@ -59,6 +59,9 @@ def item_out(item: Item) -> RecommendationItemOut:
         risk=item.risk,  # type: ignore[arg-type]
         flags=[FlagOut(**flag) for flag in item.flags],
         recommendation_id=item.recommendation_id,
+        origin=item.origin,  # type: ignore[arg-type]
+        review=item.review,  # type: ignore[arg-type]
+        feedback=item.feedback,  # type: ignore[arg-type]
     )
 
 
@@ -138,10 +141,25 @@ def get_pathway(
     "/{student_id}/feedback",
     response_model=FeedbackOut,
     status_code=status.HTTP_201_CREATED,
-    summary="The student accepts or dismisses a suggested module",
+    summary="The student accepts or dismisses a suggested module (201 new, 200 changed its earlier action)",
 )
-def post_feedback(student_id: StudentId, body: FeedbackIn, uow: UowDep, user: CurrentUser) -> FeedbackOut:
-    feedback = handlers.record_feedback(
-        uow, user, student_id, body.module_id, body.action, body.recommendation_id
+def post_feedback(
+    student_id: StudentId,
+    body: FeedbackIn,
+    uow: UowDep,
+    user: CurrentUser,
+    live: LiveDep,
+    response: Response,
+) -> FeedbackOut:
+    result = handlers.record_feedback(
+        uow,
+        user,
+        student_id,
+        body.module_id,
+        body.action,
+        body.recommendation_id,
+        suggested_live=live.suggestion_check(uow.session, body.occupation),
     )
-    return FeedbackOut.model_validate(feedback)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return FeedbackOut.model_validate(result.feedback)

@@ -1,0 +1,145 @@
+"""Advisors' decisions and the student's feedback applied to a recommendation list: ONE function.
+
+Every path that shows a student's list (the stored batch, a live list, the pages) calls
+:func:`apply_decisions` on it, so they all tell the same story:
+
+- modules the student dismissed, and modules an advisor rejected or replaced, are dropped;
+- each replacement an advisor chose for the list's term is inserted at the rank of the module it
+  replaced, marked ``origin="advisor"``, unless the student has taken or dismissed it or it is
+  already listed;
+- every item is marked ``review``: ``"pending"`` (flagged for an advisor, not yet decided),
+  ``"approved"`` (an approval covers it, see :func:`records.decisions.review_state`) or None, and
+  ``feedback``: the student's latest action on it (``"accept"`` or None; dismissed items are gone);
+- ranks are renumbered 1..n and the list is cut to ``k`` when given.
+
+The rules of what a decision covers live in :mod:`records.decisions`; this module only transforms lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from records.decisions import Decision, decisions_for, feedback_for, review_state, taken_modules
+
+ItemT = TypeVar("ItemT")
+"""A dataclass with ``rank``, ``module`` (with ``.id``), ``flags`` (dicts or objects with ``kind``),
+``recommendation_id``, ``origin``, ``review`` and ``feedback`` fields, e.g. ``service.live.Item``."""
+
+
+@dataclass(frozen=True)
+class StudentDecisions:
+    """What :func:`apply_decisions` needs about one student and one target term."""
+
+    target_term: str | None
+    decisions: Mapping[str, Decision] = field(default_factory=dict)
+    """module id -> the advisor's decision in force for the term."""
+    feedback: Mapping[str, str] = field(default_factory=dict)
+    """module id -> the student's latest action (accept | dismiss) for the term."""
+    taken: frozenset[str] = frozenset()
+    """Modules the student has completed or is taking: never inserted as replacements."""
+
+    @property
+    def dismissed(self) -> frozenset[str]:
+        return frozenset(module for module, action in self.feedback.items() if action == "dismiss")
+
+
+def load_decisions(session: Session, student_id: str, target_term: str | None) -> StudentDecisions:
+    """The decisions, feedback and taken modules of ``student_id`` for ``target_term`` (three reads)."""
+    return load_many_decisions(session, [student_id], target_term)[student_id]
+
+
+def load_many_decisions(
+    session: Session, student_ids: Iterable[str], target_term: str | None
+) -> dict[str, StudentDecisions]:
+    """:func:`load_decisions` of many students at once (three reads in all, in chunks)."""
+    wanted = sorted(set(student_ids))
+    decisions = decisions_for(session, wanted, target_term)
+    feedback = feedback_for(session, wanted, target_term)
+    taken = taken_modules(session, wanted)
+    return {
+        student_id: StudentDecisions(
+            target_term=target_term,
+            decisions=decisions.get(student_id, {}),
+            feedback=feedback.get(student_id, {}),
+            taken=taken.get(student_id, frozenset()),
+        )
+        for student_id in wanted
+    }
+
+
+def _flag_kinds(flags: Sequence[Any]) -> set[str]:
+    return {flag["kind"] if isinstance(flag, Mapping) else flag.kind for flag in flags}
+
+
+def apply_decisions(
+    items: Sequence[ItemT],
+    decisions: StudentDecisions,
+    advisor_item: Callable[[Decision], ItemT | None],
+    k: int | None = None,
+) -> list[ItemT]:
+    """``items`` (ranked, best first) with ``decisions`` applied; pure: returns new items.
+
+    ``advisor_item(decision)`` builds the list item of ``decision.replacement_module_id`` (None when
+    it cannot, e.g. the module is unknown); its rank, origin, review and feedback are set here.
+    """
+    kept: list[Any] = []
+    for item in items:
+        if getattr(item, "origin", "model") == "advisor":
+            continue  # re-inserted below from the decisions in force (idempotent on a decided list)
+        module_id = item.module.id  # type: ignore[attr-defined]
+        action = decisions.feedback.get(module_id)
+        if action == "dismiss":
+            continue
+        state = review_state(
+            item.recommendation_id,  # type: ignore[attr-defined]
+            _flag_kinds(item.flags),  # type: ignore[attr-defined]
+            decisions.decisions.get(module_id),
+        )
+        if state in ("rejected", "replaced"):
+            continue
+        kept.append(
+            replace(
+                item,  # type: ignore[type-var]
+                review=state,
+                feedback=action,
+                origin=getattr(item, "origin", None) or "model",
+            )
+        )
+    listed = {item.module.id for item in kept}
+    replacements = sorted(
+        (d for d in decisions.decisions.values() if d.action == "replace" and d.replacement_module_id),
+        key=lambda d: (d.rank, d.review_id),
+    )
+    for decision in replacements:
+        module_id = decision.replacement_module_id
+        if (
+            module_id in listed
+            or module_id in decisions.taken
+            or decisions.feedback.get(module_id or "") == "dismiss"
+            or (
+                decisions.decisions.get(module_id or "") is not None
+                and decisions.decisions[module_id or ""].action != "approve"
+            )
+        ):
+            continue
+        built = advisor_item(decision)
+        if built is None:
+            continue
+        position = min(max(decision.rank - 1, 0), len(kept))
+        kept.insert(
+            position,
+            replace(
+                built,  # type: ignore[type-var]
+                origin="advisor",
+                review=None,
+                feedback=decisions.feedback.get(module_id or ""),
+            ),
+        )
+        listed.add(module_id)
+    if k is not None:
+        kept = kept[:k]
+    return [replace(item, rank=position) for position, item in enumerate(kept, start=1)]
