@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from records.bulk import bulk_insert
 from records.db import current_batch
+from records.decisions import decisions_for, flag_kinds_of, review_state
 from records.schema import Flag, Recommendation, RecommendationBatch
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,10 @@ RECOMMENDATION_COLUMNS = (
     "expected_grade",
     "fail_probability",
 )
-EXPORT_COLUMNS = ("student_id", "rank", "module_id", "score")
+EXPORT_COLUMNS = ("student_id", "rank", "module_id", "score", "review", "replacement_module_id")
+"""The first four are the batch; ``review`` is the advisors' decision in force for the row
+(``pending``, ``approved``, ``rejected``, ``replaced``, or empty when not flagged), with the module
+an advisor chose instead in ``replacement_module_id`` (``records.decisions`` has the rule)."""
 EXPORT_FLOAT_FORMAT = "%.6f"
 
 
@@ -161,10 +165,12 @@ def supersede_older_batches(session: Session, version: str, keep_batch_id: int) 
 
 
 def export_current_batch(engine: Engine, out: Path) -> tuple[int, int]:
-    """Write ``student_id,rank,module_id,score`` of the promoted model's current batch to ``out``.
+    """Write :data:`EXPORT_COLUMNS` of the promoted model's current batch to ``out``.
 
-    Sorted by student_id then rank, scores with six decimals, ``\\n`` line ends: the file is
-    byte-identical as long as the batch is. Written to a temporary file and renamed. Returns
+    Every stored row is exported, with the advisors' decision in force in ``review`` (rejected and
+    replaced rows say so; they are not what the student is shown). Sorted by student_id then
+    rank, scores with six decimals, ``\\n`` line ends: the file is byte-identical as long as the
+    batch and its decisions are. Written to a temporary file and renamed. Returns
     (batch id, rows written); raises BatchError when no model is promoted or it has no batch.
     """
     with Session(engine) as session:
@@ -178,7 +184,29 @@ def export_current_batch(engine: Engine, out: Path) -> tuple[int, int]:
         .order_by(Recommendation.student_id, Recommendation.rank)
     )
     with engine.connect() as connection:
-        frame = pd.read_sql(statement, connection)
+        frame = pd.read_sql(statement.add_columns(Recommendation.id), connection)
+    with Session(engine) as session:
+        batch = session.get(RecommendationBatch, batch_id)
+        decisions = decisions_for(
+            session, frame["student_id"].unique().tolist(), batch.target_term if batch else None
+        )
+        kinds = flag_kinds_of(session, frame["id"].tolist())
+    states: list[str] = []
+    replacements: list[str] = []
+    for student_id, module_id, recommendation_id in zip(
+        frame["student_id"], frame["module_id"], frame["id"], strict=True
+    ):
+        decision = decisions.get(student_id, {}).get(module_id)
+        states.append(
+            review_state(int(recommendation_id), kinds.get(int(recommendation_id), ()), decision) or ""
+        )
+        replacements.append(
+            (decision.replacement_module_id or "")
+            if decision is not None and decision.action == "replace"
+            else ""
+        )
+    frame["review"] = states
+    frame["replacement_module_id"] = replacements
     # The database's collation may differ from byte order; sort again in Python (stable, by code point).
     frame = frame.sort_values(["student_id", "rank"], kind="stable", ignore_index=True)
     out = Path(out)

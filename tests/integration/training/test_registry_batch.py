@@ -110,8 +110,8 @@ def test_promote_export_rollback_swaps_batches(engine: Engine, tmp_path: Path) -
     out_first = tmp_path / "first.csv"
     assert batches.export_current_batch(engine, out_first) == (first, 6)
     text = out_first.read_text()
-    assert text.splitlines()[0] == "student_id,rank,module_id,score"
-    assert text.splitlines()[1] == "s1,1,M0,0.900000"
+    assert text.splitlines()[0] == "student_id,rank,module_id,score,review,replacement_module_id"
+    assert text.splitlines()[1] == "s1,1,M0,0.900000,,"
     # Sorted by student id as strings: s1, s10, s2.
     assert [line.split(",")[0] for line in text.splitlines()[1:]] == ["s1", "s1", "s10", "s10", "s2", "s2"]
 
