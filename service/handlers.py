@@ -780,18 +780,48 @@ def list_models(session: Session, principal: Principal) -> list[ModelListing]:
     return [ModelListing(model, model.version == promoted_name) for model in models]
 
 
-def promote_model(uow: UnitOfWork, principal: Principal, version: str) -> Promotion:
-    """Promote ``version`` (one INSERT into ``promotion``, by ``training.registry``), audited, committed."""
+def _refuse_overtaken(session: Session, requested_at: dt.datetime | None) -> int:
+    """Conflict when a promotion was stored after ``requested_at``: the request overlapped it.
+
+    With the UNIQUE ``promotion.follows`` this makes simultaneous promotions and rollbacks store
+    one row: a request that read the state before the winner committed fails on the constraint,
+    one that read it after fails here (instead of acting again on the state the winner made).
+    Returns the id of the newest promotion row, read first: the state the request acts on.
+    """
+    base = int(session.scalar(select(func.max(Promotion.id))) or 0)
+    if requested_at is None:
+        return base
+    latest = session.scalar(select(func.max(Promotion.at)))
+    if latest is None:
+        return base
+    if latest.tzinfo is None:  # SQLite keeps no zone; the column is written in UTC
+        latest = latest.replace(tzinfo=dt.UTC)
+    if latest >= requested_at:
+        raise Conflict(
+            "another promotion or rollback was made while this request waited; "
+            "check the promoted version and retry if still needed"
+        )
+    return base
+
+
+def promote_model(
+    uow: UnitOfWork, principal: Principal, version: str, requested_at: dt.datetime | None = None
+) -> Promotion:
+    """Promote ``version`` (one INSERT into ``promotion``, by ``training.registry``), audited, committed.
+
+    ``requested_at``: when the request arrived; see :func:`_refuse_overtaken`.
+    """
     from training.registry import RegistryError, promote
 
     require_role(principal, "admin")
     session = uow.session
     if session.get(ModelVersion, version) is None:
         raise NotFound(f"no model version {version!r}")
+    base = _refuse_overtaken(session, requested_at)
     previous = promoted_version(session)
     previous_name = previous.version if previous is not None else None
     try:
-        promotion = promote(session, version, actor=principal.actor)
+        promotion = promote(session, version, actor=principal.actor, follows=base)
     except RegistryError as exc:
         raise Conflict(str(exc)) from exc
     except IntegrityError:
@@ -805,16 +835,22 @@ def promote_model(uow: UnitOfWork, principal: Principal, version: str) -> Promot
     return promotion
 
 
-def rollback_model(uow: UnitOfWork, principal: Principal) -> Promotion:
-    """Promote again the version promoted before the current one (``training.registry``); committed."""
+def rollback_model(
+    uow: UnitOfWork, principal: Principal, requested_at: dt.datetime | None = None
+) -> Promotion:
+    """Promote again the version promoted before the current one (``training.registry``); committed.
+
+    ``requested_at``: when the request arrived; see :func:`_refuse_overtaken`.
+    """
     from training.registry import RegistryError, rollback
 
     require_role(principal, "admin")
     session = uow.session
+    base = _refuse_overtaken(session, requested_at)
     previous = promoted_version(session)
     previous_name = previous.version if previous is not None else None
     try:
-        promotion = rollback(session, actor=principal.actor)
+        promotion = rollback(session, actor=principal.actor, follows=base)
     except RegistryError as exc:
         raise Conflict(str(exc)) from exc
     except IntegrityError:

@@ -211,7 +211,11 @@ def list_versions(session: Session) -> list[VersionSummary]:
 
 
 def record_promotion(
-    session: Session, version: str, action: str = "promote", actor: str | None = None
+    session: Session,
+    version: str,
+    action: str = "promote",
+    actor: str | None = None,
+    follows: int | None = None,
 ) -> Promotion:
     """Make ``version`` the promoted model: one INSERT into ``promotion`` plus status bookkeeping.
 
@@ -226,14 +230,15 @@ def record_promotion(
         raise RegistryError(f"model version {version!r} has no usable artifacts (status {model.status})")
     if current_batch(session, version) is None:
         raise RegistryError(f"model version {version!r} has no complete recommendation batch")
-    newest = session.scalar(select(func.max(Promotion.id)))
+    if follows is None:  # the caller's decision was based on the state as it is now
+        follows = int(session.scalar(select(func.max(Promotion.id))) or 0)
     current = promoted_version(session)
     if current is not None and current.version != version and current.status == "promoted":
         current.status = "retired"
     model.status = "promoted"
     promotion = Promotion(
         # Unique: a promotion decided from the same state as another one fails to insert.
-        follows=int(newest or 0),
+        follows=follows,
         version=version,
         previous_version=current.version if current is not None else None,
         action=action,
@@ -245,7 +250,9 @@ def record_promotion(
     return promotion
 
 
-def promote(session: Session, version: str, actor: str | None = None) -> Promotion:
+def promote(
+    session: Session, version: str, actor: str | None = None, follows: int | None = None
+) -> Promotion:
     """Promote ``version`` after verifying its artifacts; the caller commits."""
     model = session.get(ModelVersion, version)
     if model is None:
@@ -255,7 +262,7 @@ def promote(session: Session, version: str, actor: str | None = None) -> Promoti
         raise RegistryError(f"model version {version!r} is already promoted")
     if model.artifact_path:
         verify_artifacts(Path(model.artifact_path), model.checksum)
-    return record_promotion(session, version, action="promote", actor=actor)
+    return record_promotion(session, version, action="promote", actor=actor, follows=follows)
 
 
 def rollback_target(session: Session) -> str:
@@ -270,10 +277,10 @@ def rollback_target(session: Session) -> str:
     return previous
 
 
-def rollback(session: Session, actor: str | None = None) -> Promotion:
+def rollback(session: Session, actor: str | None = None, follows: int | None = None) -> Promotion:
     """Promote again the version promoted before the current one (its batch comes back with it)."""
     target = rollback_target(session)
     model = session.get(ModelVersion, target)
     if model is not None and model.artifact_path:
         verify_artifacts(Path(model.artifact_path), model.checksum)
-    return record_promotion(session, target, action="rollback", actor=actor)
+    return record_promotion(session, target, action="rollback", actor=actor, follows=follows)

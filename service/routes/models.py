@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Depends, Path, status
 from fastapi.responses import FileResponse
 
 from service import handlers
@@ -39,6 +40,14 @@ def get_models(session: SessionDep, user: CurrentUser, holder: HolderDep) -> lis
     ]
 
 
+async def _arrival() -> dt.datetime:
+    """When the request arrived (resolved on the event loop, before any worker thread picks it up)."""
+    return dt.datetime.now(dt.UTC)
+
+
+Arrival = Annotated[dt.datetime, Depends(_arrival)]
+
+
 @router.post(
     "/{version}/promote",
     response_model=PromotionOut,
@@ -46,8 +55,10 @@ def get_models(session: SessionDep, user: CurrentUser, holder: HolderDep) -> lis
     responses=CONFLICT,
     summary="Promote a version (admin); servers swap to it within seconds",
 )
-def promote(version: Version, uow: UowDep, user: CurrentUser, holder: HolderDep) -> PromotionOut:
-    promotion = handlers.promote_model(uow, user, version)
+def promote(
+    version: Version, arrived: Arrival, uow: UowDep, user: CurrentUser, holder: HolderDep
+) -> PromotionOut:
+    promotion = handlers.promote_model(uow, user, version, requested_at=arrived)
     holder.refresh()
     return PromotionOut.model_validate(promotion)
 
@@ -59,8 +70,8 @@ def promote(version: Version, uow: UowDep, user: CurrentUser, holder: HolderDep)
     responses=CONFLICT,
     summary="Promote again the version promoted before the current one (admin)",
 )
-def rollback(uow: UowDep, user: CurrentUser, holder: HolderDep) -> PromotionOut:
-    promotion = handlers.rollback_model(uow, user)
+def rollback(arrived: Arrival, uow: UowDep, user: CurrentUser, holder: HolderDep) -> PromotionOut:
+    promotion = handlers.rollback_model(uow, user, requested_at=arrived)
     holder.refresh()
     return PromotionOut.model_validate(promotion)
 
