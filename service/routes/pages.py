@@ -386,12 +386,18 @@ def _student(
         student = visible_student(session, user, student_id)
     except NotFound as exc:
         return _message(request, user, 404, "Not found", str(exc))
+    record = handlers.student_records(session, [student.id]).get(student.id)
+    occupations = handlers.list_occupations(session)
     context: dict[str, Any] = {
         "user": user,
         "student": student,
         "occupation": occupation,
-        "occupations": handlers.list_occupations(session),
+        "occupation_title": next((o.title for o in occupations if o.id == occupation), occupation),
+        "goals": record.goals if record else [],
+        "occupations": occupations,
         "can_give_feedback": user.role == "student" and user.student_id == student.id,
+        # Scores, component contributions and model versions are for advisors and admins.
+        "show_internals": user.role in ("advisor", "admin"),
     }
     try:
         if occupation is not None and live.holder.current is not None:
@@ -403,4 +409,55 @@ def _student(
         context["pathway"] = live.pathway(session, student, 4, occupation)
     except ServiceError as exc:
         context["pathway_error"] = f"A pathway is not available: {exc}"
+    context.update(_story(session, student, context.get("recommendations"), context.get("pathway")))
     return _render(request, "student.html", **context)
+
+
+def _name(module: Any) -> str:
+    return f"{module.code or module.id} {module.title or ''}".strip()
+
+
+def _story(session: Any, student: Any, recommendations: Any, pathway: Any) -> dict[str, Any]:
+    """What makes the page one story: pass marks, credits against the limit, the plan's first term
+    against the suggestions, and the left-out list without the suggested modules."""
+    items = recommendations.items if recommendations is not None else []
+    suggested = [item.module.id for item in items]
+    catalog = handlers.modules_by_id(session, suggested)
+    pass_marks = {m: catalog[m].pass_grade if m in catalog else 60.0 for m in suggested}
+    limit = student.max_credits_per_term
+    total = sum(item.module.credits or 0.0 for item in items)
+    fits: list[str] = []
+    running = 0.0
+    for item in items:
+        credits = item.module.credits or 0.0
+        if limit is None or running + credits <= limit:
+            fits.append(item.module.id)
+            running += credits
+    left_out = [m for m in pathway.skipped_risky if m.id not in suggested] if pathway is not None else []
+    first_term_note = None
+    if pathway is not None and pathway.terms and recommendations is not None:
+        first = pathway.terms[0]
+        planned = [module for module, _ in first.modules]
+        planned_ids = {m.id for m in planned}
+        if first.term == recommendations.term and planned_ids != set(suggested):
+            both = [item.module for item in items if item.module.id in planned_ids]
+            extra = [m for m in planned if m.id not in set(suggested)]
+            parts = [
+                f"The pathway's first term ({first.term}) takes {len(both)} of the suggestions"
+                + (f" ({', '.join(_name(m) for m in both)})" if both else "")
+            ]
+            if limit is not None:
+                parts.append(f"so that the term stays within your limit of {limit:g} credits")
+            parts.append("and keeps the credit mix balanced over the terms after it")
+            note = " ".join(parts) + "."
+            if extra:
+                note += f" It also plans {', '.join(_name(m) for m in extra)} (not among the suggestions)."
+            first_term_note = note
+    return {
+        "pass_marks": pass_marks,
+        "credit_total": total,
+        "credit_limit": limit,
+        "credit_fits": fits,
+        "left_out": left_out,
+        "first_term_note": first_term_note,
+    }
