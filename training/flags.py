@@ -86,6 +86,21 @@ def flag_context(
     return FlagContext(cohort_size, goal_coverage, previous, context.target_term)
 
 
+def _module_name(fs: FeatureSet, module_row: int) -> str:
+    """``CODE Title`` of a module for an advisor to read (its id only when the catalog has neither)."""
+    info = fs.module_info.iloc[int(module_row)]
+    code, title = info.get("code"), info.get("title")
+    code = code if isinstance(code, str) and code else fs.modules.id(int(module_row))
+    return f"{code} {title}" if isinstance(title, str) and title else code
+
+
+def _occupation_name(fs: FeatureSet, occupation_row: int) -> str:
+    """``Title (code)`` of an occupation (its code only when no title is known)."""
+    occupation_id = fs.occupations.id(int(occupation_row))
+    title = fs.labels.get("occupations", {}).get(occupation_id)
+    return f"{title} ({occupation_id})" if title else occupation_id
+
+
 def _frame(student_ids: np.ndarray, ranks: np.ndarray, kind: str, reasons: list[str]) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -114,7 +129,6 @@ def flag_lists(
     rows = np.asarray(student_rows, dtype=np.int64)
     n, k = module_rows.shape
     ids = fs.students.ids[rows]
-    module_ids = fs.modules.ids
     valid = module_rows >= 0
     frames: list[pd.DataFrame] = []
 
@@ -201,8 +215,8 @@ def flag_lists(
                     j + 1,
                     "off_target",
                     [
-                        f"{TRACKS[t]} module {module_ids[m]}: the program sets no {TRACKS[t]} credits and it "
-                        "builds none of the competencies the student's goals need"
+                        f"{TRACKS[t]} module {_module_name(fs, m)}: the program sets no {TRACKS[t]} credits "
+                        "and it builds none of the competencies the student's goals need"
                         for t, m in zip(track[i, j], module_rows[i, j], strict=True)
                     ],
                 )
@@ -250,7 +264,7 @@ def flag_lists(
         flagged = np.flatnonzero(goals.getnnz(axis=1) > 0)
         reasons = [
             "; ".join(
-                f"goal {fs.occupations.id(o)}: modules offered in {term} build only "
+                f"goal {_occupation_name(fs, o)}: modules offered in {term} build only "
                 f"{flag_ctx.goal_coverage[o]:.0%} of its competency demand"
                 for o in goals.indices[goals.indptr[local] : goals.indptr[local + 1]]
             )

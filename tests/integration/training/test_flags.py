@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from features.build import build_feature_set
 from features.featureset import FeatureSet
@@ -101,3 +102,35 @@ def test_off_target_needs_a_track_without_credits_and_no_goal_use(tiny_fs: Featu
     off = flags[flags["kind"] == "off_target"]
     assert off["rank"].tolist() == [2]
     assert "vocational module" in off["reason"].iloc[0]
+
+
+def test_reasons_name_modules_and_occupations_for_people(tiny_fs: FeatureSet) -> None:
+    """Advisors read codes and titles, never bare internal ids (issue 10 point 6)."""
+    student = _student_with_goals(tiny_fs)
+    targets = tiny_fs.track_targets.copy()
+    targets[student] = [1.0, 0.0, 0.0]
+    goal_need = tiny_fs.student_target.copy()
+    goal_need[student] = 0.0
+    fs = replace(tiny_fs, track_targets=targets, student_target=goal_need)
+    track = fs.module_info["track_row"].to_numpy()
+    academic, vocational = int(np.flatnonzero(track == 0)[0]), int(np.flatnonzero(track == 1)[0])
+    closed = TermContext.open_everything(fs, "2026-1")
+    closed.offered = np.zeros(fs.n_modules, dtype=bool)
+    flags = flag_lists(
+        fs,
+        np.array([student]),
+        np.array([[academic, vocational]]),
+        np.array([[1.0, 0.5, 0.1]]),
+        np.array([[0.0, 0.0]]),
+        flag_context(fs, closed),
+        FlagRules(min_cohort=0),
+    )
+    off = flags.loc[flags["kind"] == "off_target", "reason"].iloc[0]
+    info = fs.module_info.iloc[vocational]
+    assert f"{info['code']} {info['title']}" in off
+    assert f"module {fs.modules.id(vocational)}:" not in off
+    goal = flags.loc[flags["kind"] == "uncovered_goal", "reason"].iloc[0]
+    occupation_row = int(sp.csr_matrix(fs.student_goals[student]).indices[0])
+    occupation_id = fs.occupations.id(occupation_row)
+    title = fs.labels["occupations"][occupation_id]
+    assert f"goal {title} ({occupation_id})" in goal
