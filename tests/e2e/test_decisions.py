@@ -245,3 +245,69 @@ def test_export_says_what_advisors_decided(
     review = {(r.student_id, r.module_id): r.review for r in frame.itertuples()}
     assert review[("S1", "M2")] == "rejected" and review[("S2", "M2")] == "approved"
     assert review[("S3", "M4")] == "pending" and review[("S1", "M3")] == ""
+
+
+def test_a_replacement_reaches_the_student_and_survives_retraining(
+    live_client: TestClient,
+    live_world,
+    engine: Engine,
+    trained,
+    service_settings,  # type: ignore[no-untyped-def]
+) -> None:
+    from records.schema import Enrollment, Term
+    from tests.e2e.live_fixtures import register_version
+
+    advisor, student = live_world.tokens["advisor"], live_world.tokens["student"]
+    rec_id = live_world.flagged_ids[0]
+    before = _items(live_client, student, live_world.student_id)
+    shown = {i["module"]["id"] for i in before}
+    modules = live_client.get("/v1/modules?limit=200", headers=auth(advisor)).json()["items"]
+    replacement = None
+    for module in modules:
+        if module["id"] in shown or module["id"] in live_world.batch_module_ids:
+            continue
+        response = live_client.post(
+            f"/v1/recommendations/{rec_id}/review",
+            json={"action": "replace", "replacement_module_id": module["id"], "comment": "better fit"},
+            headers=auth(advisor),
+        )
+        if response.status_code == 201:
+            replacement = module["id"]
+            assert response.json()["audit"]["after"]["shown_to_student"] is True
+            break
+        assert response.status_code == 422, response.text
+    assert replacement is not None, "no eligible replacement in the catalog"
+
+    def advisor_items() -> list[dict]:  # type: ignore[type-arg]
+        items = _items(live_client, student, live_world.student_id)
+        return [i for i in items if i["origin"] == "advisor"]
+
+    got = advisor_items()
+    assert [i["module"]["id"] for i in got] == [replacement]
+    assert "your advisor suggested it in place of" in got[0]["reasons"][0]
+    assert got[0]["recommendation_id"] == rec_id
+
+    # The nightly run promotes a new model with a new batch for the same term: it stays.
+    register_version(engine, trained, "v2", service_settings.artifacts_dir, promote=True)
+    assert [i["module"]["id"] for i in advisor_items()] == [replacement]
+    # The student may give feedback on it (it was suggested to them).
+    response = live_client.post(
+        f"/v1/students/{live_world.student_id}/feedback",
+        json={"module_id": replacement, "action": "accept"},
+        headers=auth(student),
+    )
+    assert response.status_code == 201, response.text
+
+    # Once the student has taken it, it is no longer suggested.
+    with session_scope(engine) as session:
+        first_term = session.scalars(select(Term.code).order_by(Term.ordinal).limit(1)).one()
+        session.add(
+            Enrollment(
+                student_id=live_world.student_id,
+                module_id=replacement,
+                term_code=first_term,
+                status="completed",
+                grade=75.0,
+            )
+        )
+    assert advisor_items() == []
