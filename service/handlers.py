@@ -8,8 +8,10 @@ these, and shape the answer. Live scoring by the model lives in :mod:`service.li
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -902,3 +904,35 @@ def model_report_path(
     if not any(path.is_relative_to(root) for root in roots) or not path.is_file():
         raise NotFound(f"the report of model version {version!r} is missing")
     return path
+
+
+REPORT_IMAGE = re.compile(r"^[A-Za-z0-9_.-]+\.png$")
+
+
+def model_report_image(
+    session: Session, principal: Principal, version: str, name: str, allowed_roots: list[Path]
+) -> Path:
+    """A PNG plot written next to ``version``'s report; NotFound for any other name."""
+    report = model_report_path(session, principal, version, allowed_roots)
+    if not REPORT_IMAGE.match(name):
+        raise NotFound(f"no image {name!r} in the report of model version {version!r}")
+    path = (report.parent / name).resolve()
+    if path.parent != report.parent.resolve() or not path.is_file():
+        raise NotFound(f"no image {name!r} in the report of model version {version!r}")
+    return path
+
+
+def inline_report_images(report: Path) -> str:
+    """The report's HTML with each ``<img src="NAME.png">`` of its folder inlined as a data URI, so
+    the report shows its plots wherever it is served (no second authenticated request per image)."""
+    folder = report.parent
+
+    def inline(match: re.Match[str]) -> str:
+        name = match.group(1)
+        image = folder / name
+        if not REPORT_IMAGE.match(name) or not image.is_file():
+            return match.group(0)
+        encoded = base64.b64encode(image.read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{encoded}"'
+
+    return re.sub(r'src="([^"/]+\.png)"', inline, report.read_text(encoding="utf-8"))

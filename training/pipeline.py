@@ -55,6 +55,7 @@ from training.feedback import feedback_agreement, feedback_pairs
 from training.flags import FlagRules, flag_context, flag_lists
 from training.gate import GATE_METRIC, EquityGate, GateDecision, decide
 from training.lock import training_lock
+from training.outcomes import batch_outcomes
 from training.reasons import batch_reasons
 from training.report import write_report
 
@@ -538,6 +539,7 @@ class _Run:
                     "feedback negatives in top k": evaluation["feedback"]["negatives_in_top_k"],
                 },
                 history=equity_history(engine, self.version),
+                outcomes=batch_outcomes(engine, cutoff),
             )
         with self.step("promote"):
             self._promote(evaluation, len(rows), duration)

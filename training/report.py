@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -372,6 +373,103 @@ def _groups_section(evaluation: Mapping[str, Any]) -> str:
     return "".join(parts) or "<p>No group data.</p>"
 
 
+def _rate(part: Any, whole: Any) -> float | None:
+    return float(part) / float(whole) if whole else None
+
+
+def _outcomes_section(outcomes: Mapping[str, Any] | None) -> str:
+    """Tables of :func:`training.outcomes.batch_outcomes`: the trend per version, reviews per flag
+    kind, and the suggestion outcomes per entry route."""
+    versions = (outcomes or {}).get("versions") or []
+    if not versions:
+        return "<p>No earlier batch has a closed target term yet: outcomes follow once one has.</p>"
+    columns = [
+        "suggestions",
+        "accepted",
+        "dismissed",
+        "taken",
+        "taken_with_outcome",
+        "pass_rate",
+        "predicted_pass_rate",
+        "mean_grade",
+        "predicted_mean_grade",
+        "ece",
+    ]
+
+    def rows_of(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[list[Any]]:
+        return [
+            [
+                *(entry.get(k) for k in keys),
+                *(entry.get(c) for c in columns),
+                _rate(entry.get("accepted"), entry.get("suggestions")),
+                _rate(entry.get("taken"), entry.get("suggestions")),
+            ]
+            for entry in entries
+        ]
+
+    header = [*columns, "accepted share", "taken share"]
+    reviews = (outcomes or {}).get("reviews") or []
+    review_table = (
+        _table(
+            ["version", "flag kind", "reviewed", "approve", "reject", "replace"],
+            [
+                [
+                    r["model_version"],
+                    r["flag_kind"],
+                    r["reviewed"],
+                    r["approve_rate"],
+                    r["reject_rate"],
+                    r["replace_rate"],
+                ]
+                for r in reviews
+            ],
+        )
+        if reviews
+        else "<p>No reviews of those batches.</p>"
+    )
+    return (
+        "<h3>Suggestions and what happened, per version (oldest first)</h3>"
+        + _table(
+            ["version", "batch", "target term", *header],
+            rows_of(versions, ["model_version", "batch_id", "target_term"]),
+        )
+        + "<p>pass rate and mean grade: suggested modules taken with an outcome; predicted: the model's mean "
+        "predicted pass probability and expected grade for them; ece: expected calibration error of the "
+        "fail probability over five bins.</p>"
+        + "<h3>Advisors' decisions per flag kind</h3>"
+        + review_table
+        + "<h3>By entry route</h3>"
+        + _table(
+            ["version", "target term", "entry route", *header],
+            rows_of((outcomes or {}).get("routes") or [], ["model_version", "target_term", "entry_route"]),
+        )
+    )
+
+
+def _plot_outcomes(outcomes: Mapping[str, Any] | None, path: Path) -> None:
+    versions = (outcomes or {}).get("versions") or []
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    labels = [str(v["model_version"]) for v in versions] or ["(none yet)"]
+    positions = list(range(len(labels)))
+    series = (
+        ("observed pass rate", [v.get("pass_rate") for v in versions]),
+        ("predicted pass rate", [v.get("predicted_pass_rate") for v in versions]),
+        ("accepted share", [_rate(v.get("accepted"), v.get("suggestions")) for v in versions]),
+        ("taken share", [_rate(v.get("taken"), v.get("suggestions")) for v in versions]),
+    )
+    for label, values in series:
+        if versions:
+            axes.plot(positions, [np.nan if x is None else x for x in values], marker="o", label=label)
+    axes.set_xticks(positions, labels, rotation=20, fontsize="small")
+    axes.set_ylim(0, 1)
+    axes.set_title("Outcomes of earlier batches")
+    if versions:
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
 def write_report(
     reports_dir: Path,
     version: str,
@@ -380,10 +478,12 @@ def write_report(
     timings: Mapping[str, float],
     extra: Mapping[str, Any] | None = None,
     history: EquityHistory = (),
+    outcomes: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the HTML report and its plots; return the path of ``report.html``.
 
     ``history``: earlier versions' evaluations (oldest first) for the gaps-over-versions plot.
+    ``outcomes``: :func:`training.outcomes.batch_outcomes` of the earlier batches (None: not measured).
 
     Written into a temporary folder and renamed, so a report folder is complete or absent.
     """
@@ -402,6 +502,10 @@ def write_report(
             figures.append(
                 f'<figure><img src="{filename}" alt="{title}"><figcaption>{title}</figcaption></figure>'
             )
+        _plot_outcomes(outcomes, staging / "outcomes.png")
+        figures.append(
+            '<figure><img src="outcomes.png" alt="Outcomes"><figcaption>Outcomes</figcaption></figure>'
+        )
         timing_rows = [[step, seconds] for step, seconds in timings.items()]
         calibration = evaluation.get("calibration") or {}
         summary_rows: list[list[Any]] = [
@@ -428,6 +532,8 @@ figure{{display:inline-block;margin:1em}}</style></head><body>
 {_metric_table(evaluation)}
 <h2>Cross-track exposure</h2>
 {_table(["route", "share of lists leaving the usual track"], list(exposure.items()))}
+<h2>Outcomes</h2>
+{_outcomes_section(outcomes)}
 <h2>Groups</h2>
 {_groups_section(evaluation)}
 <h2>Equity</h2>

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from service import handlers
 from service.deps import CurrentUser, HolderDep, SessionDep, SettingsDep, UowDep
@@ -78,10 +78,29 @@ def rollback(arrived: Arrival, uow: UowDep, user: CurrentUser, holder: HolderDep
 
 @router.get(
     "/{version}/report",
-    response_class=FileResponse,
+    response_class=HTMLResponse,
     responses={200: {"content": {"text/html": {}}, "description": "the HTML training report"}},
     summary="The training report of a version (admin)",
 )
-def report(version: Version, session: SessionDep, user: CurrentUser, settings: SettingsDep) -> FileResponse:
+def report(version: Version, session: SessionDep, user: CurrentUser, settings: SettingsDep) -> HTMLResponse:
     path = handlers.model_report_path(session, user, version, [settings.reports_dir, settings.artifacts_dir])
-    return FileResponse(path, media_type="text/html")
+    return HTMLResponse(handlers.inline_report_images(path))
+
+
+@router.get(
+    "/{version}/{image}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}, "description": "a plot of the training report"}},
+    summary="A plot of a version's training report, by file name (admin)",
+)
+def report_image(
+    version: Version,
+    image: Annotated[str, Path(min_length=5, max_length=64, pattern=r"^[A-Za-z0-9_.-]+\.png$")],
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+) -> FileResponse:
+    roots = [settings.reports_dir, settings.artifacts_dir]
+    return FileResponse(
+        handlers.model_report_image(session, user, version, image, roots), media_type="image/png"
+    )

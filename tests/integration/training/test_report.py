@@ -39,6 +39,7 @@ def test_report_has_tables_plots_and_escapes_text(tmp_path: Path) -> None:
         "track_mix.png",
         "calibration.png",
         "group_gaps.png",
+        "outcomes.png",
     }
     assert all(
         (path.parent / name).read_bytes().startswith(b"\x89PNG")
