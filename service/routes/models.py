@@ -78,7 +78,7 @@ def rollback(arrived: Arrival, uow: UowDep, user: CurrentUser, holder: HolderDep
 
 @router.get(
     "/{version}/report",
-    response_class=HTMLResponse,
+    response_class=FileResponse,
     responses={200: {"content": {"text/html": {}}, "description": "the HTML training report"}},
     summary="The training report of a version (admin)",
 )
