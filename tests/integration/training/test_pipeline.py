@@ -64,10 +64,11 @@ def test_two_runs_then_rollback_restores_the_first_batch(
         "group_gaps.png",
         "route_exposure.png",
         "route_gaps.png",
+        "outcomes.png",
     }
     first_export = _export(tiny_engine, tmp_path / "first.csv")
     header, *lines = first_export.decode().splitlines()
-    assert header == "student_id,rank,module_id,score"
+    assert header == "student_id,rank,module_id,score,review,replacement_module_id"
     assert len(lines) == first.n_recommendations
 
     second = run_nightly(settings, engine=tiny_engine, model_options=FAST_MODEL)
@@ -104,6 +105,69 @@ def test_two_runs_then_rollback_restores_the_first_batch(
         assert all(r.components and "sequence" in r.components for r in stored)
         assert all(r.fail_probability is None or 0.0 <= r.fail_probability <= 1.0 for r in stored)
         assert {r.rank for r in stored} == set(range(1, settings.batch_k + 1))
+
+
+def test_approvals_survive_the_nightly_run(tiny_engine: Engine, database_url: str, tmp_path: Path) -> None:
+    """Issue 10 point 3: after `pathways train`, approved pairs stay out of the queue unless a new kind
+    of flag appears on them."""
+    from records.db import session_factory
+    from records.schema import Review
+    from records.users import add_user
+    from service.auth import Principal
+    from service.handlers import advisor_queue
+
+    settings = job_settings(database_url, tmp_path)
+    first = run_nightly(settings, engine=tiny_engine, model_options=FAST_MODEL)
+    assert first.promoted, first.gate_reason
+    approved: dict[tuple[str, str], set[str]] = {}
+    with session_factory(tiny_engine)() as session:
+        user, _ = add_user(session, "advisor-in-chief", "admin")
+        admin = Principal(user_id=user.id, name=user.name, role="admin")
+        batch = session.get(RecommendationBatch, first.batch_id)
+        assert batch is not None
+        for rec, kind in session.execute(
+            select(Recommendation, Flag.kind)
+            .join(Flag, Flag.recommendation_id == Recommendation.id)
+            .where(Recommendation.batch_id == first.batch_id)
+        ):
+            if (rec.student_id, rec.module_id) not in approved:
+                session.add(
+                    Review(
+                        recommendation_id=rec.id,
+                        target_term=batch.target_term,
+                        reviewer_id=user.id,
+                        student_id=rec.student_id,
+                        module_id=rec.module_id,
+                        action="approve",
+                    )
+                )
+            approved.setdefault((rec.student_id, rec.module_id), set()).add(kind)
+        session.commit()
+        assert approved and advisor_queue(session, admin).total == 0
+
+    second = run_nightly(settings, engine=tiny_engine, model_options=FAST_MODEL)
+    assert second.promoted and second.batch_id != first.batch_id
+    with session_factory(tiny_engine)() as session:
+        kinds: dict[tuple[str, str], set[str]] = {}
+        for rec, kind in session.execute(
+            select(Recommendation, Flag.kind)
+            .join(Flag, Flag.recommendation_id == Recommendation.id)
+            .where(Recommendation.batch_id == second.batch_id)
+        ):
+            kinds.setdefault((rec.student_id, rec.module_id), set()).add(kind)
+        queue = advisor_queue(session, admin, limit=100_000)
+        waiting = {(i.recommendation.student_id, i.recommendation.module_id) for i in queue.items}
+    covered = {pair for pair, new in kinds.items() if pair in approved and new <= approved[pair]}
+    reflagged = {pair for pair, new in kinds.items() if pair in approved and not new <= approved[pair]}
+    assert covered, "the second batch repeats no approved pair: nothing was tested"
+    assert not covered & waiting
+    assert reflagged <= waiting
+    assert all(
+        i.carried_approval is not None
+        for i in queue.items
+        if (i.recommendation.student_id, i.recommendation.module_id) in reflagged
+    )
+    assert queue.total == len(waiting) == len(set(kinds) - covered)
 
 
 @pytest.mark.parametrize("step", STEPS)
