@@ -21,12 +21,15 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from records.schema import Enrollment, Feedback, Flag, Recommendation, Review
 
+CHUNK = 5_000
+"""Ids per IN list (SQLite allows 32,766 bound parameters)."""
 REVIEW_STATES = ("pending", "approved", "rejected", "replaced")
 TAKEN_STATUSES = ("completed", "in_progress")
 """Enrollment statuses after which a module is no longer offered to the student as a replacement."""
@@ -83,12 +86,16 @@ def decisions_for(
     if not wanted:
         return found
     term_clause = Review.target_term.is_(None) if target_term is None else Review.target_term == target_term
-    rows = session.execute(
-        select(Review, Recommendation.rank)
-        .join(Recommendation, Recommendation.id == Review.recommendation_id)
-        .where(Review.student_id.in_(wanted), term_clause)
-        .order_by(Review.id)
-    ).all()
+    rows: list[Any] = []
+    for start in range(0, len(wanted), CHUNK):
+        rows.extend(
+            session.execute(
+                select(Review, Recommendation.rank)
+                .join(Recommendation, Recommendation.id == Review.recommendation_id)
+                .where(Review.student_id.in_(wanted[start : start + CHUNK]), term_clause)
+            ).all()
+        )
+    rows.sort(key=lambda row: row[0].id)  # the newest review of a pair wins
     kinds = flag_kinds_of(session, [review.recommendation_id for review, _ in rows])
     for review, rank in rows:
         found[review.student_id][review.module_id] = Decision(
@@ -111,10 +118,10 @@ def flag_kinds_of(session: Session, recommendation_ids: Iterable[int]) -> dict[i
     """recommendation id -> the kinds of its stored flags (only ids with flags appear)."""
     wanted = sorted(set(recommendation_ids))
     kinds: dict[int, set[str]] = defaultdict(set)
-    for start in range(0, len(wanted), 5_000):
+    for start in range(0, len(wanted), CHUNK):
         for recommendation_id, kind in session.execute(
             select(Flag.recommendation_id, Flag.kind).where(
-                Flag.recommendation_id.in_(wanted[start : start + 5_000])
+                Flag.recommendation_id.in_(wanted[start : start + CHUNK])
             )
         ):
             kinds[recommendation_id].add(kind)
@@ -127,10 +134,10 @@ def feedback_for(
     """student id -> module id -> the student's latest feedback action for ``target_term``."""
     wanted = sorted(set(student_ids))
     found: dict[str, dict[str, str]] = defaultdict(dict)
-    for start in range(0, len(wanted), 5_000):
+    for start in range(0, len(wanted), CHUNK):
         for student_id, module_id, action in session.execute(
             select(Feedback.student_id, Feedback.module_id, Feedback.action).where(
-                Feedback.student_id.in_(wanted[start : start + 5_000]),
+                Feedback.student_id.in_(wanted[start : start + CHUNK]),
                 Feedback.target_term == (target_term or ""),
             )
         ):
@@ -142,10 +149,10 @@ def taken_modules(session: Session, student_ids: Iterable[str]) -> dict[str, fro
     """student id -> modules completed or being taken (no longer suggested as replacements)."""
     wanted = sorted(set(student_ids))
     found: dict[str, set[str]] = defaultdict(set)
-    for start in range(0, len(wanted), 5_000):
+    for start in range(0, len(wanted), CHUNK):
         for student_id, module_id in session.execute(
             select(Enrollment.student_id, Enrollment.module_id).where(
-                Enrollment.student_id.in_(wanted[start : start + 5_000]),
+                Enrollment.student_id.in_(wanted[start : start + CHUNK]),
                 Enrollment.status.in_(TAKEN_STATUSES),
             )
         ):

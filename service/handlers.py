@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from records.db import UnitOfWork, current_batch, promoted_version
-from records.decisions import Decision, decisions_for, flag_kinds_of, review_state
+from records.decisions import CHUNK, Decision, decisions_for, flag_kinds_of, review_state
 from records.schema import (
     AuditLog,
     Competency,
@@ -182,14 +182,16 @@ def excluded_modules(session: Session, student_ids: Iterable[str]) -> dict[str, 
     excluded: dict[str, set[str]] = defaultdict(set)
     if not wanted:
         return excluded
-    reviewed = select(Review.student_id, Review.module_id).where(
-        Review.student_id.in_(wanted), Review.action.in_(EXCLUDING_REVIEW_ACTIONS)
-    )
-    dismissed = select(Feedback.student_id, Feedback.module_id).where(
-        Feedback.student_id.in_(wanted), Feedback.action == "dismiss"
-    )
-    for student_id, module_id in session.execute(union_all(reviewed, dismissed)):
-        excluded[student_id].add(module_id)
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        reviewed = select(Review.student_id, Review.module_id).where(
+            Review.student_id.in_(chunk), Review.action.in_(EXCLUDING_REVIEW_ACTIONS)
+        )
+        dismissed = select(Feedback.student_id, Feedback.module_id).where(
+            Feedback.student_id.in_(chunk), Feedback.action == "dismiss"
+        )
+        for student_id, module_id in session.execute(union_all(reviewed, dismissed)):
+            excluded[student_id].add(module_id)
     return excluded
 
 
