@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from records.settings import Settings
 from service import handlers
@@ -57,6 +58,22 @@ def queue_out(queue: handlers.Queue, settings: Settings) -> QueueOut:
     )
 
 
+class QueueQuery(BaseModel):
+    """The queue's query parameters; an unknown parameter is refused (422), not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=100, ge=1, le=500, description="most items to return")
+    offset: int = Field(default=0, ge=0, le=10**6, description="items to skip (paging)")
+    kind: Literal["fail_risk", "low_confidence", "off_target", "large_change", "uncovered_goal"] | None = (
+        Field(default=None, description="only items with a flag of this kind")
+    )
+    student_id: str | None = Field(default=None, max_length=64, description="only this student's items")
+    sort: Literal["student", "risk"] = Field(
+        default="student", description="student id, or highest risk first"
+    )
+
+
 @router.get(
     "/v1/advisors/me/queue",
     response_model=QueueOut,
@@ -66,18 +83,11 @@ def get_queue(
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="most items to return")] = 100,
-    offset: Annotated[int, Query(ge=0, le=10**6, description="items to skip (paging)")] = 0,
-    kind: Annotated[
-        Literal["fail_risk", "low_confidence", "off_target", "large_change", "uncovered_goal"] | None,
-        Query(description="only items with a flag of this kind"),
-    ] = None,
-    student_id: Annotated[str | None, Query(max_length=64, description="only this student's items")] = None,
-    sort: Annotated[
-        Literal["student", "risk"], Query(description="student id, or highest risk first")
-    ] = "student",
+    query: Annotated[QueueQuery, Query()],
 ) -> QueueOut:
-    queue = handlers.advisor_queue(session, user, limit, offset, kind, student_id, sort)
+    queue = handlers.advisor_queue(
+        session, user, query.limit, query.offset, query.kind, query.student_id, query.sort
+    )
     return queue_out(queue, settings)
 
 

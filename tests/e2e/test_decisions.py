@@ -99,6 +99,8 @@ def test_queue_gives_the_true_count_pages_filters_and_sorts(
     assert [i["student_id"] for i in risky["items"]] == ["S3", "S1", "S2"]
     bad = client.get("/v1/advisors/me/queue?sort=colour", headers=auth(root))
     assert bad.status_code == 422
+    unknown = client.get("/v1/advisors/me/queue?colour=red", headers=auth(root))
+    assert unknown.status_code == 422
 
 
 def test_an_approval_survives_the_next_batch_unless_a_new_kind_of_flag_appears(
