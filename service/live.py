@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -700,15 +701,24 @@ class LiveRecommender:
     # Eligibility (advisor replacements)
     # -----------------------------------------------------------------------------------------
 
-    def suggestion_check(self, session: Session, occupation: str | None = None) -> handlers.SuggestionCheck:
+    def suggestion_check(
+        self,
+        session: Session,
+        occupation: str | None = None,
+        before_scoring: Callable[[], None] | None = None,
+    ) -> handlers.SuggestionCheck:
         """A check for :func:`service.handlers.record_feedback`: is the module in one of the student's
         live lists (the default one, up to ``SUGGESTION_K`` long, or the what-if one for
-        ``occupation``)? Answers the list's target term ('' when unnamed), or None."""
+        ``occupation``)? Answers the list's target term ('' when unnamed), or None.
+
+        ``before_scoring`` runs first when a model is loaded (the caller's live-scoring limit)."""
 
         def check(student_id: str, module_id: str) -> str | None:
             student = session.get(Student, student_id)
             if student is None:
                 return None
+            if before_scoring is not None and self.holder.current is not None:
+                before_scoring()
             for aimed_at in dict.fromkeys((None, occupation)):
                 try:
                     result = self.recommend(session, student, None, SUGGESTION_K, aimed_at)

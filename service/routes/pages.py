@@ -250,8 +250,7 @@ def _plain(exc: ServiceError) -> str:
 def advisor_undo(
     request: Request, review_id: Annotated[int, Path(ge=1, le=2**31 - 1)], uow: UowDep
 ) -> HTMLResponse:
-    token = request.cookies.get(TOKEN_COOKIE)
-    user = authenticate(uow.session, token) if token else None
+    user = page_user(request, uow.session)
     if user is None:
         return _message(request, None, 401, "Signed out", "Sign in again to undo.")
     try:
@@ -369,7 +368,11 @@ def student_feedback(
             module_id,
             action,
             recommendation_id,
-            suggested_live=live.suggestion_check(uow.session, occupation or None),
+            suggested_live=live.suggestion_check(
+                uow.session,
+                occupation or None,
+                lambda: request.app.state.access.allow_live_scoring(user),
+            ),
         )
     except NotFound as exc:
         return _message(request, user, 404, "Not found", str(exc))

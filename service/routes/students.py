@@ -149,6 +149,7 @@ def post_feedback(
     uow: UowDep,
     user: CurrentUser,
     live: LiveDep,
+    access: AccessDep,
     response: Response,
 ) -> FeedbackOut:
     result = handlers.record_feedback(
@@ -158,7 +159,9 @@ def post_feedback(
         body.module_id,
         body.action,
         body.recommendation_id,
-        suggested_live=live.suggestion_check(uow.session, body.occupation),
+        suggested_live=live.suggestion_check(
+            uow.session, body.occupation, lambda: access.allow_live_scoring(user)
+        ),
     )
     if not result.created:
         response.status_code = status.HTTP_200_OK

@@ -2,7 +2,7 @@
 serialised promotions
 
 Revision ID: 0002_loop
-Revises: 0002_data
+Revises: 0002_harden
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_loop"
-down_revision = "0002_data"
+down_revision = "0002_harden"
 branch_labels = None
 depends_on = None
 
