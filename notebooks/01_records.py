@@ -20,8 +20,8 @@
 # ask for.
 #
 # **Data.** `PATHWAYS_DATABASE_URL` when it already holds an institution (a term with closed
-# enrollments); otherwise the synthetic *small* institution (seed 7) is generated once into
-# `var/notebooks/` and reused (`PATHWAYS_NOTEBOOK_SIZE=tiny` for a quicker one,
+# enrollments); when it is unset, the demo's database (`var/pathways.db`, left by `make demo`);
+# otherwise the synthetic *small* institution (seed 7) is generated once into `var/notebooks/` and reused (`PATHWAYS_NOTEBOOK_SIZE=tiny` for a quicker one,
 # `PATHWAYS_NOTEBOOK_DATA_DIR` to put it elsewhere). Figures are also written to `var/figures`
 # (or `PATHWAYS_FIGURES_DIR`). Everything below uses the package's public functions; the notebook
 # only counts and draws.
@@ -36,10 +36,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from records.db import is_current, make_engine, upgrade
+from pathways.notebook_data import notebook_database
 from records.frames import load_frames, newest_closed_term
-from records.ingest import import_tables
-from records.synthetic import generate
 
 AS_SCRIPT = "__file__" in globals()  # run as `python notebooks/01_records.py`: draw off-screen
 if AS_SCRIPT:
@@ -79,20 +77,10 @@ def save(fig, name):
 
 # %%
 started = time.perf_counter()
-url = os.environ.get("PATHWAYS_DATABASE_URL")
-engine = make_engine(url) if url else None
-if engine is not None and is_current(engine) and newest_closed_term(engine) is not None:
-    source = "PATHWAYS_DATABASE_URL"
-else:
-    if engine is not None:
-        print("PATHWAYS_DATABASE_URL holds no institution with a closed term: using a generated one")
-        engine.dispose()
-    url = f"sqlite:///{DATA_DIR / f'{SIZE}-seed{SEED}.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    if newest_closed_term(engine) is None:
-        import_tables(engine, generate(SIZE, SEED))
-    source = f"the generated {SIZE} institution (seed {SEED})"
+data = notebook_database(ROOT, SIZE, SEED, DATA_DIR)
+for note in data.notes:
+    print(note)
+engine, source = data.engine, data.source
 
 cutoff = newest_closed_term(engine)
 frames = load_frames(engine, cutoff)

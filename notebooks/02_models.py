@@ -24,8 +24,8 @@
 # probabilities are calibrated on T, and how the quality of the lists differs between groups of
 # students (entry route and the fairness attributes in `student_attributes`).
 #
-# **Data.** As in `01_records.py`: `PATHWAYS_DATABASE_URL` when it holds an institution, else the
-# generated *small* institution (seed 7) in `var/notebooks/` (`PATHWAYS_NOTEBOOK_SIZE=tiny` for a
+# **Data.** As in `01_records.py`: `PATHWAYS_DATABASE_URL` when it holds an institution, else (when
+# it is unset) the demo's database `var/pathways.db`, else the generated *small* institution (seed 7) in `var/notebooks/` (`PATHWAYS_NOTEBOOK_SIZE=tiny` for a
 # quicker one). Figures also go to `var/figures` (or `PATHWAYS_FIGURES_DIR`).
 
 # %%
@@ -39,10 +39,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from records.db import is_current, make_engine, upgrade
+from pathways.notebook_data import notebook_database
 from records.frames import load_frames, load_term_state, newest_closed_term
-from records.ingest import import_tables
-from records.synthetic import generate
 from training.evaluate import (
     KS,
     MAX_K,
@@ -95,20 +93,10 @@ def save(fig, name):
 
 # %%
 started = time.perf_counter()
-url = os.environ.get("PATHWAYS_DATABASE_URL")
-engine = make_engine(url) if url else None
-if engine is not None and is_current(engine) and newest_closed_term(engine) is not None:
-    source = "PATHWAYS_DATABASE_URL"
-else:
-    if engine is not None:
-        print("PATHWAYS_DATABASE_URL holds no institution with a closed term: using a generated one")
-        engine.dispose()
-    url = f"sqlite:///{DATA_DIR / f'{SIZE}-seed{SEED}.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    if newest_closed_term(engine) is None:
-        import_tables(engine, generate(SIZE, SEED))
-    source = f"the generated {SIZE} institution (seed {SEED})"
+data = notebook_database(ROOT, SIZE, SEED, DATA_DIR)
+for note in data.notes:
+    print(note)
+engine, source = data.engine, data.source
 
 frames = load_frames(engine, newest_closed_term(engine))
 split = make_split(frames)

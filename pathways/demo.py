@@ -45,10 +45,22 @@ def _busiest_advisee(session: Session, batch_id: int | None) -> tuple[str | None
     return (student.advisor_id, student.id) if student is not None else (None, None)
 
 
-def _account(session: Session, name: str, role: str, **ids: str | None) -> str:
-    if session.scalar(select(User).where(User.name == name)) is None:
-        return add_user(session, name, role, actor="demo", **ids)[1]
-    return rotate_token(session, name, actor="demo")
+def _account(session: Session, name: str, role: str, page: str, **ids: str | None) -> DemoAccount:
+    """A demo account: created with ``ids`` the first time; afterwards its token is re-issued and the
+    account is described as it really is (a second demo may pick another advisor, but the existing
+    user still signs in as the one it was created for)."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        user, token = add_user(session, name, role, actor="demo", **ids)
+    else:
+        token = rotate_token(session, name, actor="demo")
+    if user.student_id:
+        detail = f"student {user.student_id}"
+    elif user.advisor_id:
+        detail = f"advisor {user.advisor_id}"
+    else:
+        detail = "admin: everything" if user.role == "admin" else user.role
+    return DemoAccount(user.name, user.role, token, page, detail)
 
 
 def demo_accounts(session: Session) -> list[DemoAccount]:
@@ -56,29 +68,11 @@ def demo_accounts(session: Session) -> list[DemoAccount]:
     advisor_id, student_id = _busiest_advisee(
         session, batch.id if (batch := current_batch(session)) else None
     )
-    accounts = [
-        DemoAccount("demo-admin", "admin", _account(session, "demo-admin", "admin"), "/docs", "everything")
-    ]
+    accounts = [_account(session, "demo-admin", "admin", "/docs")]
     if advisor_id is not None:
-        accounts.append(
-            DemoAccount(
-                "demo-advisor",
-                "advisor",
-                _account(session, "demo-advisor", "advisor", advisor_id=advisor_id),
-                "/advisor",
-                f"advisor {advisor_id}",
-            )
-        )
+        accounts.append(_account(session, "demo-advisor", "advisor", "/advisor", advisor_id=advisor_id))
     if student_id is not None:
-        accounts.append(
-            DemoAccount(
-                "demo-student",
-                "student",
-                _account(session, "demo-student", "student", student_id=student_id),
-                "/student",
-                f"student {student_id}",
-            )
-        )
+        accounts.append(_account(session, "demo-student", "student", "/student", student_id=student_id))
     return accounts
 
 

@@ -1,26 +1,56 @@
-"""Logging set-up for the command line and the service: one line per event, ids only, no personal data."""
+"""Logging set-up for the command line and the service: one line per event, ids only, no personal data.
+
+Logs always go to standard error, so standard output carries only a command's result. The project's own
+loggers log at the chosen level; other libraries' (Alembic's "Context impl SQLiteImpl." and the like) only
+warnings, unless the level is DEBUG (``pathways -v``).
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
+from typing import TextIO
 
 from rich.console import Console
 from rich.logging import RichHandler
 
+PROJECT_LOGGERS = ("pathways", "records", "features", "recommender", "training", "service")
 
-def configure_logging(level: str = "INFO", rich: bool = True) -> None:
+
+def verbosity_level(verbose: int, quiet: bool, default: str) -> str:
+    """The log level for ``-v`` (DEBUG), ``-q`` (WARNING) or neither (``default``); ``-q`` wins."""
+    if quiet:
+        return "WARNING"
+    if verbose > 0:
+        return "DEBUG"
+    return default.upper()
+
+
+def configure_logging(level: str = "INFO", rich: bool | None = None, stream: TextIO | None = None) -> None:
+    """Send every log record to ``stream`` (default: standard error).
+
+    ``rich`` (default: when the stream is a terminal) gives coloured, aligned lines; otherwise each record
+    is one plain line with a timestamp, whatever its length, so a cron log stays greppable.
+    """
+    stream = stream if stream is not None else sys.stderr
+    if rich is None:
+        rich = stream.isatty()
     handler: logging.Handler
     if rich:
-        # Standard error: without a console of its own, RichHandler writes to standard output, which
-        # would mix log lines into results (`pathways evaluate --json | jq` broke at the INFO level).
-        handler = RichHandler(
-            console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
-        )
+        console = Console(file=stream, stderr=stream is sys.stderr)
+        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
         fmt = "%(name)s: %(message)s"
     else:
-        handler = logging.StreamHandler()
+        handler = logging.StreamHandler(stream)
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt))
+    level = level.upper()
+    numeric = logging.getLevelName(level)
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING or ERROR")
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    # Other libraries speak only of problems unless asked for everything.
+    root.setLevel(logging.INFO if numeric <= logging.DEBUG else max(logging.WARNING, numeric))
+    for name in PROJECT_LOGGERS:
+        logging.getLogger(name).setLevel(level)

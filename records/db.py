@@ -12,8 +12,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
@@ -116,16 +116,87 @@ def is_read_only_error(exc: DBAPIError) -> bool:
     return "readonly database" in message or "read-only" in message
 
 
-def make_engine(database_url: str, **kwargs: Any) -> Engine:
+# How people write PostgreSQL URLs (Heroku, libpq, psql) -> the driver this project installs.
+_POSTGRES_PREFIXES = ("postgres://", "postgresql://")
+_SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+class DatabaseUrlError(ValueError):
+    """``PATHWAYS_DATABASE_URL`` (or a URL passed in) is not one this project can use."""
+
+
+class DatabaseMissing(LookupError):
+    """A read-only use found no database, or one that was never migrated."""
+
+
+def parse_database_url(database_url: str) -> URL:
+    """The SQLAlchemy URL for ``database_url``, accepting ``postgres://`` and ``postgresql://``.
+
+    Both become ``postgresql+psycopg://`` (psycopg 3 is the installed driver). Raises
+    :class:`DatabaseUrlError` with a one-line reason for anything that is not a SQLite or PostgreSQL URL.
+    """
+    text = database_url.strip()
+    for prefix in _POSTGRES_PREFIXES:
+        if text.startswith(prefix):
+            text = "postgresql+psycopg://" + text[len(prefix) :]
+            break
+    example = "sqlite:///var/pathways.db or postgresql://USER@HOST:5432/DATABASE"
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise DatabaseUrlError(
+            f"database URL {database_url!r} cannot be parsed; expected {example}"
+        ) from None
+    if url.get_backend_name() not in _SUPPORTED_BACKENDS:
+        raise DatabaseUrlError(
+            f"database URL {describe_url(url)!r}: unsupported database {url.get_backend_name()!r}; "
+            f"expected {example}"
+        )
+    try:
+        url.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError):
+        raise DatabaseUrlError(
+            f"database URL {describe_url(url)!r}: driver {url.drivername!r} is not installed; "
+            "use postgresql:// (psycopg 3) or sqlite:///"
+        ) from None
+    return url
+
+
+def describe_url(url: str | URL) -> str:
+    """``url`` for messages and logs: the password hidden."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except ArgumentError:
+            return "<unparseable URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a file-backed SQLite URL given as a plain path, else None (memory, ``file:`` URIs)."""
+    database = url.database
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:":
+        return None if database.startswith("file:") else Path(database)
+    return None
+
+
+def make_engine(database_url: str, *, create: bool = True, **kwargs: Any) -> Engine:
     """An engine for ``database_url``; SQLite gets WAL, foreign keys and a busy timeout.
 
-    The parent folder of a file-backed SQLite database is created when missing, and its pool refuses
-    to hand out connections (:class:`ReadOnlyStorage`) while the files cannot be written.
+    With ``create`` (the default) the parent folder of a file-backed SQLite database is created when
+    missing; without it a missing SQLite file raises :class:`DatabaseMissing` and nothing is created.
+    The pool of a file-backed SQLite database refuses to hand out connections (:class:`ReadOnlyStorage`)
+    while the files cannot be written.
     """
-    url = make_url(database_url)
+    url = parse_database_url(database_url)
     if url.get_backend_name() == "sqlite":
         guard = None
-        if url.database and url.database != ":memory:":
+        database_file = sqlite_path(url)
+        if database_file is not None and not create and not database_file.is_file():
+            raise DatabaseMissing(
+                f"no database at {database_file}: create it with `pathways db upgrade` (or `pathways demo`)"
+            )
+        if create and url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # A "file:" URI (uri=true) names its file and mode in SQLite's own syntax: not guarded.
         if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
@@ -142,20 +213,45 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
-            if url.database and url.database != ":memory:":
+            if create and url.database and url.database != ":memory:":
+                # Persistent in the file; set by whoever may write, so a reader leaves the file as it is.
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if "connect_timeout" not in url.query:
+        # A host that drops packets would otherwise hang a command for minutes before its error.
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
     return create_engine(url, **kwargs)
 
 
+def open_existing(database_url: str, **kwargs: Any) -> Engine:
+    """An engine on a database that already exists and has been migrated; creates nothing.
+
+    For read-only commands. Raises :class:`DatabaseMissing` when the SQLite file is missing or the
+    database holds no Pathways schema, :class:`DatabaseUrlError` for a bad URL, and SQLAlchemy's
+    ``OperationalError`` when the server cannot be reached.
+    """
+    engine = make_engine(database_url, create=False, **kwargs)
+    try:
+        if not is_current(engine):
+            raise DatabaseMissing(
+                f"the database at {describe_url(engine.url)} holds no Pathways schema: "
+                "create it with `pathways db upgrade` (or `pathways demo`)"
+            )
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
 def alembic_config(database_url: str) -> Config:
+    url = parse_database_url(database_url).render_as_string(hide_password=False)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -36,6 +37,7 @@ from service.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+DOCS_ASSETS_URL = "/docs/assets"
 
 STATUS_OF: dict[type[ServiceError], int] = {
     NotFound: 404,
@@ -112,6 +114,9 @@ def create_app(
         summary="Next-term module recommendations with explanations, pathways and advisor review.",
         lifespan=lifespan,
         max_body_size=settings.max_request_bytes,
+        # /docs and /redoc are served below from installed assets, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -129,7 +134,48 @@ def create_app(
     app.include_router(models.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_docs(app)
     return app
+
+
+def docs_assets_dir() -> Path:
+    """The folder of Swagger UI's and ReDoc's files, shipped by the ``fastapi-offline`` package."""
+    from importlib.resources import files
+
+    return Path(str(files("fastapi_offline") / "static"))
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` that work without internet: their scripts and styles are
+    served by this app from the installed package, so nothing is fetched from a CDN."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=docs_assets_dir()), name="docs-assets")
+
+    def assets(request: Request) -> tuple[str, str]:
+        root = request.scope.get("root_path", "")
+        return f"{root}{app.openapi_url}", f"{root}{DOCS_ASSETS_URL}"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        openapi_url, base = assets(request)
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url=f"{base}/swagger-ui-bundle.js",
+            swagger_css_url=f"{base}/swagger-ui.css",
+            swagger_favicon_url=f"{base}/favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        openapi_url, base = assets(request)
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} API",
+            redoc_js_url=f"{base}/redoc.standalone.js",
+            redoc_favicon_url=f"{base}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _install_error_handlers(app: FastAPI) -> None:

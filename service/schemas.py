@@ -45,13 +45,37 @@ class ErrorOut(_Out):
     )
 
 
+def error_response(description: str, example: str | list[dict[str, Any]]) -> dict[str, Any]:
+    """An OpenAPI response entry for an error: the ErrorOut shape with its own example ``detail``."""
+    return {
+        "model": ErrorOut,
+        "description": description,
+        "content": {"application/json": {"example": {"detail": example}}},
+    }
+
+
+# Each example is what the service really answers (tests/e2e/test_docs.py checks them).
+ERROR_EXAMPLES: dict[int, str | list[dict[str, Any]]] = {
+    400: "There was an error parsing the body",
+    401: "unknown or revoked token",
+    403: "the student role may not do this (needs admin)",
+    404: "no student with id 'S404'",
+    422: [
+        {
+            "loc": ["query", "k"],
+            "msg": "Input should be greater than or equal to 1",
+            "type": "greater_than_equal",
+        }
+    ],
+}
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "malformed request (e.g. a body that is not UTF-8 JSON)"},
-    401: {"model": ErrorOut, "description": "missing or unknown bearer token"},
-    403: {"model": ErrorOut, "description": "the caller's role may not do this"},
-    404: {"model": ErrorOut, "description": "no such resource (or not visible to the caller)"},
+    400: error_response("malformed request (e.g. a body that is not UTF-8 JSON)", ERROR_EXAMPLES[400]),
+    401: error_response("missing or unknown bearer token", ERROR_EXAMPLES[401]),
+    403: error_response("the caller's role may not do this", ERROR_EXAMPLES[403]),
+    404: error_response("no such resource (or not visible to the caller)", ERROR_EXAMPLES[404]),
     413: {"model": ErrorOut, "description": "request body too large"},
-    422: {"model": ErrorOut, "description": "invalid input, with field paths"},
+    422: error_response("invalid input, with field paths", ERROR_EXAMPLES[422]),
 }
 
 

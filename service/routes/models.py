@@ -10,13 +10,15 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from service import handlers
 from service.deps import CurrentUser, HolderDep, SessionDep, SettingsDep, UowDep
-from service.schemas import ERROR_RESPONSES, ErrorOut, ModelOut, PromotionOut
+from service.schemas import ERROR_RESPONSES, ModelOut, PromotionOut, error_response
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
 
 Version = Annotated[str, Path(min_length=1, max_length=64)]
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "the promotion would change nothing or is impossible"}
+    409: error_response(
+        "the promotion would change nothing or is impossible", "no version was promoted before 'v1'"
+    )
 }
 
 

@@ -13,7 +13,6 @@ from service.deps import CurrentUser, LiveDep, SessionDep, SettingsDep, UowDep
 from service.schemas import (
     ERROR_RESPONSES,
     AuditEntryOut,
-    ErrorOut,
     FlagOut,
     ModuleOut,
     QueueItemOut,
@@ -21,6 +20,7 @@ from service.schemas import (
     ReviewIn,
     ReviewOut,
     UndoOut,
+    error_response,
 )
 
 router = APIRouter(tags=["advisors"], responses=ERROR_RESPONSES)
@@ -110,7 +110,9 @@ def review_out(result: handlers.ReviewResult) -> ReviewOut:
     "/v1/recommendations/{rec_id}/review",
     response_model=ReviewOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"model": ErrorOut, "description": "already reviewed"}},
+    responses={
+        409: error_response("already reviewed", "recommendation 7 was already reviewed (approve, review 3)")
+    },
     summary="Approve, reject or replace a recommendation, with a comment",
 )
 def post_review(

@@ -13,7 +13,6 @@ from service.deps import AccessDep, Credentials, CurrentUser, LiveDep, SessionDe
 from service.live import DEFAULT_K, Item, RecommendationList
 from service.schemas import (
     ERROR_RESPONSES,
-    ErrorOut,
     FeedbackIn,
     FeedbackOut,
     FlagOut,
@@ -23,6 +22,7 @@ from service.schemas import (
     PathwayTermOut,
     RecommendationItemOut,
     RecommendationsOut,
+    error_response,
 )
 
 router = APIRouter(prefix="/v1/students", tags=["students"], responses=ERROR_RESPONSES)
@@ -31,7 +31,7 @@ StudentId = Annotated[
     str, Path(min_length=1, max_length=64, description="the student's id", examples=["S00578"])
 ]
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorOut, "description": "no model is loaded and no stored list matches"}
+    503: error_response("no model is loaded and no stored list matches", "no promoted model is loaded")
 }
 
 

@@ -153,4 +153,4 @@ def test_recommend_command(tiny: Tiny, tmp_path: Path, monkeypatch: pytest.Monke
     assert "unknown student 'NO-SUCH-STUDENT'" in unknown.output
     bad_occupation = runner.invoke(app, ["recommend", student, "--occupation", "00-0000.00"])
     assert bad_occupation.exit_code == 1
-    assert "unknown occupation" in bad_occupation.output
+    assert "no occupation has code or title matching" in bad_occupation.output

@@ -1,4 +1,4 @@
-"""Every command of DESIGN.md exists, and errors exit non-zero with a one-line reason."""
+"""Every command of docs/design.md exists, and errors exit non-zero with a one-line reason."""
 
 from __future__ import annotations
 
