@@ -57,7 +57,7 @@ def error_response(description: str, example: str | list[dict[str, Any]]) -> dic
 # Each example is what the service really answers (tests/e2e/test_docs.py checks them).
 ERROR_EXAMPLES: dict[int, str | list[dict[str, Any]]] = {
     400: "There was an error parsing the body",
-    401: "unknown or revoked token",
+    401: "unknown, expired or revoked token",
     403: "the student role may not do this (needs admin)",
     404: "no student with id 'S404'",
     422: [

@@ -70,7 +70,11 @@ def item_out(item: Item) -> RecommendationItemOut:
     response_model=RecommendationsOut,
     responses={
         **UNAVAILABLE,
-        429: {"model": ErrorOut, "description": "too many live scorings (other k, term or occupation)"},
+        429: error_response(
+            "too many live scorings (other k, term or occupation)",
+            "too many live recommendation requests (other k, term or occupation); "
+            "retry in 12 s, or ask for the default list",
+        ),
     },
     summary="Next-term recommendations, scored live by the promoted model",
 )
