@@ -255,10 +255,15 @@ def test_users_list_table_and_json(users_env: CliRunner) -> None:
     assert listed.exit_code == 0, listed.output
     rows = json.loads(listed.stdout)
     assert [row["name"] for row in rows] == ["amir", "zoe"]
-    assert set(rows[0]) >= {"name", "role", "student_id", "advisor_id", "active", "created_at"}
+    assert set(rows[0]) >= {"name", "role", "student_id", "advisor_id", "state", "last_used_at"}
+    assert listed.stdout.count("\n") == 1  # one JSON document on one line
     table = users_env.invoke(app, ["users", "list"])
-    assert table.exit_code == 0
-    assert "amir" in table.stdout and "zoe" in table.stdout and "role" in table.stdout
+    assert table.exit_code == 0 and table.stderr == ""
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("name\trole") and [line.split("\t")[0] for line in lines[1:]] == [
+        "amir",
+        "zoe",
+    ]
 
 
 def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
