@@ -36,7 +36,6 @@ from sqlalchemy.engine import make_url
 from records.db import make_engine, upgrade
 from records.settings import get_settings
 from service.app import create_app
-from tests.conftest import postgres_base_url
 from tests.e2e.conftest import World, build_world
 
 
@@ -202,11 +201,9 @@ def test_a_server_stopped_while_its_storage_is_read_only_exits_cleanly(sqlite_se
 
 
 @pytest.fixture
-def own_postgres_database() -> Iterator[str]:
+def own_postgres_database(postgres_base_url: str) -> Iterator[str]:
     """A PostgreSQL database of the test's own (read-only mode is set per database), dropped after."""
-    base = postgres_base_url()
-    if base is None:
-        pytest.skip("PATHWAYS_TEST_POSTGRES_URL is not set")
+    base = postgres_base_url
     name = f"ro_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -219,12 +216,10 @@ def own_postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
-def _set_read_only(url: str, read_only: bool) -> None:
+def _set_read_only(url: str, read_only: bool, base: str) -> None:
     """Switch the database's default to read-only (or back) and drop every session of it, so that
     the service's pool reconnects to it as to a standby after a fail-over."""
     name = make_url(url).database
-    base = postgres_base_url()
-    assert base is not None
     admin = create_engine(base, isolation_level="AUTOCOMMIT")  # from another database: it stays writable
     with admin.connect() as conn:
         setting = (
@@ -243,7 +238,7 @@ def _set_read_only(url: str, read_only: bool) -> None:
 
 @pytest.mark.postgres
 def test_postgres_going_read_only_answers_503_and_recovers(
-    own_postgres_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    own_postgres_database: str, postgres_base_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = own_postgres_database
     upgrade(url)
@@ -255,7 +250,7 @@ def test_postgres_going_read_only_answers_503_and_recovers(
     feedback = {"module_id": "M3", "action": "accept"}
     with TestClient(create_app(settings, model_check_interval_s=3600)) as client:
         assert client.post("/v1/students/S1/feedback", json=feedback, headers=student).status_code == 201
-        _set_read_only(url, True)
+        _set_read_only(url, True, postgres_base_url)
         with caplog.at_level(logging.ERROR, logger="service.app"):
             refused = client.post("/v1/students/S1/feedback", json=feedback, headers=student)
         assert refused.status_code == 503, refused.text
@@ -269,7 +264,7 @@ def test_postgres_going_read_only_answers_503_and_recovers(
         # Reads still work against a read-only PostgreSQL.
         assert client.get("/v1/modules", headers=student).status_code == 200
 
-        _set_read_only(url, False)
+        _set_read_only(url, False, postgres_base_url)
         again = client.post("/v1/students/S1/feedback", json=feedback, headers=student)
         assert again.status_code in (200, 201), again.text
         assert not [r for r in client.get("/readyz").json()["reasons"] if r.startswith("database")]
