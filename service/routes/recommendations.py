@@ -132,7 +132,12 @@ def post_review(
 @router.delete(
     "/v1/reviews/{review_id}",
     response_model=UndoOut,
-    responses={409: {"model": ErrorOut, "description": "the review's batch is no longer current"}},
+    responses={
+        409: error_response(
+            "the review's batch is no longer current",
+            "review 3 belongs to a batch that is no longer current; it cannot be undone",
+        )
+    },
     summary="Undo one of the caller's decisions while its batch is current",
 )
 def delete_review(
