@@ -677,6 +677,13 @@ class HybridRecommender:
         self.module_credits_ = module_credits(fs)
 
     # -- scoring -------------------------------------------------------------------------------
+    def _served_risk_penalty(self) -> np.float32:
+        """The fit-versus-risk penalty of the served lists (0 for models saved before it). When the
+        validation selection serves one component alone, its list is served as it is: no penalty."""
+        if isinstance(self.blend_, ServedBlend) and self.blend_.shrink >= 1.0:
+            return np.float32(0.0)
+        return np.float32(getattr(self, "risk_penalty", 0.0))
+
     def _column(self, name: str) -> int:
         return self.component_names.index(name)
 
@@ -718,7 +725,7 @@ class HybridRecommender:
         raw = self._raw_scores(rows, context, occupation_row, self.component_names)
         for name in self.component_names:
             total += self.blend_.contribution(self._column(name), raw[name])
-        total += np.float32(getattr(self, "risk_penalty", 0.0)) * raw["risk"]
+        total += self._served_risk_penalty() * raw["risk"]
         return total
 
     def recommend(
@@ -755,7 +762,7 @@ class HybridRecommender:
             width = max(k, self.k_candidates)
             candidates, candidate_scores = top_k(total, width)
             risk_raw = np.zeros(candidates.shape, np.float32)
-            risk_penalty = np.float32(getattr(self, "risk_penalty", 0.0))  # models saved before it: 0
+            risk_penalty = self._served_risk_penalty()
             if self.blend_.weights_[risk_column] != 0 or risk_penalty != 0:
                 risk_raw = self.components_["risk"].score_pairs(self.fs_, chunk_rows, candidates)
             # risk_raw is -fail probability: the penalty lowers risky candidates in the final score.
