@@ -116,3 +116,54 @@ def global_popularity(history: pd.DataFrame, n_modules: int, recent_terms: int =
     recent = np.isin(ordinals, newest)
     counts = np.bincount(history["module_row"].to_numpy()[recent], minlength=n_modules).astype(np.float64)
     return (counts / counts.sum()).astype(np.float32)
+
+
+def successor_matrix(
+    history: pd.DataFrame,
+    n_students: int,
+    n_modules: int,
+    decay: float = 0.8,
+    term_rank: np.ndarray | None = None,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """What learners took after each module, at any later step, decayed by distance.
+
+    Returns ``(successors, takers)``: ``successors`` (n_modules, n_modules) float32 with ``[a, b]`` = sum over
+    students of ``decay**(d - 1)`` for the nearest later term (d steps after a term holding ``a``, d >= 1)
+    in which they took ``b``; ``takers`` (n_modules,) float32 the number of (student, term) places holding
+    ``a`` that have a later term (the denominator of a share). Steps are the student's own terms
+    (:func:`student_term_rank`), so a dated log with one module per step reads as one module at a time.
+
+    Vectorised as a suffix recursion over ranks, ``F_k = X_{k+1} + decay · F_{k+1}`` and
+    ``successors = Σ_k X_k.T @ F_k``: one sparse product per rank instead of one per pair of ranks. A
+    module met again later counts at its nearest distance only (``F_k`` keeps the maximum weight).
+    """
+    shape = (n_modules, n_modules)
+    if history.empty or n_modules == 0:
+        return sp.csr_matrix(shape, dtype=np.float32), np.zeros(n_modules, np.float32)
+    rank = student_term_rank(history) if term_rank is None else term_rank
+    rows = history["student_row"].to_numpy()
+    cols = history["module_row"].to_numpy()
+    order = np.argsort(rank, kind="stable")
+    n_ranks = int(rank.max()) + 1
+    boundaries = np.searchsorted(rank[order], np.arange(n_ranks + 1))
+    per_rank: list[sp.csr_matrix] = []
+    for k in range(n_ranks):
+        chosen = order[boundaries[k] : boundaries[k + 1]]
+        indicator = sp.csr_matrix(
+            (np.ones(len(chosen), dtype=np.float32), (rows[chosen], cols[chosen])),
+            shape=(n_students, n_modules),
+        )
+        indicator.data[:] = 1.0
+        per_rank.append(indicator)
+    total = sp.csr_matrix(shape, dtype=np.float32)
+    takers = np.zeros(n_modules, np.float64)
+    future = sp.csr_matrix((n_students, n_modules), dtype=np.float32)
+    for k in range(n_ranks - 2, -1, -1):
+        future = per_rank[k + 1].maximum(np.float32(decay) * future).tocsr()
+        has_next = np.diff(per_rank[k + 1].indptr) > 0
+        source = per_rank[k]
+        total = total + (source.T.tocsr() @ future)
+        takers += np.asarray(source.T @ has_next.astype(np.float32)).ravel()
+    total = sp.csr_matrix(total, dtype=np.float32)
+    total.eliminate_zeros()
+    return total, takers.astype(np.float32)

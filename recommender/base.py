@@ -19,9 +19,15 @@ class Component(Protocol):
 
     ``score`` returns a float32 array of shape (len(student_rows), fs.n_modules); higher is better.
     Scores of ineligible modules are arbitrary: eligibility is applied afterwards, once.
+
+    ``requires`` says in words what the component needs from the records. ``fit`` never fails for lack
+    of it: it sets ``abstain_reason_`` to what is missing (None when the component can score), and an
+    abstaining component is left out of the blend (its scores are then meaningless but well-shaped).
     """
 
     name: str
+    requires: str
+    abstain_reason_: str | None
 
     def fit(self, fs: FeatureSet) -> Self: ...
 

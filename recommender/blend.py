@@ -162,3 +162,56 @@ class AdditiveBlend:
         values = (self.values_[column] - self.offsets_[column]).astype(np.float32)
         flat = np.interp(np.asarray(scores, np.float32).ravel(), knots, values).astype(np.float32)
         return flat.reshape(np.shape(scores))
+
+
+class ServedBlend:
+    """The blend as served: a learned blend (``base``) with components left out (they abstained) and,
+    when a single component won on the validation split, shrunk toward it.
+
+    ``contribution_c = (1 − shrink) · base.contribution_c + shrink · [c = winner] · (score − mean_c) /
+    scale_c``, zero for ``left_out`` columns; ``intercept_ = (1 − shrink) · base.intercept_``. With
+    ``shrink`` 1 the order is the winner's own (its z-score, not clipped, so its top scores keep their
+    order); the sum stays decomposable, one term per component. ``weights_`` (n_components,) are the
+    base weights scaled by ``1 − shrink`` plus ``shrink`` at the winner (0 for left-out components).
+    """
+
+    def __init__(
+        self,
+        base: AdditiveBlend | LinearBlend,
+        *,
+        left_out: tuple[int, ...] = (),
+        winner: int | None = None,
+        shrink: float = 0.0,
+    ) -> None:
+        if not 0.0 <= shrink <= 1.0:
+            raise ValueError(f"shrink must be in [0, 1], not {shrink}")
+        self.base = base
+        self.left_out = tuple(left_out)
+        self.winner = winner if shrink > 0 else None
+        self.shrink = float(shrink) if winner is not None else 0.0
+        weights = (1.0 - self.shrink) * np.asarray(base.weights_, dtype=np.float64)
+        if self.winner is not None:
+            weights[self.winner] += self.shrink
+        weights[list(self.left_out)] = 0.0
+        self.weights_ = weights
+        self.intercept_ = float((1.0 - self.shrink) * base.intercept_)
+        self.mean_ = base.mean_
+        self.scale_ = base.scale_
+
+    def standardise(self, column: int, scores: np.ndarray) -> np.ndarray:
+        """As the base blend sees the component (z-scores over its training pairs)."""
+        return self.base.standardise(column, scores)
+
+    def contribution(self, column: int, scores: np.ndarray) -> np.ndarray:
+        """This component's term of the served score, float32, same shape as ``scores``."""
+        if self.weights_[column] == 0:
+            return np.zeros_like(scores, dtype=np.float32)
+        value = self.base.contribution(column, scores)
+        if self.shrink:
+            value = value * np.float32(1.0 - self.shrink)
+        if column == self.winner:
+            standard = (np.asarray(scores, np.float32) - np.float32(self.mean_[column])) / np.float32(
+                self.scale_[column]
+            )
+            value = value + np.float32(self.shrink) * standard
+        return value.astype(np.float32, copy=False)

@@ -28,6 +28,7 @@ class CollaborativeComponent:
     """
 
     name = "collaborative"
+    requires = "enrolments"
 
     def __init__(
         self,
@@ -79,6 +80,7 @@ class CollaborativeComponent:
         interactions = sp.csr_matrix(fs.interactions, dtype=np.float32)
         self.student_ids_ = fs.students.ids.copy()
         self.has_data_ = interactions.nnz > 0
+        self.abstain_reason_ = None if self.has_data_ else "no enrolments"
         if not self.has_data_:
             log.info("collaborative: no interactions, scores are zero")
             self.user_factors_ = np.zeros((fs.n_students, 1), dtype=np.float32)

@@ -19,10 +19,31 @@ class CompetencyGapComponent:
     """
 
     name = "competency_gap"
+    requires = (
+        "module competencies, occupations with competency requirements, and goals or program occupations"
+    )
 
     def fit(self, fs: FeatureSet) -> Self:
         self.has_data_ = fs.module_competency.nnz > 0 and bool(np.any(fs.competency_gap))
+        self.abstain_reason_ = self.missing_inputs(fs)
         return self
+
+    @staticmethod
+    def missing_inputs(fs: FeatureSet) -> str | None:
+        """Why the component cannot score (the first missing input), or None."""
+        if len(fs.competencies) == 0:
+            return "no competencies"
+        if fs.module_competency.nnz == 0:
+            return "no module competencies (catalogue without competency tags or text)"
+        if len(fs.occupations) == 0:
+            return "no occupations"
+        if not np.any(fs.occupation_demand):
+            return "no occupation competency requirements"
+        if fs.student_goals.nnz == 0:
+            return "no student goals and no program occupations"
+        if not np.any(fs.competency_gap):
+            return "no student has a competency gap to their target occupations"
+        return None
 
     @staticmethod
     def gap(fs: FeatureSet, student_rows: np.ndarray, occupation: int | None = None) -> np.ndarray:

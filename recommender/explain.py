@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from features.featureset import TRACKS, FeatureSet
 from recommender.base import RankedLists, TermContext
 from recommender.competency_gap import CompetencyGapComponent
-from recommender.sequence import PeerEvidence
 
 if TYPE_CHECKING:
     from recommender.hybrid import HybridRecommender
@@ -127,8 +127,9 @@ def _target_occupations(fs: FeatureSet, student_row: int, occupation: int | None
     """Occupation rows the student aims at (the what-if occupation replaces them)."""
     if occupation is not None:
         return np.array([occupation], dtype=np.int64)
-    goals = fs.student_goals[student_row]
-    return goals.indices[goals.data > 0].astype(np.int64)
+    goals = fs.student_goals
+    start, end = goals.indptr[student_row], goals.indptr[student_row + 1]
+    return goals.indices[start:end][goals.data[start:end] > 0].astype(np.int64)
 
 
 def _closes(fs: FeatureSet, gap: np.ndarray, module_row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +143,37 @@ def _closes(fs: FeatureSet, gap: np.ndarray, module_row: int) -> tuple[np.ndarra
     return competencies[order], closed[order]
 
 
+@dataclass(frozen=True)
+class _ClosesBatch:
+    """:func:`_closes` for every (student, place) of a batch's lists at once, CSR over the places
+    (``i * k + j``): ``competencies[ptr[p]:ptr[p + 1]]`` and ``closed[...]``, largest first."""
+
+    ptr: np.ndarray
+    competencies: np.ndarray
+    closed: np.ndarray
+
+    def at(self, place: int) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.ptr[place], self.ptr[place + 1]
+        return self.competencies[start:end], self.closed[start:end]
+
+
+def _closes_batch(fs: FeatureSet, gaps: np.ndarray, module_rows: np.ndarray) -> _ClosesBatch:
+    """Vectorised :func:`_closes` (same order: by gap closed, then the module's tag order) for
+    ``module_rows`` (n, k) with the students' gap rows ``gaps`` (n, n_competencies)."""
+    n, k = module_rows.shape
+    flat = module_rows.ravel().astype(np.int64)
+    tags = sp.coo_matrix(fs.module_competency[np.maximum(flat, 0)])
+    place, competency = tags.row.astype(np.int64), tags.col.astype(np.int64)
+    closed = (tags.data * gaps[place // max(k, 1), competency]).astype(np.float32)
+    keep = (closed > 1e-6) & (flat[place] >= 0)
+    place, competency, closed = place[keep], competency[keep], closed[keep]
+    order = np.lexsort((np.arange(len(place)), -closed, place))
+    place, competency, closed = place[order], competency[order], closed[order]
+    ptr = np.zeros(n * k + 1, np.int64)
+    np.cumsum(np.bincount(place, minlength=n * k), out=ptr[1:])
+    return _ClosesBatch(ptr, competency, closed)
+
+
 def _competency_reason(
     model: HybridRecommender,
     student_row: int,
@@ -149,11 +181,13 @@ def _competency_reason(
     occupation: int | None,
     targets: np.ndarray | None = None,
     gap: np.ndarray | None = None,
+    closes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[str | None, list[str], list[str], dict[str, Any]]:
     """'Builds X and Y, which Z roles demand (strong demand) and you have not shown yet.'
 
     ``targets`` (the student's target occupation rows) and ``gap`` (their competency gap row) may be
-    passed in when already computed for the student's other modules.
+    passed in when already computed for the student's other modules; ``closes`` (the competencies the
+    module closes and by how much, from :func:`_closes_batch`) likewise.
     """
     fs = model.fs_
     if targets is None:
@@ -161,7 +195,9 @@ def _competency_reason(
     evidence: dict[str, Any] = {}
     if len(targets) == 0 or fs.module_competency.nnz == 0:
         return None, [], [], evidence
-    if gap is None:
+    if closes is not None:
+        competencies, closed = closes
+    elif gap is None:
         competencies, closed = CompetencyGapComponent.closes(fs, student_row, module_row, occupation)
     else:
         competencies, closed = _closes(fs, gap, module_row)
@@ -192,10 +228,8 @@ def _competency_reason(
     return reason, builds, [fs.occupations.id(int(o)) for o in wanting], evidence
 
 
-def _peer_reason(peers: PeerEvidence, position: int) -> tuple[str | None, dict[str, Any]]:
-    """The peer statistic of the module at ``position`` of the modules ``peers`` was computed for."""
-    n_peers, took = peers.n_peers, int(peers.took_next[position])
-    passed = int(peers.passed_next[position])
+def _peer_reason(n_peers: int, took: int, passed: int) -> tuple[str | None, dict[str, Any]]:
+    """'Of N students with your last-term modules, X% took it next and Y% of them passed.'"""
     evidence = {"n_peers": n_peers, "took_next": took, "passed_next": passed}
     if n_peers == 0 or took == 0:
         return None, evidence
@@ -244,20 +278,25 @@ def _track_reason(
 
 
 def _prerequisite_reason(
-    model: HybridRecommender, student_row: int, module_row: int, passed: np.ndarray | None = None
+    model: HybridRecommender,
+    student_row: int,
+    module_row: int,
+    passed: np.ndarray | set[int] | None = None,
+    tables: _ModelTables | None = None,
 ) -> tuple[str | None, dict[str, Any]]:
     """Which not-yet-passed modules it unlocks (it is required by a group of theirs).
 
-    ``passed`` (the student's passed module rows) may be passed in when already read.
+    ``passed`` (the student's passed module rows) and ``tables`` may be passed in when already read.
     """
     fs = model.fs_
-    tables = _tables(model)
+    tables = tables if tables is not None else _tables(model)
     dependents = tables.dependents[tables.dependents_ptr[module_row] : tables.dependents_ptr[module_row + 1]]
     if len(dependents) == 0:
         return None, {}
     if passed is None:
         passed = fs.passed[student_row].indices
-    dependents = dependents[~np.isin(dependents, passed)][:3]
+    passed_set = passed if isinstance(passed, set) else set(np.asarray(passed).tolist())
+    dependents = np.array([d for d in dependents.tolist() if d not in passed_set][:3], dtype=np.int64)
     if len(dependents) == 0:
         return None, {}
     titles = tables.titles
@@ -301,14 +340,18 @@ def explain_lists(
         if fs.module_competency.nnz and len(student_rows)
         else None
     )
+    # Peer evidence and the competencies each module closes, for the whole batch at once.
+    peers = model.components_["sequence"].evidence_batch(student_rows, lists.module_rows)
+    closes = _closes_batch(fs, gaps, lists.module_rows) if gaps is not None else None
+    n_places = lists.module_rows.shape[1]
     out: list[list[Explanation]] = []
     for i, student_row in enumerate(student_rows):
         explanations: list[Explanation] = []
-        # Peer evidence for the whole list at once (one sparse product per student).
-        peers = model.components_["sequence"].evidence(int(student_row), np.maximum(lists.module_rows[i], 0))
         targets = _target_occupations(fs, int(student_row), occupation)
         gap = gaps[i] if gaps is not None else None
-        passed = fs.passed.indices[fs.passed.indptr[student_row] : fs.passed.indptr[student_row + 1]]
+        passed = set(
+            fs.passed.indices[fs.passed.indptr[student_row] : fs.passed.indptr[student_row + 1]].tolist()
+        )
         program_stage = (int(tables.program_row[student_row]), int(tables.stage[student_row]))
         for j, module_row in enumerate(lists.module_rows[i]):
             if module_row < 0:
@@ -323,12 +366,20 @@ def explain_lists(
             candidates: list[tuple[float, str]] = []
             evidence: dict[str, Any] = {}
             comp_reason, builds, for_occupations, comp_evidence = _competency_reason(
-                model, int(student_row), module_row, occupation, targets, gap
+                model,
+                int(student_row),
+                module_row,
+                occupation,
+                targets,
+                gap,
+                closes.at(i * n_places + j) if closes is not None else None,
             )
             evidence.update(comp_evidence)
             if comp_reason:
                 candidates.append((contributions.get("competency_gap", 0.0) + 0.5, comp_reason))
-            peer, peer_evidence = _peer_reason(peers, j)
+            peer, peer_evidence = _peer_reason(
+                int(peers.n_peers[i]), int(peers.took_next[i, j]), int(peers.passed_next[i, j])
+            )
             evidence.update(peer_evidence)
             if peer:
                 candidates.append((contributions.get("sequence", 0.0) + 1.0, peer))
@@ -343,7 +394,9 @@ def explain_lists(
             if risk_text:
                 # Risk is always worth saying when it is high.
                 candidates.append((1.5 if level == "high" else 0.1, risk_text))
-            unlock, unlock_evidence = _prerequisite_reason(model, int(student_row), module_row, passed)
+            unlock, unlock_evidence = _prerequisite_reason(
+                model, int(student_row), module_row, passed, tables
+            )
             evidence.update(unlock_evidence)
             if unlock:
                 candidates.append((0.05, unlock))

@@ -3,6 +3,7 @@ explanations and the pathway planner behind one object."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import os
@@ -20,7 +21,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
-from recommender.blend import AdditiveBlend, LinearBlend
+from recommender.blend import AdditiveBlend, LinearBlend, ServedBlend
 from recommender.collaborative import ALGORITHMS, CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import (
@@ -35,7 +36,9 @@ from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
 from recommender.rerank import module_similarity, rerank
 from recommender.risk import RiskComponent
+from recommender.selection import SHRINK_GRID, Selection, check_half, choose_shrink, selection_score
 from recommender.sequence import SequenceComponent
+from recommender.successor import SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent, module_credits, module_track_rows
 
 if TYPE_CHECKING:
@@ -52,7 +55,10 @@ COMPONENT_NAMES: tuple[str, ...] = (
     "track_balance",
     "popularity",
     "progress",
+    "successor",
 )
+# New components go at the end: a saved model's blend columns follow the names it was fitted with.
+LEGACY_COMPONENT_NAMES = COMPONENT_NAMES[:7]
 # Components scored on every module; risk is scored on the candidates only (a model per pair).
 MATRIX_COMPONENTS = tuple(name for name in COMPONENT_NAMES if name != "risk")
 # Fits started longest first, so that the threads finish together.
@@ -64,10 +70,26 @@ FIT_ORDER: tuple[str, ...] = (
     "competency_gap",
     "track_balance",
     "popularity",
+    "successor",
 )
+# Single components the validation split compares the blend with (risk re-scores candidates, it does
+# not rank a catalogue on its own).
+SINGLE_RANKERS = tuple(name for name in COMPONENT_NAMES if name != "risk")
+SELECTION_K = 10
+MAX_SELECTION_STUDENTS = 5_000
 MODEL_FILE = "hybrid.joblib"
 RISK_PENALTY = 3.0
 """Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
+
+
+def abstentions(components: dict[str, Any]) -> dict[str, str]:
+    """Component name → why it abstains, for the fitted components that lack their inputs."""
+    found: dict[str, str] = {}
+    for name, component in components.items():
+        reason = getattr(component, "abstain_reason_", None)
+        if reason:
+            found[name] = str(reason)
+    return found
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:
@@ -233,11 +255,23 @@ class HybridRecommender:
             "track_balance": TrackBalanceComponent(),
             "popularity": PopularityComponent(),
             "progress": ProgressComponent(),
+            "successor": SuccessorComponent(),
         }
 
     @property
     def component_names(self) -> tuple[str, ...]:
-        return COMPONENT_NAMES
+        """The blend's columns, in order (a model saved before a component was added has fewer)."""
+        return getattr(self, "component_names_", LEGACY_COMPONENT_NAMES)
+
+    @property
+    def scored_names(self) -> tuple[str, ...]:
+        """Matrix components the served blend uses (non-zero weight): the others are not scored."""
+        weights = self.blend_.weights_
+        return tuple(
+            name
+            for name in MATRIX_COMPONENTS
+            if name in self.component_names and weights[self._column(name)] != 0
+        )
 
     # -- fitting -------------------------------------------------------------------------------
     def _validation_targets(
@@ -294,6 +328,7 @@ class HybridRecommender:
             raise ValueError("reuse: the model must serve from the very FeatureSet passed as past")
         if past.modules != current.modules:
             log.info("fit: module index differs between past and current; ids are mapped")
+        self.component_names_ = COMPONENT_NAMES
         rows, taken, offered_rows = self._validation_targets(past, current)
         log.info(
             "fit: blend learned on %d students of term %s (%d enrolments)",
@@ -354,27 +389,69 @@ class HybridRecommender:
             }
             chosen = raw.pop(f"collaborative:{self.collaborative_algorithm_}")
             raw["collaborative"] = chosen
-            raw["risk"] = self._risk_at_pairs(first["risk"], past, pairs)
-            matrix = np.column_stack([raw[name] for name in COMPONENT_NAMES]) if len(labels) else None
-            blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[self.blend]
-            self.blend_: AdditiveBlend | LinearBlend = blend_class(
-                regularization=self.blend_regularization, random_state=self.random_state
+            past_components = {
+                **first,
+                "collaborative": variants[self.collaborative_algorithm_]["collaborative"],
+            }
+            abstained_past = abstentions(past_components)
+            if "risk" in abstained_past:
+                raw["risk"] = np.zeros(len(labels), np.float32)
+            else:
+                raw["risk"] = self._risk_at_pairs(first["risk"], past, pairs)
+            # An abstaining component's column is constant: the blend gives it no weight.
+            matrix = (
+                np.column_stack(
+                    [
+                        raw[name] if name not in abstained_past else np.zeros(len(labels), np.float32)
+                        for name in COMPONENT_NAMES
+                    ]
+                )
+                if len(labels)
+                else np.zeros((0, len(COMPONENT_NAMES)), np.float32)
             )
-            self.blend_.fit(
-                matrix if matrix is not None else np.zeros((0, len(COMPONENT_NAMES))),
-                labels.astype(bool),
-            )
-            log.info(
-                "fit: blend weights %s, intercept %.3f, collaborative=%s",
-                dict(zip(COMPONENT_NAMES, np.round(self.blend_.weights_, 3), strict=True)),
-                self.blend_.intercept_,
-                self.collaborative_algorithm_,
-            )
+            taken_labels = labels.astype(bool)
+            past_left_out = tuple(self._column(name) for name in abstained_past)
+            check = check_half(len(rows), self.random_state)
+            if check is not None and len(labels):
+                # Cross-fitted: each half is scored by a blend learned on the other half's pairs.
+                folds: list[tuple[AdditiveBlend | LinearBlend, np.ndarray, sp.csr_matrix]] = []
+                for fold in (check, ~check):
+                    positions = np.flatnonzero(fold)[: MAX_SELECTION_STUDENTS // 2]
+                    held = np.isin(pairs[:, 0], rows[positions])
+                    held_out_blend = self._new_blend().fit(matrix[~held], taken_labels[~held])
+                    folds.append((held_out_blend, rows[positions], sp.csr_matrix(taken[positions])))
+                selection = self._select(past, past_components, folds, past_left_out, context)
+            else:
+                selection = Selection(note=f"too few validation students ({len(rows)}) to hold some out")
+            self.base_blend_ = self._new_blend().fit(matrix, taken_labels)
             for _, future in current_fits:
                 future.result()
         finally:
             # On an error the fits not yet started are dropped; running ones end before it propagates.
             pool.shutdown(wait=True, cancel_futures=True)
+        # Abstaining on either side (learning the blend, serving) leaves a component out.
+        self.abstained_ = {**abstained_past, **abstentions(self.components_)}
+        for name, reason in self.abstained_.items():
+            log.info("fit: %s abstains: %s", name, reason)
+        winner = selection.best_single
+        if winner is not None and winner in self.abstained_:
+            selection.shrink, selection.rerank = 0.0, True
+            selection.note = f"{winner} abstains when serving: the blend is served"
+        self.selection_ = selection
+        self.rerank_ = selection.rerank
+        self.blend_: ServedBlend = ServedBlend(
+            self.base_blend_,
+            left_out=tuple(self._column(name) for name in self.abstained_),
+            winner=self._column(winner) if winner is not None and selection.shrink > 0 else None,
+            shrink=selection.shrink,
+        )
+        log.info(
+            "fit: served weights %s, intercept %.3f, collaborative=%s, selection %s",
+            dict(zip(COMPONENT_NAMES, np.round(self.blend_.weights_, 3), strict=True)),
+            self.blend_.intercept_,
+            self.collaborative_algorithm_,
+            selection.as_dict(),
+        )
         self.risk_metrics_ = dict(self.components_["risk"].metrics_)
         self.fs_ = current
         self.labels_: dict[str, dict[str, str]] = {name: dict(ids) for name, ids in current.labels.items()}
@@ -399,6 +476,79 @@ class HybridRecommender:
             return block_scores(blocks[0])
         with limited_pool(len(blocks)) as pool:
             return np.concatenate(list(pool.map(block_scores, blocks)))
+
+    def _new_blend(self) -> AdditiveBlend | LinearBlend:
+        blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[self.blend]
+        return blend_class(regularization=self.blend_regularization, random_state=self.random_state)
+
+    def _select(
+        self,
+        past: FeatureSet,
+        components: dict[str, Any],
+        folds: list[tuple[AdditiveBlend | LinearBlend, np.ndarray, sp.csr_matrix]],
+        left_out: tuple[int, ...],
+        context: TermContext,
+    ) -> Selection:
+        """Compare, on held-out validation students, the blend (each fold scored by a blend learned
+        without it) with every single component's own list, and choose how far to shrink the blend
+        toward the best of them. ``folds``: (blend, student rows, what they took (n, n_modules) csr);
+        every figure is the mean over the folds' students."""
+        probe = copy.copy(self)
+        probe.fs_ = past
+        probe.components_ = components
+        probe.rerank_ = True
+        probe._prepare_serving()
+        n_students = sum(len(rows) for _, rows, _ in folds)
+
+        def pooled(metric_of_fold: Any) -> float:
+            return float(sum(metric_of_fold(*fold) * len(fold[1]) for fold in folds) / max(n_students, 1))
+
+        singles: dict[str, float] = {}
+        for name in SINGLE_RANKERS:
+            if self._column(name) in left_out:
+                continue
+            singles[name] = pooled(
+                lambda _blend, rows, relevant, name=name: selection_score(
+                    probe.rank_by(name, rows, context, k=SELECTION_K).module_rows, relevant, SELECTION_K
+                )
+            )
+        best_single = max(singles, key=lambda name: singles[name]) if singles else None
+        winner = self._column(best_single) if best_single is not None else None
+
+        def served_score(shrink: float, rerank: bool) -> float:
+            def one_fold(
+                blend: AdditiveBlend | LinearBlend, rows: np.ndarray, relevant: sp.csr_matrix
+            ) -> float:
+                probe.blend_ = ServedBlend(blend, left_out=left_out, winner=winner, shrink=shrink)
+                lists = probe.recommend(rows, context, k=SELECTION_K, rerank=rerank)
+                return selection_score(lists.module_rows, relevant, SELECTION_K)
+
+            return pooled(one_fold)
+
+        # The re-ranking serves the program's track targets: it stays where they exist. Without them it only
+        # spreads competencies, and the list may go without it (as the single components' lists do);
+        # the winner alone is always also tried as its own list.
+        no_tracks = self._column("track_balance") in left_out
+        grid = {
+            (shrink, rerank): served_score(shrink, rerank)
+            for shrink in (SHRINK_GRID if best_single is not None else (0.0,))
+            for rerank in (True, False)
+            if rerank or no_tracks or shrink == 1.0
+        }
+        shrink, rerank = choose_shrink(grid)
+        best_value = singles[best_single] if best_single is not None else None
+        blend_value = grid[(0.0, True)]
+        return Selection(
+            n_students=n_students,
+            blend=blend_value,
+            singles=singles,
+            best_single=best_single,
+            blend_vs_best=(blend_value / best_value) if best_value else None,
+            shrink=shrink,
+            rerank=rerank,
+            served=grid[(shrink, rerank)],
+            grid={f"{key[0]:g}{'' if key[1] else ' no re-rank'}": value for key, value in grid.items()},
+        )
 
     def set_labels(
         self,
@@ -527,8 +677,15 @@ class HybridRecommender:
         self.module_credits_ = module_credits(fs)
 
     # -- scoring -------------------------------------------------------------------------------
+    def _served_risk_penalty(self) -> np.float32:
+        """The fit-versus-risk penalty of the served lists (0 for models saved before it). When the
+        validation selection serves one component alone, its list is served as it is: no penalty."""
+        if isinstance(self.blend_, ServedBlend) and self.blend_.shrink >= 1.0:
+            return np.float32(0.0)
+        return np.float32(getattr(self, "risk_penalty", 0.0))
+
     def _column(self, name: str) -> int:
-        return COMPONENT_NAMES.index(name)
+        return self.component_names.index(name)
 
     def _raw_scores(
         self, student_rows: np.ndarray, context: TermContext, occupation: int | None, names: Sequence[str]
@@ -555,8 +712,8 @@ class HybridRecommender:
     ) -> dict[str, np.ndarray]:
         """Each component's (n, n_modules) float32 scores, standardised as the blend sees them."""
         rows = np.asarray(student_rows, np.int64)
-        raw = self._raw_scores(rows, context, self.occupation_row(occupation), COMPONENT_NAMES)
-        return {name: self.blend_.standardise(self._column(name), raw[name]) for name in COMPONENT_NAMES}
+        raw = self._raw_scores(rows, context, self.occupation_row(occupation), self.component_names)
+        return {name: self.blend_.standardise(self._column(name), raw[name]) for name in self.component_names}
 
     def blended_scores(
         self, student_rows: np.ndarray, context: TermContext, occupation: str | None = None
@@ -565,10 +722,10 @@ class HybridRecommender:
         rows = np.asarray(student_rows, np.int64)
         occupation_row = self.occupation_row(occupation)
         total = np.full((len(rows), self.fs_.n_modules), self.blend_.intercept_, dtype=np.float32)
-        raw = self._raw_scores(rows, context, occupation_row, COMPONENT_NAMES)
-        for name in COMPONENT_NAMES:
+        raw = self._raw_scores(rows, context, occupation_row, self.component_names)
+        for name in self.component_names:
             total += self.blend_.contribution(self._column(name), raw[name])
-        total += np.float32(getattr(self, "risk_penalty", 0.0)) * raw["risk"]
+        total += self._served_risk_penalty() * raw["risk"]
         return total
 
     def recommend(
@@ -585,32 +742,33 @@ class HybridRecommender:
         """
         rows = np.asarray(student_rows, np.int64)
         occupation_row = self.occupation_row(occupation)
-        n_components = len(COMPONENT_NAMES)
+        n_components = len(self.component_names)
         module_rows = np.full((len(rows), k), -1, np.int32)
         scores = np.full((len(rows), k), -np.inf, np.float32)
         contributions = np.zeros((len(rows), k, n_components), np.float32)
         risk_column = self._column("risk")
         for part in _chunks(len(rows), self.chunk_size):
             chunk_rows = rows[part]
-            raw = self._raw_scores(chunk_rows, context, occupation_row, MATRIX_COMPONENTS)
+            scored = self.scored_names
+            raw = self._raw_scores(chunk_rows, context, occupation_row, scored)
             eligible = eligible_mask(self.fs_, chunk_rows, context, index=self.prerequisites_)
             # The blend is evaluated on eligible pairs only (a fraction of the matrix).
             pair_rows, pair_modules = np.nonzero(eligible)
             pair_total = np.full(len(pair_rows), self.blend_.intercept_, np.float32)
-            for name in MATRIX_COMPONENTS:
+            for name in scored:
                 pair_total += self.blend_.contribution(self._column(name), raw[name][pair_rows, pair_modules])
             total = np.full((len(chunk_rows), self.fs_.n_modules), -np.inf, np.float32)
             total[pair_rows, pair_modules] = pair_total
             width = max(k, self.k_candidates)
             candidates, candidate_scores = top_k(total, width)
             risk_raw = np.zeros(candidates.shape, np.float32)
-            risk_penalty = np.float32(getattr(self, "risk_penalty", 0.0))  # models saved before it: 0
+            risk_penalty = self._served_risk_penalty()
             if self.blend_.weights_[risk_column] != 0 or risk_penalty != 0:
                 risk_raw = self.components_["risk"].score_pairs(self.fs_, chunk_rows, candidates)
             # risk_raw is -fail probability: the penalty lowers risky candidates in the final score.
             risk_contribution = self.blend_.contribution(risk_column, risk_raw) + risk_penalty * risk_raw
             candidate_scores = np.where(candidates >= 0, candidate_scores + risk_contribution, -np.inf)
-            if rerank:
+            if rerank and getattr(self, "rerank_", True):
                 positions = self._rerank(chunk_rows, candidates, candidate_scores, k)
             else:
                 positions, _ = top_k(candidate_scores, k)
@@ -621,7 +779,7 @@ class HybridRecommender:
             scores[part] = np.where(chosen >= 0, np.take_along_axis(candidate_scores, safe, axis=1), -np.inf)
             local = np.arange(len(chunk_rows))[:, None]
             safe_modules = np.where(chosen >= 0, chosen, 0)
-            for name in MATRIX_COMPONENTS:
+            for name in scored:
                 column = self._column(name)
                 values = self.blend_.contribution(column, raw[name][local, safe_modules])
                 contributions[part, :, column] = np.where(chosen >= 0, values, 0.0)
@@ -633,7 +791,7 @@ class HybridRecommender:
             module_rows=module_rows,
             scores=scores,
             contributions=contributions,
-            component_names=COMPONENT_NAMES,
+            component_names=self.component_names,
             intercept=float(self.blend_.intercept_),
         )
 
@@ -661,8 +819,8 @@ class HybridRecommender:
         ``scores`` are that component's raw scores; ``contributions`` hold them in its column only, with
         intercept 0.
         """
-        if component not in COMPONENT_NAMES:
-            raise ValueError(f"unknown component {component!r}; expected one of {COMPONENT_NAMES}")
+        if component not in self.component_names:
+            raise ValueError(f"unknown component {component!r}; expected one of {self.component_names}")
         rows = np.asarray(student_rows, np.int64)
         column = self._column(component)
         collaborative = self.components_["collaborative"]
@@ -687,9 +845,9 @@ class HybridRecommender:
                 module_rows[part], scores[part] = top_k_eligible(
                     raw, self.fs_, chunk_rows, context, k, index=self.prerequisites_
                 )
-        contributions = np.zeros((len(rows), k, len(COMPONENT_NAMES)), np.float32)
+        contributions = np.zeros((len(rows), k, len(self.component_names)), np.float32)
         contributions[:, :, column] = np.where(module_rows >= 0, scores, 0.0)
-        return RankedLists(rows, module_rows, scores, contributions, COMPONENT_NAMES, 0.0)
+        return RankedLists(rows, module_rows, scores, contributions, self.component_names, 0.0)
 
     # -- explanations and plans ----------------------------------------------------------------
     def explain(

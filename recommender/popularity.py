@@ -18,12 +18,14 @@ class PopularityComponent:
     """
 
     name = "popularity"
+    requires = "enrolments"
 
     def __init__(self, *, global_weight: float = 0.05) -> None:
         self.global_weight = global_weight
 
     def fit(self, fs: FeatureSet) -> Self:
         self.has_data_ = bool(np.any(fs.popularity)) or bool(np.any(fs.global_popularity))
+        self.abstain_reason_ = None if self.has_data_ else "no enrolments"
         return self
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:

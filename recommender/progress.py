@@ -54,10 +54,17 @@ class ProgressComponent:
     """Required-and-not-passed, retake and just-unlocked flags as one 0-7 score (see the module doc)."""
 
     name = "progress"
+    requires = "program requirements, prerequisites, or failed or withdrawn enrolments (retakes)"
 
     def fit(self, fs: FeatureSet) -> Self:
         self._prepare(fs)
         self.has_data_ = fs.program_required.nnz > 0 or fs.attempted.nnz > 0 or len(fs.prerequisites) > 0
+        retakes = bool((~fs.history["passed"].to_numpy(bool)).any()) if len(fs.history) else False
+        self.abstain_reason_ = (
+            None
+            if fs.program_required.nnz > 0 or len(fs.prerequisites) > 0 or retakes
+            else "no program requirements, no prerequisites and no failed or withdrawn enrolments"
+        )
         return self
 
     def _prepare(self, fs: FeatureSet) -> None:

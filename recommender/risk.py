@@ -232,15 +232,19 @@ def pair_features(
                 passed_count[local, modules] / np.maximum(n_required[modules], 1),
                 np.nan,
             )
-        profile = (passed * np.float32(0.01)) @ static.tags
-        profile = 1.0 - np.exp(-np.asarray(profile.toarray(), dtype=np.float32))
-        match = np.asarray(tags_t.T @ profile.T).T if profile.shape[1] else np.zeros((len(students), 0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[pairs, 7] = np.where(
-                static.tag_total[modules] > 0,
-                match[local, modules] / np.maximum(static.tag_total[modules], 1e-9),
-                np.nan,
-            )
+        if static.tags.shape[1] == 0 or static.tags.nnz == 0:
+            # No competencies (an interaction log, a catalogue without tags): the match is unknown.
+            out[pairs, 7] = np.nan
+        else:
+            profile = (passed * np.float32(0.01)) @ static.tags
+            profile = 1.0 - np.exp(-np.asarray(profile.toarray(), dtype=np.float32))
+            match = np.asarray(tags_t.T @ profile.T).T
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[pairs, 7] = np.where(
+                    static.tag_total[modules] > 0,
+                    match[local, modules] / np.maximum(static.tag_total[modules], 1e-9),
+                    np.nan,
+                )
         attempted = state.attempted[students]
         out[pairs, 8] = np.asarray(attempted[local, modules]).ravel()
     return out
@@ -257,6 +261,7 @@ class RiskComponent:
     """
 
     name = "risk"
+    requires = "grades or failed enrolments"
 
     def __init__(
         self,
@@ -322,12 +327,32 @@ class RiskComponent:
                 ).fit(x, failed)
         return grade_model, fail_model
 
+    @staticmethod
+    def missing_inputs(fs: FeatureSet) -> str | None:
+        """Why the component cannot score (no grades and no fails to learn from), or None."""
+        history = fs.history
+        closed = history["status"].isin(CLOSED).to_numpy()
+        graded = closed & ~np.isnan(history["grade"].to_numpy(np.float32))
+        failed = closed & ~history["passed"].to_numpy(bool)
+        if not graded.any() and not failed.any():
+            return "no grades and no failed enrolments: nothing to learn the risk of failing from"
+        return None
+
     def fit(self, fs: FeatureSet) -> Self:
+        self.abstain_reason_ = self.missing_inputs(fs)
+        self._cache_key: tuple[object, ...] | None = None
+        self.metrics_: dict[str, float] = {}
+        if self.abstain_reason_ is not None:
+            self.used_features_ = np.arange(0)
+            self.overall_fail_rate_ = float("nan")
+            self.grade_model_, self.fail_model_ = None, None
+            self.has_data_ = False
+            log.info("risk: abstains (%s)", self.abstain_reason_)
+            return self
         x, grade, failed, term = self._training_pairs(fs)
         # Features the records never fill (e.g. no catalog: no levels, no tags) are left out.
         self.used_features_ = np.flatnonzero(np.isfinite(x).any(axis=0)) if len(x) else np.arange(0)
         self.overall_fail_rate_ = float(failed.mean()) if len(failed) else float("nan")
-        self.metrics_: dict[str, float] = {}
         if len(term) and self.report_metrics:
             newest = term.max()
             test = term == newest
@@ -351,7 +376,6 @@ class RiskComponent:
         self.has_data_ = self.fail_model_ is not None or self.grade_model_ is not None
         if not self.has_data_:
             log.info("risk: too few graded records to learn from; using module fail rates")
-        self._cache_key: tuple[object, ...] | None = None
         log.info("risk: fitted on %d pairs, held-out newest term %s", len(term), self.metrics_)
         return self
 
@@ -383,7 +407,7 @@ class RiskComponent:
         valid = flat_modules >= 0
         grade = np.full(flat_modules.shape, np.nan, np.float32)
         fail = np.full(flat_modules.shape, np.nan, np.float32)
-        if valid.any():
+        if valid.any() and getattr(self, "abstain_reason_", None) is None:
             state, static = self._state_for(fs)
             x = pair_features(state, static, flat_students[valid], flat_modules[valid])[
                 :, self.used_features_

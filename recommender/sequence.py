@@ -31,6 +31,21 @@ class PeerEvidence:
     passed_next: np.ndarray
 
 
+@dataclass
+class PeerEvidenceBatch:
+    """:class:`PeerEvidence` for a batch: ``n_peers``, ``min_shared`` (n,) int64; ``took_next``,
+    ``passed_next`` (n, k) int64 for the modules asked."""
+
+    n_peers: np.ndarray
+    min_shared: np.ndarray
+    took_next: np.ndarray
+    passed_next: np.ndarray
+
+
+PEER_FIELDS = ("n_peers", "min_shared", "took_next", "passed_next")
+EVIDENCE_CHUNK = 256
+
+
 class SequenceComponent:
     """Scores modules by ``fs.recent @ next_share`` where ``next_share[a, b]`` is the decayed share of the
     students who took ``a`` (and enrolled again afterwards) that took ``b`` in a later term; the score is
@@ -41,6 +56,7 @@ class SequenceComponent:
     """
 
     name = "sequence"
+    requires = "learners with enrolments in at least two different terms"
 
     def __init__(self, *, min_share_of_last_term: float = 0.5) -> None:
         self.min_share_of_last_term = min_share_of_last_term
@@ -52,6 +68,9 @@ class SequenceComponent:
         inverse = np.where(takers > 0, 1.0 / np.maximum(takers, 1.0), 0.0).astype(np.float32)
         self.next_share_ = sp.csr_matrix(sp.diags(inverse) @ fs.transitions, dtype=np.float32)
         self.has_data_ = self.next_share_.nnz > 0
+        self.abstain_reason_ = (
+            None if self.has_data_ else "no learner has enrolments in two different terms: no transitions"
+        )
         return self
 
     def _fit_evidence(self, fs: FeatureSet) -> None:
@@ -101,23 +120,64 @@ class SequenceComponent:
     def evidence(self, student_row: int, module_rows: np.ndarray) -> PeerEvidence:
         """Peers of one student (shared last-term modules) and what they took next (see PeerEvidence)."""
         module_rows = np.asarray(module_rows, dtype=np.int64)
-        last = self.last_term_took_[student_row]
-        last_modules = last.indices.astype(np.int64)
-        empty = np.zeros(len(module_rows), dtype=np.int64)
-        if len(last_modules) == 0:
-            return PeerEvidence(0, last_modules, 0, empty, empty.copy())
-        min_shared = max(1, int(np.ceil(self.min_share_of_last_term * len(last_modules))))
-        overlap = np.asarray(self.source_took_ @ last.T.toarray()).ravel()
-        candidate_sources = np.flatnonzero((overlap >= min_shared) & (self.source_student_ != student_row))
-        # One source term per peer: the one sharing the most modules (first in case of ties).
-        order = np.lexsort((candidate_sources, -overlap[candidate_sources]))
-        candidate_sources = candidate_sources[order]
-        _, first = np.unique(self.source_student_[candidate_sources], return_index=True)
-        peer_sources = candidate_sources[first]
-        if len(peer_sources) == 0:
-            return PeerEvidence(0, last_modules, min_shared, empty, empty.copy())
-        took = np.asarray(self.next_took_[peer_sources][:, module_rows].sum(axis=0)).ravel()
-        passed = np.asarray(self.next_passed_[peer_sources][:, module_rows].sum(axis=0)).ravel()
+        batch = self.evidence_batch(np.array([student_row], np.int64), module_rows[None, :])
         return PeerEvidence(
-            len(peer_sources), last_modules, min_shared, took.astype(np.int64), passed.astype(np.int64)
+            int(batch.n_peers[0]),
+            self.last_term_took_[student_row].indices.astype(np.int64),
+            int(batch.min_shared[0]),
+            batch.took_next[0],
+            batch.passed_next[0],
         )
+
+    def evidence_batch(
+        self, student_rows: np.ndarray, module_rows: np.ndarray, chunk: int = EVIDENCE_CHUNK
+    ) -> PeerEvidenceBatch:
+        """:meth:`evidence` for a batch: ``student_rows`` (n,), ``module_rows`` (n, k) (rows < 0 give
+        zeros). Sparse products over ``chunk`` students at a time instead of one per student (the
+        source-term × student overlap grows with the chunk: it bounds the memory)."""
+        rows = np.asarray(student_rows, np.int64)
+        modules = np.asarray(module_rows, np.int64)
+        parts = [
+            self._evidence_chunk(rows[start : start + chunk], modules[start : start + chunk])
+            for start in range(0, len(rows), chunk)
+        ]
+        if not parts:
+            empty = np.zeros((0, modules.shape[1] if modules.ndim == 2 else 0), np.int64)
+            return PeerEvidenceBatch(np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty.copy())
+        return PeerEvidenceBatch(
+            *(np.concatenate([getattr(part, name) for part in parts]) for name in PEER_FIELDS)
+        )
+
+    def _evidence_chunk(self, student_rows: np.ndarray, module_rows: np.ndarray) -> PeerEvidenceBatch:
+        rows = np.asarray(student_rows, np.int64)
+        modules = np.asarray(module_rows, np.int64)
+        n, k = modules.shape
+        last = sp.csr_matrix(self.last_term_took_[rows])
+        n_last = np.diff(last.indptr)
+        min_shared = np.where(
+            n_last > 0, np.maximum(1, np.ceil(self.min_share_of_last_term * n_last)), 0
+        ).astype(np.int64)
+        # (sources, n): how many of each student's last-term modules every source term holds.
+        overlap = sp.coo_matrix(self.source_took_ @ last.T)
+        source, query, shared = overlap.row.astype(np.int64), overlap.col.astype(np.int64), overlap.data
+        keep = (shared >= min_shared[query]) & (self.source_student_[source] != rows[query])
+        source, query, shared = source[keep], query[keep], shared[keep]
+        # One source term per (student, peer): the one sharing the most modules (first in case of ties).
+        peer = self.source_student_[source]
+        order = np.lexsort((source, -shared, peer, query))
+        source, query, peer = source[order], query[order], peer[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (query[1:] != query[:-1]) | (peer[1:] != peer[:-1])
+        source, query = source[first], query[first]
+        chosen = sp.csr_matrix(
+            (np.ones(len(source), np.float32), (query, source)), shape=(n, self.source_took_.shape[0])
+        )
+        n_peers = np.bincount(query, minlength=n).astype(np.int64)
+        took_all = sp.csr_matrix(chosen @ self.next_took_)
+        passed_all = sp.csr_matrix(chosen @ self.next_passed_)
+        local = np.repeat(np.arange(n), k)
+        safe = np.maximum(modules, 0).ravel()
+        valid = (modules >= 0).ravel()
+        took = np.where(valid, np.asarray(took_all[local, safe]).ravel(), 0).reshape(n, k)
+        passed = np.where(valid, np.asarray(passed_all[local, safe]).ravel(), 0).reshape(n, k)
+        return PeerEvidenceBatch(n_peers, min_shared, took.astype(np.int64), passed.astype(np.int64))

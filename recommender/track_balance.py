@@ -29,12 +29,23 @@ class TrackBalanceComponent:
     """
 
     name = "track_balance"
+    requires = "module tracks (catalogue) and program track targets"
 
     def __init__(self, *, full_weight_credits: float = 60.0) -> None:
         self.full_weight_credits = full_weight_credits
 
     def fit(self, fs: FeatureSet) -> Self:
-        self.has_data_ = bool(np.any(fs.track_deficit)) and bool(np.any(module_track_rows(fs) >= 0))
+        has_tracks = bool(np.any(module_track_rows(fs) >= 0))
+        has_targets = bool(np.any(fs.track_targets > 0))
+        self.has_data_ = bool(np.any(fs.track_deficit)) and has_tracks
+        if not has_tracks:
+            self.abstain_reason_: str | None = "no module tracks (no catalogue or no track column)"
+        elif not has_targets:
+            self.abstain_reason_ = "no program track targets (no programs or no target shares)"
+        elif not self.has_data_:
+            self.abstain_reason_ = "no student is short of a track target"
+        else:
+            self.abstain_reason_ = None
         return self
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:

@@ -83,9 +83,31 @@ def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
     for name, values in (evaluation.get("models") or {}).items():
         if values is None:
             table.add_row(name, *(["–"] * len(columns)))
+        elif "abstained" in values:
+            table.add_row(f"{name} (abstains)", *(["–"] * len(columns)))
         else:
             table.add_row(name, *(_number(values.get(column)) for column in columns))
     console.print(table)
+    for name, reason in (evaluation.get("abstained") or {}).items():
+        console.print(f"abstains: {name}: {reason}", markup=False, highlight=False)
+    for metric, c in (evaluation.get("comparison") or {}).items():
+        ratio = c.get("ratio")
+        console.print(
+            f"{metric}: hybrid {_number(c.get('hybrid'))} vs best single {c.get('best_single')} "
+            f"{_number(c.get('best_value'))} ({'–' if ratio is None else f'{ratio:.3f}x'}); "
+            f"winner {c.get('winner')}",
+            markup=False,
+            highlight=False,
+        )
+    selection = evaluation.get("selection") or {}
+    if selection:
+        console.print(
+            f"served: {selection.get('winner')} (shrink {selection.get('shrink')} toward "
+            f"{selection.get('best_single')}), chosen on {selection.get('n_students')} held-out "
+            "validation students",
+            markup=False,
+            highlight=False,
+        )
     gaps = Table(title="largest gap between groups (hybrid)")
     for column in ("grouping", "metric", "gap", "high", "low"):
         gaps.add_column(column)
@@ -121,7 +143,7 @@ def print_equity(evaluation: dict[str, Any], console: Console) -> None:
 
 def print_versions(versions: Sequence[VersionSummary], console: Console) -> None:
     table = Table(title="model versions")
-    for column in ("version", "created", "status", "cutoff", "ndcg@10", "recall@10", "promoted"):
+    for column in ("version", "created", "status", "cutoff", "ndcg@10", "recall@10", "promoted", "abstains"):
         table.add_column(
             column,
             justify="right" if column in ("ndcg@10", "recall@10") else "left",
@@ -136,6 +158,7 @@ def print_versions(versions: Sequence[VersionSummary], console: Console) -> None
             _number(version.ndcg_at_10),
             _number(version.recall_at_10),
             "*" if version.promoted else "",
+            "; ".join(f"{name}: {reason}" for name, reason in version.abstained.items()) or "–",
         )
     console.print(table)
     # The gate's reasons are sentences: printed in full below the table rather than cut to a column.

@@ -73,7 +73,18 @@ log = logging.getLogger(__name__)
 
 KS: tuple[int, ...] = (5, 10)
 MAX_K = max(KS)
-BASELINES: tuple[str, ...] = ("popularity", "sequence", "collaborative", "competency_gap")
+BASELINES: tuple[str, ...] = (
+    "popularity",
+    "sequence",
+    "successor",
+    "collaborative",
+    "competency_gap",
+    "track_balance",
+    "progress",
+)
+"""Single components scored on their own beside the hybrid (``models.<name>``); an abstaining one is
+reported as ``{"abstained": reason}``."""
+COMPARED_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10")
 GROUP_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "hitrate@10", "cross_track_exposure")
 MIN_GROUP_SIZE = 5
 MIN_EQUITY_GROUP_SIZE = 30
@@ -419,7 +430,13 @@ def evaluate_candidate(
     hybrid, per_student = list_metrics(lists, test, fs, context, risk, min_group_size)
     models: dict[str, Any] = {"hybrid": hybrid}
     lists_by_model = {"hybrid": lists}
+    abstained = dict(getattr(model, "abstained_", {}))
     for name in BASELINES:
+        if name not in model.component_names:
+            continue
+        if name in abstained:
+            models[name] = {"abstained": abstained[name]}
+            continue
         baseline_lists = model.rank_by(name, test.student_rows, context, k=MAX_K)
         models[name], _ = list_metrics(baseline_lists, test, fs, context, risk, min_group_size)
         lists_by_model[name] = baseline_lists
@@ -435,8 +452,10 @@ def evaluate_candidate(
     }
     module_track = fs.module_info["track_row"].to_numpy(np.int64)
     notes = list(test.notes) + list(fs.missing)
+    notes += [f"{name} abstains: {reason}" for name, reason in abstained.items()]
     if promoted is None:
         notes.append("no promoted model comparable on this test term: models.promoted is null")
+    selection = getattr(model, "selection_", None)
     return {
         "cutoff_term": split.frames.cutoff_term,
         "test_term": split.test_term,
@@ -453,8 +472,37 @@ def evaluate_candidate(
             **equity_audit(lists_by_model, per_student, labels_by_attribute, test, fs, min_group_size),
             "risk_penalty": float(getattr(model, "risk_penalty", 0.0)),
         },
+        "abstained": abstained,
+        "comparison": compare_with_singles(models),
+        "selection": selection.as_dict() if selection is not None else None,
         "notes": notes,
     }
+
+
+def compare_with_singles(models: Mapping[str, Any]) -> dict[str, Any]:
+    """The hybrid against the best single component per metric of COMPARED_METRICS on the test term:
+    ``{metric: {"best_single", "best_value", "hybrid", "ratio", "winner"}}`` (``winner`` is ``hybrid``
+    when the hybrid is at least as good)."""
+    hybrid = models.get("hybrid") or {}
+    comparison: dict[str, Any] = {}
+    for metric in COMPARED_METRICS:
+        singles = {
+            name: float(values[metric])
+            for name, values in models.items()
+            if name in BASELINES and isinstance(values, Mapping) and metric in values
+        }
+        if not singles or metric not in hybrid:
+            continue
+        best = max(singles, key=lambda name: singles[name])
+        value = float(hybrid[metric])
+        comparison[metric] = {
+            "best_single": best,
+            "best_value": singles[best],
+            "hybrid": value,
+            "ratio": value / singles[best] if singles[best] > 0 else None,
+            "winner": "hybrid" if value >= singles[best] else best,
+        }
+    return comparison
 
 
 def evaluate_promoted(

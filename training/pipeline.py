@@ -56,7 +56,6 @@ from training.flags import FlagRules, flag_context, flag_lists
 from training.gate import GATE_METRIC, EquityGate, GateDecision, decide
 from training.lock import training_lock
 from training.outcomes import batch_outcomes
-from training.reasons import batch_reasons
 from training.report import write_report
 
 log = logging.getLogger(__name__)
@@ -291,8 +290,10 @@ def score_chunk(
         component_names=wide.component_names,
         intercept=wide.intercept,
     )
+    # The one explanation path (recommender.explain): the batch stores what a live answer would say.
+    explanations = model.explain(lists, context)
     grade, fail = model.components_["risk"].predict(model.fs_, rows, lists.module_rows)
-    reasons = batch_reasons(model, lists, context, fail, high_risk)
+    reasons = [[explanation.reasons for explanation in per_student] for per_student in explanations]
     valid = lists.module_rows >= 0
     local, slot = np.nonzero(valid)
     fs = model.fs_

@@ -22,7 +22,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -179,6 +179,8 @@ class VersionSummary:
     promoted: bool
     gate_reason: str | None
     report_path: str | None
+    abstained: dict[str, str] = field(default_factory=dict)
+    """Components that abstained (name → reason) in the version's evaluation."""
 
 
 def _metric(model: ModelVersion, name: str) -> float | None:
@@ -205,6 +207,7 @@ def list_versions(session: Session) -> list[VersionSummary]:
             promoted=row.version == promoted_name,
             gate_reason=row.gate_reason,
             report_path=row.report_path,
+            abstained=dict((row.metrics or {}).get("abstained") or {}),
         )
         for row in rows
     ]

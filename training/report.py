@@ -54,8 +54,52 @@ def _metric_table(evaluation: Mapping[str, Any]) -> str:
         if values is None:
             rows.append([name, *(["–"] * (len(columns) + 1))])
             continue
+        if "abstained" in values:
+            rows.append([f"{name} (abstains)", *(["–"] * (len(columns) + 1))])
+            continue
         rows.append([name, *(values.get(column) for column in columns), values.get("coverage")])
     return _table(["model", *columns, "coverage"], rows)
+
+
+def _selection_table(evaluation: Mapping[str, Any]) -> str:
+    """Which components abstained and why; the hybrid against the best single component (test term);
+    what the validation split chose to serve."""
+    abstained = evaluation.get("abstained") or {}
+    rows: list[list[Any]] = [[name, reason] for name, reason in abstained.items()]
+    parts = [_table(["component", "abstains because"], rows) if rows else "<p>No component abstained.</p>"]
+    comparison = evaluation.get("comparison") or {}
+    if comparison:
+        parts.append(
+            _table(
+                ["metric", "hybrid", "best single", "its value", "hybrid / best", "winner"],
+                [
+                    [
+                        metric,
+                        c.get("hybrid"),
+                        c.get("best_single"),
+                        c.get("best_value"),
+                        c.get("ratio"),
+                        c.get("winner"),
+                    ]
+                    for metric, c in comparison.items()
+                ],
+            )
+        )
+    selection = evaluation.get("selection") or {}
+    if selection:
+        parts.append(
+            "<p>"
+            + html.escape(
+                f"Validation ({selection.get('n_students')} held-out students, {selection.get('metric')}): "
+                f"blend {_fmt(selection.get('blend'))}, best single {selection.get('best_single')} "
+                f"{_fmt((selection.get('singles') or {}).get(selection.get('best_single')))}; served "
+                f"{selection.get('winner')} (shrink {selection.get('shrink')}) at "
+                f"{_fmt(selection.get('served'))}. "
+                f"{selection.get('note') or ''}"
+            )
+            + "</p>"
+        )
+    return "".join(parts)
 
 
 def _plot_metric_comparison(evaluation: Mapping[str, Any], path: Path) -> None:
@@ -530,6 +574,8 @@ figure{{display:inline-block;margin:1em}}</style></head><body>
 {_table(["", "value"], summary_rows)}
 <h2>Metrics (k = 5, 10)</h2>
 {_metric_table(evaluation)}
+<h2>Components: abstentions and the best single</h2>
+{_selection_table(evaluation)}
 <h2>Cross-track exposure</h2>
 {_table(["route", "share of lists leaving the usual track"], list(exposure.items()))}
 <h2>Outcomes</h2>

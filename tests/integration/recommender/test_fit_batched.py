@@ -35,6 +35,7 @@ from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
 from recommender.risk import RiskComponent
 from recommender.sequence import SequenceComponent
+from recommender.successor import SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent
 from records.db import make_engine, upgrade
 from records.frames import load_frames, newest_closed_term
@@ -198,6 +199,7 @@ def test_a_run_fits_every_component_once_and_learns_the_same_blend(
         TrackBalanceComponent,
         PopularityComponent,
         ProgressComponent,
+        SuccessorComponent,
     ):
         original = cls.fit
 

@@ -17,6 +17,7 @@ from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.risk import RiskComponent
 from recommender.sequence import SequenceComponent
+from recommender.successor import SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent
 from tests.unit.recommender.conftest import closed_x0
 
@@ -36,6 +37,8 @@ CASES: dict[str, tuple[Callable[[], Any], str, str]] = {
     "popularity": (PopularityComponent, "s20", "P0"),
     # s31 passed A0 last term: A1 is required and just unlocked; V1 only unlocked.
     "progress": (ProgressComponent, "s31", "A1"),
+    # Of those who took A1 (s20's newest term), most took P0 at the next step.
+    "successor": (SuccessorComponent, "s20", "P0"),
 }
 
 
@@ -53,6 +56,9 @@ def test_component_satisfies_the_protocol_and_shapes(name: str, fitted: dict[str
     component = fitted["components"][name]
     assert isinstance(component, Component)
     assert component.name == name
+    # Every component says what it needs, and with the whole world it has it.
+    assert component.requires
+    assert component.abstain_reason_ is None
     rows = np.arange(fs.n_students)
     scores = component.score(fs, rows, TermContext.open_everything(fs))
     assert scores.shape == (fs.n_students, fs.n_modules)
