@@ -728,32 +728,56 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="port to listen on; default PATHWAYS_PORT (8000)")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="processes; default PATHWAYS_WORKERS (1)")
+    ] = None,
 ) -> None:
-    """Serve the HTTP API and pages (flags override PATHWAYS_HOST and PATHWAYS_PORT)."""
+    """Serve the HTTP API and pages (flags override PATHWAYS_HOST, PATHWAYS_PORT, PATHWAYS_WORKERS)."""
+    import os
+
     import uvicorn
 
     from records.db import upgrade
-    from service.app import create_app
 
+    overrides = {"host": host, "port": port, "workers": workers}
+    for name, value in overrides.items():
+        if value is not None:  # flags override the environment, which the worker processes read
+            os.environ[f"PATHWAYS_{name.upper()}"] = str(value)
     settings = _settings()
-    overrides = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
-    if overrides:
-        settings = settings.model_copy(update=overrides)
     try:
         upgrade(settings.database_url)
     except Exception as exc:
         if _verbosity["verbose"]:
             raise
         fail(f"database upgrade failed: {first_line(exc)}")
-    err_console.print(f"serving on http://{settings.host}:{settings.port}", markup=False, highlight=False)
-    uvicorn.run(
-        create_app(settings),
+    err_console.print(
+        f"serving on http://{settings.host}:{settings.port} with {settings.workers} worker(s)",
+        markup=False,
+        highlight=False,
+    )
+    config = uvicorn.Config(
+        "service.app:app_from_environment",
+        factory=True,
         host=settings.host,
         port=settings.port,
-        workers=1,
+        workers=settings.workers,
         log_level=verbosity_level(_verbosity["verbose"], _verbosity["quiet"], settings.log_level).lower(),
         access_log=False,
     )
+    if settings.workers == 1:
+        uvicorn.Server(config).run()
+        return
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    # uvicorn binds the workers' shared socket with protocol 0, and asyncio sets TCP_NODELAY only on
+    # connections of an IPPROTO_TCP socket: without it every answer waited out the client's delayed ACK
+    # (/healthz: 45 ms and 174 requests/s with 2 workers, against 2.5 ms and 3,450 with 1). Re-wrapped
+    # with the protocol named, the workers' connections get TCP_NODELAY as a single process's do.
+    bound = config.bind_socket()
+    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+    Multiprocess(config, sockets=[sock]).run()
 
 
 @app.command()

@@ -17,7 +17,7 @@ from recommender.base import RankedLists, TermContext
 from recommender.competency_gap import CompetencyGapComponent
 
 if TYPE_CHECKING:
-    from recommender.hybrid import HybridRecommender
+    from recommender.fitted import FittedModel
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ _TABLES: weakref.WeakKeyDictionary[Any, _ModelTables] = weakref.WeakKeyDictionar
 _TABLES_LOCK = threading.Lock()
 
 
-def _tables(model: HybridRecommender) -> _ModelTables:
+def _tables(model: FittedModel) -> _ModelTables:
     """The model's :class:`_ModelTables`, built on first use and dropped with the model."""
     fs = model.fs_
     with _TABLES_LOCK:
@@ -175,7 +175,7 @@ def _closes_batch(fs: FeatureSet, gaps: np.ndarray, module_rows: np.ndarray) -> 
 
 
 def _competency_reason(
-    model: HybridRecommender,
+    model: FittedModel,
     student_row: int,
     module_row: int,
     occupation: int | None,
@@ -278,7 +278,7 @@ def _track_reason(
 
 
 def _prerequisite_reason(
-    model: HybridRecommender,
+    model: FittedModel,
     student_row: int,
     module_row: int,
     passed: np.ndarray | set[int] | None = None,
@@ -326,7 +326,7 @@ def _popularity_reason(
 
 
 def explain_lists(
-    model: HybridRecommender, lists: RankedLists, context: TermContext, occupation: int | None
+    model: FittedModel, lists: RankedLists, context: TermContext, occupation: int | None
 ) -> list[list[Explanation]]:
     """Explanations for every (student, module) of ``lists``, in list order (empty places skipped)."""
     fs = model.fs_
@@ -430,7 +430,7 @@ def explain_lists(
     return out
 
 
-def explanation_records(model: HybridRecommender, explanations: list[Explanation]) -> list[dict[str, Any]]:
+def explanation_records(model: FittedModel, explanations: list[Explanation]) -> list[dict[str, Any]]:
     """One student's explanations as plain dictionaries (JSON-ready), ranked from 1, with module titles."""
     fs = model.fs_
     titles = fs.module_info["title"].to_numpy(dtype=object)

@@ -17,7 +17,7 @@ from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import eligible_mask
 
 if TYPE_CHECKING:
-    from recommender.hybrid import HybridRecommender
+    from recommender.fitted import FittedModel
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Pathway:
         return [module for term in self.terms for module in term.module_ids]
 
 
-def _max_credits(model: HybridRecommender, student_row: int) -> float:
+def _max_credits(model: FittedModel, student_row: int) -> float:
     info = model.fs_.student_info["max_credits"]
     own = float(info.to_numpy()[student_row])
     if np.isfinite(own) and own > 0:
@@ -94,7 +94,7 @@ def _coverage(tags: sp.csr_matrix, gap: np.ndarray, module_rows: Sequence[int]) 
 
 
 def plan_pathway(
-    model: HybridRecommender,
+    model: FittedModel,
     student_row: int,
     contexts: Sequence[TermContext],
     occupation: str | None = None,

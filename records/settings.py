@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     live_burst: int = Field(default=20, ge=1)
     # Who may read /metrics: anyone ("open"), an admin's bearer token ("token"), or nobody ("off").
     metrics_access: Literal["open", "token", "off"] = "open"
+    # Service processes `pathways serve` starts (uvicorn workers).
+    workers: int = Field(default=1, ge=1, le=64)
+    # A model that fails to load is tried again after this many seconds, doubling up to the maximum.
+    model_retry_base_s: float = Field(default=1.0, gt=0.0)
+    model_retry_max_s: float = Field(default=60.0, gt=0.0)
 
     @property
     def token_ttl(self) -> dt.timedelta | None:

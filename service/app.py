@@ -4,8 +4,10 @@ model holder and the metrics are created in the lifespan and live on ``app.state
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from records.db import ReadOnlyStorage, dispose_engine, is_read_only_error, make_engine, session_factory
 from records.settings import Settings, get_settings
+from service.answers import Recommendations
 from service.auth import Access, LastUse
 from service.errors import (
     Conflict,
@@ -33,6 +36,7 @@ from service.live import LiveRecommender
 from service.middleware import PageSecurityMiddleware, RequestMetricsMiddleware, ServiceMetrics
 from service.model_holder import HolderPoller, ModelHolder, ModelLoader, load_hybrid
 from service.ratelimit import RateLimiter
+from service.stored import StoredLists
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +59,17 @@ def create_app(
     model_loader: ModelLoader = load_hybrid,
     model_check_interval_s: float = 2.0,
     context_ttl_s: float = 60.0,
-    result_ttl_s: float = 300.0,
+    wait_for_model_s: float = 0.0,
 ) -> FastAPI:
     """The Pathways HTTP app: JSON API under /v1, pages, health and metrics.
 
-    ``settings`` default to the environment. The promoted model is loaded at start-up and a
-    background thread checks every ``model_check_interval_s`` seconds for a newer promotion.
-    Term contexts (offerings, seats) are cached ``context_ttl_s`` seconds and computed lists
-    ``result_ttl_s`` seconds; a student's own exclusions are always read fresh.
+    ``settings`` default to the environment. The process serves at once: the default list comes
+    from the stored batch, which needs no model. The promoted model (for live scoring) loads in a
+    background thread that then checks every ``model_check_interval_s`` seconds for a newer
+    promotion and retries a failed load with back-off; start-up waits up to ``wait_for_model_s``
+    for that first load (0: not at all). A zero interval means no thread: the holder checks on the
+    requests themselves (tests). Term contexts (offerings, seats) are cached ``context_ttl_s`` seconds;
+    a student's own exclusions and decisions are always read fresh.
     """
     settings = settings or get_settings()
     metrics = ServiceMetrics()
@@ -82,24 +89,29 @@ def create_app(
         engine = make_engine(settings.database_url)
         sessions = session_factory(engine)
         holder = ModelHolder(
-            sessions, settings.artifacts_dir, loader=model_loader, check_interval_s=model_check_interval_s
+            sessions,
+            settings.artifacts_dir,
+            loader=model_loader,
+            check_interval_s=model_check_interval_s,
+            retry_base_s=settings.model_retry_base_s,
+            retry_max_s=settings.model_retry_max_s,
         )
-        live = LiveRecommender(
-            holder, engine, settings, context_ttl_s=context_ttl_s, result_ttl_s=result_ttl_s
-        )
+        stored = StoredLists(settings.fail_risk_threshold)
+        live = LiveRecommender(holder, engine, settings, stored, context_ttl_s=context_ttl_s)
         holder.on_swap = live.prepare
-        holder.refresh()
-        # A zero interval means "check on every request" (tests); no background thread then.
         poller = HolderPoller(holder, model_check_interval_s) if model_check_interval_s > 0 else None
         if poller is not None:
             poller.start()
+            if wait_for_model_s > 0:
+                await asyncio.to_thread(poller.first_check_done.wait, wait_for_model_s)
+        else:
+            holder.refresh()
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.holder = holder
-        app.state.live = live
+        app.state.live = Recommendations(stored, live)
         access.last_use.start(sessions)
-        loaded = holder.current
-        log.info("service ready; model %s", loaded.version if loaded else None)
+        log.info("service started; the promoted model loads in the background")
         try:
             yield
         finally:
@@ -262,3 +274,23 @@ def _read_only_answer() -> JSONResponse:
         status_code=503,
         headers={"Retry-After": "30"},
     )
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings from the environment: the factory ``pathways serve --workers N`` hands
+    uvicorn (``service.app:app_from_environment``), which calls it once in every worker process.
+
+    Logs go to standard error at the settings' level when the process has no handler yet (a
+    worker process does not inherit the command line's logging set-up). Native thread pools (BLAS,
+    OpenMP) get the cores divided among the workers, so N workers do not oversubscribe them."""
+    from threadpoolctl import threadpool_limits
+
+    settings = get_settings()
+    threadpool_limits(max(1, (os.cpu_count() or 1) // settings.workers))
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(settings.log_level.upper())
+    return create_app(settings)

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from records.db import UnitOfWork
 from records.settings import Settings
+from service.answers import Recommendations
 from service.auth import Access, PageSession, Principal
-from service.live import LiveRecommender
 from service.model_holder import ModelHolder
 
 # The page cookie holds a random session key (never the API token); see service.auth.session_user.
@@ -63,12 +63,13 @@ async def get_holder(request: Request) -> ModelHolder:
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 
 
-async def get_live(request: Request) -> LiveRecommender:
-    live: LiveRecommender = request.app.state.live
-    return live
+async def get_live(request: Request) -> Recommendations:
+    recommendations: Recommendations = request.app.state.live
+    return recommendations
 
 
-LiveDep = Annotated[LiveRecommender, Depends(get_live)]
+LiveDep = Annotated[Recommendations, Depends(get_live)]
+"""Recommendations, pathways and eligibility: the stored batch first, the live model otherwise."""
 
 
 async def get_access(request: Request) -> Access:

@@ -811,11 +811,11 @@ def _refuse_overtaken(session: Session, requested_at: dt.datetime | None) -> int
 def promote_model(
     uow: UnitOfWork, principal: Principal, version: str, requested_at: dt.datetime | None = None
 ) -> Promotion:
-    """Promote ``version`` (one INSERT into ``promotion``, by ``training.registry``), audited, committed.
+    """Promote ``version`` (one INSERT into ``promotion``, by ``records.registry``), audited, committed.
 
     ``requested_at``: when the request arrived; see :func:`_refuse_overtaken`.
     """
-    from training.registry import RegistryError, promote
+    from records.registry import RegistryError, promote
 
     require_role(principal, "admin")
     session = uow.session
@@ -842,11 +842,11 @@ def promote_model(
 def rollback_model(
     uow: UnitOfWork, principal: Principal, requested_at: dt.datetime | None = None
 ) -> Promotion:
-    """Promote again the version promoted before the current one (``training.registry``); committed.
+    """Promote again the version promoted before the current one (``records.registry``); committed.
 
     ``requested_at``: when the request arrived; see :func:`_refuse_overtaken`.
     """
-    from training.registry import RegistryError, rollback
+    from records.registry import RegistryError, rollback
 
     require_role(principal, "admin")
     session = uow.session

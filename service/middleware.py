@@ -51,16 +51,12 @@ class ServiceMetrics:
             "pathways_model_swaps", "models swapped in since the server started", registry=self.registry
         )
 
-        self.result_cache = Gauge(
-            "pathways_live_result_cache",
-            "live recommendation lists served from / computed into the in-memory cache",
-            ("outcome",),
+        self.lists_served = Counter(
+            "pathways_recommendation_lists",
+            "recommendation lists answered, by source (batch: the stored list; live: scored now)",
+            ("source",),
             registry=self.registry,
         )
-
-    def set_result_cache(self, hits: int, misses: int) -> None:
-        self.result_cache.labels(outcome="hit").set(hits)
-        self.result_cache.labels(outcome="miss").set(misses)
 
     def set_model(self, version: str | None, swaps: int) -> None:
         self.model_info.clear()

@@ -2,8 +2,11 @@
 
 The holder reads the newest ``promotion`` row at most every ``check_interval_s`` seconds (a
 one-row indexed query), loads the named version's artifacts off the request path's lock, and swaps
-the reference atomically. A version that fails to load is logged and remembered; the old model
-keeps serving until a loadable version is promoted.
+the reference atomically. A version that fails to load is logged and tried again with exponential
+back-off (``retry_base_s`` doubling up to ``retry_max_s``), so putting its artifacts back heals the
+process without a restart; the old model (if any) keeps serving meanwhile. :meth:`ModelHolder.state`
+says what the holder is doing now: no promoted model, loading, loaded, or failing (and when it tries
+again).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def load_hybrid(artifact_dir: Path, checksum: str | None) -> Any:
 
     from recommender.base import TermContext
     from recommender.hybrid import HybridRecommender
-    from training.registry import verify_artifacts
+    from records.registry import verify_artifacts
 
     model = HybridRecommender.load(verify_artifacts(artifact_dir, checksum))
     fs = model.fs_
@@ -47,6 +50,27 @@ def load_hybrid(artifact_dir: Path, checksum: str | None) -> Any:
         lists = model.recommend(np.array([0], dtype=np.int64), context, 3)
         model.explain(lists, context)
     return model
+
+
+@dataclass
+class LoadFailure:
+    """The failed attempts at loading one version: the last reason and when to try again."""
+
+    reason: str
+    attempts: int
+    retry_at: float
+    """``time.monotonic()`` of the next attempt."""
+
+
+@dataclass(frozen=True)
+class HolderState:
+    """What a holder is doing: ``none`` (nothing promoted), ``loading``, ``loaded`` or ``failed``."""
+
+    state: str
+    promoted: str | None
+    loaded: str | None
+    reason: str | None = None
+    retry_in_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,8 @@ class ModelHolder:
         loader: ModelLoader = load_hybrid,
         check_interval_s: float = 2.0,
         on_swap: Callable[[LoadedModel], None] | None = None,
+        retry_base_s: float = 1.0,
+        retry_max_s: float = 60.0,
     ) -> None:
         self._sessions = sessions
         self._artifacts_dir = artifacts_dir
@@ -84,24 +110,68 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._current: LoadedModel | None = None
         self._last_check = float("-inf")
-        self._failed: dict[str, str] = {}
+        self._failed: dict[str, LoadFailure] = {}
+        self._loading: str | None = None
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
         self.last_error: str | None = None
         self.promoted: str | None = None
         self.swaps = 0
+        self.polled = False
+        """True while a :class:`HolderPoller` checks in the background."""
 
     @property
     def current(self) -> LoadedModel | None:
         return self._current
 
     def maybe_refresh(self) -> LoadedModel | None:
-        """Refresh when the last check is older than the interval; returns the current model."""
-        if time.monotonic() - self._last_check >= self._check_interval_s:
+        """Refresh when the last check is older than the interval; returns the current model.
+
+        With a :class:`HolderPoller` driving the holder this only reads: loads never happen on a
+        request's thread then.
+        """
+        if not self.polled and time.monotonic() - self._last_check >= self._check_interval_s:
             self.refresh()
         return self._current
 
-    def refresh(self) -> LoadedModel | None:
-        """Load the promoted version if it differs from the held one; never raises."""
-        if not self._lock.acquire(blocking=False):
+    def state(self) -> HolderState:
+        """The holder's current state (read without waiting for a load in progress)."""
+        held = self._held_version()
+        loading = self._loading
+        if loading is not None:
+            return HolderState("loading", self.promoted, held, f"loading model {loading}")
+        failure = self._failed.get(self.promoted) if self.promoted is not None else None
+        if failure is not None:
+            retry_in = max(0.0, failure.retry_at - time.monotonic())
+            return HolderState("failed", self.promoted, held, failure.reason, round(retry_in, 1))
+        if held is not None:
+            return HolderState("loaded", self.promoted, held, self.last_error)
+        if self.promoted is None:
+            return HolderState("none", None, None, self.last_error or "no model has been promoted yet")
+        return HolderState("loading", self.promoted, None, f"model {self.promoted} is not loaded yet")
+
+    def unavailable_reason(self) -> str:
+        """Why live scoring cannot answer now, for a 503."""
+        state = self.state()
+        reason = state.reason or "no promoted model is loaded"
+        if state.state == "failed" and state.retry_in_s is not None:
+            return f"{reason} (trying again in {state.retry_in_s:.0f}s)"
+        return reason
+
+    def holds(self, version: str) -> bool:
+        return self._held_version() == version
+
+    def retry_now(self) -> LoadedModel | None:
+        """Forget the back-off of the promoted version and check again now (e.g. on re-promotion)."""
+        self._failed.clear()
+        return self.refresh(wait=True)
+
+    def refresh(self, wait: bool = False) -> LoadedModel | None:
+        """Load the promoted version if it differs from the held one; never raises.
+
+        Returns at once when another thread is checking or loading, unless ``wait``.
+        """
+        if not self._lock.acquire(blocking=wait):
             return self._current  # another thread is checking or loading right now
         try:
             self._last_check = time.monotonic()
@@ -123,10 +193,15 @@ class ModelHolder:
             if held is not None and held.version == version:
                 self.last_error = None
                 return held
-            if version in self._failed:
-                self.last_error = self._failed[version]
+            failure = self._failed.get(version)
+            if failure is not None and time.monotonic() < failure.retry_at:
+                self.last_error = failure.reason
                 return held
-            self._load(version, artifact_path, checksum)
+            self._loading = version
+            try:
+                self._load(version, artifact_path, checksum)
+            finally:
+                self._loading = None
             return self._current
         finally:
             self._lock.release()
@@ -151,6 +226,7 @@ class ModelHolder:
             except Exception:
                 log.exception("model holder: preparing %s failed; it will prepare lazily", version)
         self._current = loaded
+        self._failed.pop(version, None)
         self.swaps += 1
         self.last_error = None
         log.info(
@@ -167,30 +243,41 @@ class ModelHolder:
         return self._artifacts_dir / path
 
     def _remember_failure(self, version: str, reason: str) -> None:
-        self._failed[version] = reason
+        previous = self._failed.get(version)
+        attempts = previous.attempts + 1 if previous is not None else 1
+        delay = min(self.retry_max_s, self.retry_base_s * 2 ** (attempts - 1))
+        self._failed[version] = LoadFailure(reason, attempts, time.monotonic() + delay)
         self.last_error = reason
-        log.error("model holder: %s", reason)
+        log.error("model holder: %s (attempt %d; trying again in %.1fs)", reason, attempts, delay)
 
     def _held_version(self) -> str | None:
         return self._current.version if self._current is not None else None
 
 
 class HolderPoller:
-    """A daemon thread calling ``holder.refresh()`` every interval until stopped."""
+    """A daemon thread calling ``holder.refresh()`` at once and then every interval until stopped
+    (so a process starts answering from the stored batch while its model loads)."""
 
     def __init__(self, holder: ModelHolder, interval_s: float) -> None:
         self._holder = holder
         self._interval_s = interval_s
         self._stop = threading.Event()
+        self.first_check_done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-holder", daemon=True)
 
     def start(self) -> None:
+        self._holder.polled = True
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._holder.polled = False
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        try:
+            self._holder.refresh(wait=True)
+        finally:
+            self.first_check_done.set()
         while not self._stop.wait(self._interval_s):
             self._holder.refresh()

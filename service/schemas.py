@@ -176,8 +176,8 @@ class RecommendationsOut(_Out):
     occupation: str | None = Field(default=None, description="the what-if occupation, if any")
     model_version: str = Field(examples=["20261126-102830-3fa9"])
     source: Literal["live", "batch"] = Field(
-        description="live: scored now by the promoted model; "
-        "batch: the stored nightly list (model not loaded)"
+        description="batch: the promoted model's stored nightly list with decisions and dismissals "
+        "applied (the default question); live: scored now by the promoted model (any other question)"
     )
     items: list[RecommendationItemOut]
     notes: list[str] = Field(default_factory=list, description="what the records lack, in plain words")
@@ -329,9 +329,20 @@ class HealthOut(_Out):
     status: Literal["ok"] = "ok"
 
 
+class ModelStateOut(_Out):
+    state: Literal["none", "loading", "loaded", "failed"] = Field(
+        description="none: nothing promoted; failed: the last load failed and is tried again"
+    )
+    promoted: str | None = Field(default=None, description="the promoted version, as last read")
+    loaded: str | None = Field(default=None, description="the version this process holds")
+    reason: str | None = None
+    retry_in_s: float | None = Field(default=None, description="seconds to the next load attempt")
+
+
 class ReadyOut(_Out):
     status: Literal["ready", "not ready"]
-    model_version: str | None = None
+    model_version: str | None = Field(default=None, description="the model version this process holds")
+    model: ModelStateOut | None = None
     reasons: list[str] = Field(default_factory=list)
 
 

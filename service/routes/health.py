@@ -15,7 +15,7 @@ from records.db import storage_guard
 from service.auth import require_role
 from service.deps import AccessDep, HolderDep, SessionDep, SettingsDep, principal_for
 from service.errors import NotFound
-from service.schemas import HealthOut, ReadyOut
+from service.schemas import HealthOut, ModelStateOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -30,16 +30,28 @@ async def healthz() -> HealthOut:
     "/readyz",
     response_model=ReadyOut,
     responses={503: {"model": ReadyOut, "description": "not ready, with reasons"}},
-    summary="Ready to serve: the database answers and a promoted model is loaded",
+    summary="Ready to serve: the database answers, and the stored batch or a loaded model can answer",
 )
 def readyz(request: Request, holder: HolderDep) -> JSONResponse:
+    """200 while the database answers and the promoted model is loaded or loading (the stored batch
+    serves default lists meanwhile); 503 with the reasons otherwise, e.g. the model failed to load
+    (it is tried again with back-off) or nothing was ever promoted. ``model`` says what the holder
+    is doing now."""
     reasons = _database_problems(request.app.state.engine)
-    loaded = holder.maybe_refresh()
-    if loaded is None:
-        reasons.append(holder.last_error or "no promoted model is loaded")
+    holder.maybe_refresh()
+    state = holder.state()
+    if state.state in ("none", "failed") and state.loaded is None:
+        reasons.append(holder.unavailable_reason())
     ready = ReadyOut(
         status="not ready" if reasons else "ready",
-        model_version=loaded.version if loaded else None,
+        model_version=state.loaded,
+        model=ModelStateOut(
+            state=state.state,  # type: ignore[arg-type]
+            promoted=state.promoted,
+            loaded=state.loaded,
+            reason=state.reason,
+            retry_in_s=state.retry_in_s,
+        ),
         reasons=reasons,
     )
     return JSONResponse(ready.model_dump(), status_code=503 if reasons else 200)
@@ -94,7 +106,4 @@ def metrics(
     service_metrics = request.app.state.metrics
     loaded = holder.current
     service_metrics.set_model(loaded.version if loaded else None, holder.swaps)
-    results = loaded.cache.get("results") if loaded else None
-    if results is not None:
-        service_metrics.set_result_cache(results.hits, results.misses)
     return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)

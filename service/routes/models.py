@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Response, status
 from fastapi.responses import FileResponse, HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from records.schema import Promotion
 from service import handlers
 from service.deps import CurrentUser, HolderDep, SessionDep, SettingsDep, UowDep
+from service.errors import Conflict, Unavailable
 from service.schemas import ERROR_RESPONSES, ModelOut, PromotionOut, error_response
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
@@ -18,8 +22,15 @@ Version = Annotated[str, Path(min_length=1, max_length=64)]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: error_response(
         "the promotion would change nothing or is impossible", "no version was promoted before 'v1'"
-    )
+    ),
+    503: error_response(
+        "promoted already, and this process still cannot load it", "model v1 failed to load: ..."
+    ),
 }
+
+
+def latest_promotion(session: Session) -> Promotion | None:
+    return session.scalars(select(Promotion).order_by(Promotion.id.desc()).limit(1)).first()
 
 
 @router.get("", response_model=list[ModelOut], summary="Model versions with metrics (admin)")
@@ -58,10 +69,27 @@ Arrival = Annotated[dt.datetime, Depends(_arrival)]
     summary="Promote a version (admin); servers swap to it within seconds",
 )
 def promote(
-    version: Version, arrived: Arrival, uow: UowDep, user: CurrentUser, holder: HolderDep
+    version: Version,
+    arrived: Arrival,
+    uow: UowDep,
+    user: CurrentUser,
+    holder: HolderDep,
+    response: Response,
 ) -> PromotionOut:
-    promotion = handlers.promote_model(uow, user, version, requested_at=arrived)
-    holder.refresh()
+    """Promote ``version``; 409 when it is already promoted and this process serves it. When it is
+    promoted but this process failed to load it, load it again now (no new promotion row): 200 with
+    the standing promotion when that succeeds, 503 with the reason when not."""
+    try:
+        promotion = handlers.promote_model(uow, user, version, requested_at=arrived)
+    except Conflict:
+        standing = latest_promotion(uow.session)
+        if standing is None or standing.version != version or holder.holds(version):
+            raise
+        if holder.retry_now() is None or not holder.holds(version):
+            raise Unavailable(holder.unavailable_reason()) from None
+        response.status_code = status.HTTP_200_OK
+        return PromotionOut.model_validate(standing)
+    holder.refresh(wait=True)
     return PromotionOut.model_validate(promotion)
 
 
@@ -74,7 +102,7 @@ def promote(
 )
 def rollback(arrived: Arrival, uow: UowDep, user: CurrentUser, holder: HolderDep) -> PromotionOut:
     promotion = handlers.rollback_model(uow, user, requested_at=arrived)
-    holder.refresh()
+    holder.refresh(wait=True)
     return PromotionOut.model_validate(promotion)
 
 

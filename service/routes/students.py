@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from service import handlers
 from service.auth import visible_student
 from service.deps import AccessDep, Credentials, CurrentUser, LiveDep, SessionDep, UowDep, principal_for
-from service.live import DEFAULT_K, Item, RecommendationList
+from service.lists import Item, RecommendationList
 from service.schemas import (
     ERROR_RESPONSES,
     FeedbackIn,
@@ -41,7 +41,7 @@ def recommendations_out(result: RecommendationList) -> RecommendationsOut:
         term=result.term,
         occupation=result.occupation,
         model_version=result.model_version,
-        source="live" if result.source == "live" else "batch",
+        source=result.source,
         items=[item_out(item) for item in result.items],
         notes=result.notes,
     )
@@ -59,8 +59,8 @@ def item_out(item: Item) -> RecommendationItemOut:
         risk=item.risk,  # type: ignore[arg-type]
         flags=[FlagOut(**flag) for flag in item.flags],
         recommendation_id=item.recommendation_id,
-        origin=item.origin,  # type: ignore[arg-type]
-        review=item.review,  # type: ignore[arg-type]
+        origin=item.origin,
+        review=item.review,
         feedback=item.feedback,  # type: ignore[arg-type]
     )
 
@@ -76,9 +76,10 @@ def item_out(item: Item) -> RecommendationItemOut:
             "retry in 12 s, or ask for the default list",
         ),
     },
-    summary="Next-term recommendations, scored live by the promoted model",
+    summary="Next-term recommendations: the stored nightly list, or scored live for other questions",
 )
 async def get_recommendations(
+    request: Request,
     student_id: StudentId,
     uow: UowDep,
     credentials: Credentials,
@@ -88,23 +89,21 @@ async def get_recommendations(
     k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
     occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
 ) -> Response:
-    # The hottest route. Token, student and exclusions are quick indexed reads, and a repeated
-    # question is answered from the result cache, all on the event loop; only scoring (tens of
-    # milliseconds of CPU) goes to a worker thread. Thread hops cost more than those reads here.
+    # The hottest route. Token, student and the stored list are quick indexed reads, done on the
+    # event loop; only live scoring (tens of milliseconds of CPU) goes to a worker thread.
     session = uow.session
     user = principal_for(session, credentials, access)
     student = visible_student(session, user, student_id)
-    result = live.cached(session, student, term, k, occupation)
+    result = live.from_batch(session, student, term, k, occupation)
     if result is None:
-        if (term, k, occupation) != (None, DEFAULT_K, None) and live.holder.current is not None:
-            # Only a question other than the default list costs model scoring: that is what is limited
-            # (without a model, every answer is read from the stored batch).
+        if live.holder.current is not None:
+            # Only a question the stored batch does not answer costs model scoring: that is what is
+            # limited (without a model, every answer is read from the stored batch).
             access.allow_live_scoring(user)
-        result = await run_in_threadpool(live.recommend, session, student, term, k, occupation)
-    if result.rendered is None:
-        # Validated against the response model once; a repeat serves the same bytes.
-        result.rendered = recommendations_out(result).model_dump_json().encode("utf-8")
-    return Response(result.rendered, media_type="application/json")
+        result = await run_in_threadpool(live.recommend, session, student, term, k, occupation, True)
+    request.app.state.metrics.lists_served.labels(source=result.source).inc()
+    body = recommendations_out(result).model_dump_json().encode("utf-8")
+    return Response(body, media_type="application/json")
 
 
 @router.get(

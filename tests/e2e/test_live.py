@@ -45,8 +45,8 @@ def test_live_recommendations_are_explained_and_eligible(
     intercepts = {round(item["score"] - sum(item["components"].values()), 3) for item in items}
     assert len(intercepts) == 1
     again = _live(live_client, live_world, "?k=7")
-    assert again == body  # the same list, now from the cache
-    assert 'pathways_live_result_cache{outcome="hit"} 1.0' in live_client.get("/metrics").text
+    assert again == body  # scored again (nothing is kept per student), the same list
+    assert 'pathways_recommendation_lists_total{source="live"} 2.0' in live_client.get("/metrics").text
     shorter = _live(live_client, live_world, "?k=2")
     assert len(shorter["items"]) == 2
     assert {i["module"]["id"] for i in shorter["items"]} <= {i["module"]["id"] for i in items}
@@ -132,7 +132,9 @@ def test_promotion_swaps_the_model_without_a_restart(
     engine: Engine,
     service_settings: Settings,
 ) -> None:
-    assert live_client.get("/readyz").json() == {"status": "ready", "model_version": "v1", "reasons": []}
+    ready = live_client.get("/readyz").json()
+    assert (ready["status"], ready["model_version"], ready["reasons"]) == ("ready", "v1", [])
+    assert ready["model"]["state"] == "loaded"
     register_version(engine, trained, "v2", service_settings.artifacts_dir, promote=False)
     admin = auth(live_world.tokens["admin"])
     promoted = live_client.post("/v1/models/v2/promote", headers=admin)
@@ -169,7 +171,7 @@ def test_background_check_picks_up_a_promotion(
 ) -> None:
     from service.app import create_app
 
-    app = create_app(service_settings, model_check_interval_s=0.2)
+    app = create_app(service_settings, model_check_interval_s=0.2, wait_for_model_s=30)
     with TestClient(app) as client:
         assert 'pathways_model_info{version="v1"} 1.0' in client.get("/metrics").text
         register_version(engine, trained, "v2", service_settings.artifacts_dir, promote=False)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from records.settings import get_settings
+from records.settings import Settings, get_settings
 from service.app import create_app
+from tests.e2e.live_fixtures import LiveWorld
 
 
 def _free_port() -> int:
@@ -76,3 +77,62 @@ def test_an_unreachable_database_is_503_not_500() -> None:
         assert response.status_code == 503
         assert response.json() == {"detail": "the database is unavailable; try again shortly"}
         assert response.headers["retry-after"] == "5"
+
+
+def _worker_pids(server_pid: int) -> list[int]:
+    """Children of the server process that are uvicorn worker processes (multiprocessing spawn)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [
+        int(pid)
+        for pid in children
+        if Path(f"/proc/{pid}/cmdline").exists()
+        and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_pathways_serve_runs_n_stateless_workers_over_one_database(
+    live_world: LiveWorld, service_settings: Settings, tmp_path: Path
+) -> None:
+    """``pathways serve --workers 2``: two worker processes, each answering the default list from
+    the stored batch and live questions from its own copy of the model."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PATHWAYS_DATABASE_URL": service_settings.database_url,
+        "PATHWAYS_ARTIFACTS_DIR": str(service_settings.artifacts_dir),
+        "PATHWAYS_HOST": "127.0.0.1",
+        "PATHWAYS_LOG_LEVEL": "WARNING",
+    }
+    serve = Path(sys.executable).with_name("pathways")
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(serve), "serve", "--workers", "2", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                status, body = _get(f"{base}/readyz")
+                if status == 200 and body["model"]["state"] == "loaded":
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"not ready: {log_path.read_text()}"
+            time.sleep(0.2)
+        assert len(_worker_pids(server.pid)) == 2, log_path.read_text()
+        token = {"Authorization": f"Bearer {live_world.tokens['student']}"}
+        url = f"{base}/v1/students/{live_world.student_id}/recommendations"
+        sources = set()
+        for query in ("?k=5", "?k=5", "?k=7", "?k=5", "?k=7", "?k=5"):
+            request = urllib.request.Request(url + query, headers=token)
+            with urllib.request.urlopen(request, timeout=30) as response:
+                body = json.loads(response.read())
+            assert [i["rank"] for i in body["items"]] == list(range(1, len(body["items"]) + 1))
+            sources.add((query, body["source"]))
+        assert sources == {("?k=5", "batch"), ("?k=7", "live")}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -6,7 +6,7 @@ import datetime as dt
 
 from records.decisions import Decision, review_state
 from service.decisions import StudentDecisions, apply_decisions
-from service.live import Item, ModuleSummary
+from service.lists import Item, ModuleSummary
 
 
 def _item(

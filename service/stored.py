@@ -1,0 +1,175 @@
+"""The default list, read from the promoted model's current stored batch (no model needed).
+
+The nightly job has already scored, explained and flagged every active student's list for the
+batch's target term; a request for that list (no what-if, the batch's term, ``k`` up to the batch's)
+reads the student's rows, their flags and module titles in one indexed query, applies what changed
+since (:func:`service.decisions.apply_decisions`) and answers ``source="batch"``. When the changes
+leave fewer rows than the question needs (a dismissal in a full list), the caller scores live.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from records.db import current_batch
+from records.decisions import Decision
+from records.schema import Flag, Module, Recommendation
+from service import handlers
+from service.decisions import apply_decisions, load_decisions
+from service.lists import Item, ModuleSummary, RecommendationList
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    id: int
+    model_version: str
+    target_term: str | None
+    k: int
+
+
+class StoredLists:
+    """Reads students' lists from the current batch; remembers which batch that is for ``ttl_s``."""
+
+    def __init__(self, fail_risk_threshold: float, ttl_s: float = 5.0) -> None:
+        self.fail_risk_threshold = fail_risk_threshold
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, str | None, BatchInfo | None] | None = None
+
+    def batch(self, session: Session, promoted: str | None = None) -> BatchInfo | None:
+        """The current batch, read again after ``ttl_s`` or when ``promoted`` (the promoted version
+        the caller last saw) changes."""
+        now = time.monotonic()
+        cached = self._cached
+        if cached is not None and cached[1] == promoted and now - cached[0] < self.ttl_s:
+            return cached[2]
+        batch = current_batch(session)
+        info = (
+            BatchInfo(batch.id, batch.model_version, batch.target_term, batch.k)
+            if batch is not None
+            else None
+        )
+        with self._lock:
+            self._cached = (now, promoted, info)
+        return info
+
+    def default_list(
+        self,
+        session: Session,
+        student_id: str,
+        term: str | None,
+        k: int,
+        occupation: str | None,
+        promoted: str | None = None,
+        fallback: str | None = None,
+    ) -> RecommendationList | None:
+        """The student's list from the current batch when it answers the question, else None.
+
+        It answers when there is no what-if, ``term`` is None or the batch's, ``k`` is at most the
+        batch's, and after decisions at least ``min(k, stored rows)`` items remain. ``fallback``, the
+        reason live scoring cannot answer, relaxes ``k`` and the row count: the stored list, with
+        that reason as a note.
+        """
+        batch = self.batch(session, promoted)
+        if batch is None or occupation is not None or (term is not None and term != batch.target_term):
+            return None
+        if k > batch.k and fallback is None:
+            return None
+        stored = self.rows(session, batch.id, student_id)
+        if not stored:
+            return None
+        decisions = load_decisions(session, student_id, batch.target_term)
+        items = apply_decisions(stored, decisions, lambda decision: advisor_item(session, decision))
+        notes: list[str] = []
+        if len(items) < min(k, len(stored)):
+            if fallback is None:
+                return None
+            notes.append("suggestions removed since the nightly run cannot be replaced right now")
+        if fallback is not None:
+            notes.append(f"showing the stored nightly list: {fallback}")
+        return RecommendationList(
+            student_id=student_id,
+            term=batch.target_term,
+            occupation=None,
+            model_version=batch.model_version,
+            source="batch",
+            items=items[:k],
+            notes=notes,
+        )
+
+    def rows(self, session: Session, batch_id: int, student_id: str) -> list[Item]:
+        """The student's stored rows of the batch, by rank, with module summaries and flags."""
+        items: list[Item] = []
+        by_id: dict[int, Item] = {}
+        rows = session.connection().execute(_STUDENT_ROWS, {"batch_id": batch_id, "student_id": student_id})
+        for row in rows:
+            item = by_id.get(row.id)
+            if item is None:
+                item = Item(
+                    rank=row.rank,
+                    module=ModuleSummary(row.module_id, row.code, row.title, row.track, row.credits),
+                    score=row.score,
+                    components={name: float(value) for name, value in (row.components or {}).items()},
+                    reasons=[str(reason) for reason in row.reasons or []],
+                    expected_grade=row.expected_grade,
+                    fail_probability=row.fail_probability,
+                    risk=handlers.risk_level(row.fail_probability, self.fail_risk_threshold),
+                    recommendation_id=row.id,
+                )
+                by_id[row.id] = item
+                items.append(item)
+            if row.kind is not None:
+                item.flags.append({"kind": row.kind, "reason": row.reason})
+        return items
+
+
+# Built once: the hot path only binds the two values (building a select costs more than running it).
+_STUDENT_ROWS = (
+    select(
+        Recommendation.id,
+        Recommendation.rank,
+        Recommendation.module_id,
+        Recommendation.score,
+        Recommendation.components,
+        Recommendation.reasons,
+        Recommendation.expected_grade,
+        Recommendation.fail_probability,
+        Module.code,
+        Module.title,
+        Module.track,
+        Module.credits,
+        Flag.kind,
+        Flag.reason,
+    )
+    .join(Module, Module.id == Recommendation.module_id)
+    .outerjoin(Flag, Flag.recommendation_id == Recommendation.id)
+    .where(
+        Recommendation.batch_id == bindparam("batch_id"),
+        Recommendation.student_id == bindparam("student_id"),
+    )
+    .order_by(Recommendation.rank, Flag.id)
+)
+
+
+def advisor_item(session: Session, decision: Decision) -> Item | None:
+    """The list item of an advisor's replacement module (None when the module is unknown)."""
+    module = session.get(Module, decision.replacement_module_id)
+    if module is None:
+        return None
+    replaced = session.get(Module, decision.module_id)
+    replaced_name = (
+        f"{replaced.code or replaced.id} {replaced.title or ''}".strip() if replaced else decision.module_id
+    )
+    return Item(
+        rank=decision.rank,
+        module=ModuleSummary(module.id, module.code, module.title, module.track, module.credits),
+        score=0.0,
+        reasons=[f"your advisor suggested it in place of {replaced_name}"],
+        recommendation_id=decision.recommendation_id,
+        origin="advisor",
+    )
