@@ -68,6 +68,10 @@ class PathwayPlan:
     model_version: str
     terms: list[PathwayTerm]
     notes: list[str] = field(default_factory=list)
+    skipped_risky: list[ModuleSummary] = field(default_factory=list)
+    """Modules the planner left out for high fail risk."""
+    changes: dict[str, list[ModuleSummary]] | None = None
+    """What-if plans: ``added`` / ``removed`` modules against the student's own plan."""
 
 
 def optional_float(value: Any) -> float | None:

@@ -228,7 +228,14 @@ class LiveRecommender:
             occupation=occupation,
             model_version=loaded.version,
             terms=terms,
-            notes=self._plan_notes(plan),
+            notes=self._plan_notes(plan, lambda module_id: self._named(fs, module_id)),
+            skipped_risky=[self._summary(fs, fs.modules.row(m)) for m in plan.skipped_risky],
+            changes=None
+            if not getattr(plan, "changes", None)
+            else {
+                key: [self._summary(fs, fs.modules.row(m)) for m in plan.changes.get(key, [])]
+                for key in ("added", "removed")
+            },
         )
 
     def _planned_term(self, fs: Any, planned: Any) -> PathwayTerm:
@@ -244,8 +251,13 @@ class LiveRecommender:
             modules.append((self._summary(fs, int(module_row)), reasons))
         return PathwayTerm(term=planned.term, modules=modules, credits=float(planned.credits))
 
+    def _named(self, fs: Any, module_id: str) -> str:
+        """``CODE Title`` of a module, for sentences (its id only when the catalog has neither)."""
+        summary = self._summary(fs, fs.modules.row(module_id))
+        return f"{summary.code or summary.id} {summary.title or ''}".strip()
+
     @staticmethod
-    def _plan_notes(plan: Any) -> list[str]:
+    def _plan_notes(plan: Any, named: Any = str) -> list[str]:
         notes = []
         shares = ", ".join(
             f"{track} {plan.track_share.get(track, 0.0):.0%} "
@@ -256,13 +268,13 @@ class LiveRecommender:
         if plan.competency_coverage is not None:
             notes.append(f"the plan closes {plan.competency_coverage:.0%} of the target competency gap")
         if plan.skipped_risky:
-            notes.append(f"left out for high fail risk: {', '.join(plan.skipped_risky)}")
+            notes.append(f"left out for high fail risk: {', '.join(named(m) for m in plan.skipped_risky)}")
         if not plan.reaches_graduation:
             notes.append("the plan does not yet reach the credits needed to graduate")
         changes = getattr(plan, "changes", None)
         if changes:
-            added = ", ".join(changes.get("added", [])) or "nothing"
-            removed = ", ".join(changes.get("removed", [])) or "nothing"
+            added = ", ".join(named(m) for m in changes.get("added", [])) or "nothing"
+            removed = ", ".join(named(m) for m in changes.get("removed", [])) or "nothing"
             notes.append(f"compared with your own plan, this one adds {added} and drops {removed}")
             before, after = changes.get("coverage_before"), changes.get("coverage_after")
             if before is not None and after is not None:

@@ -33,9 +33,10 @@ class BatchInfo:
 
 
 class StoredLists:
-    """Reads students' lists from the current batch; remembers which batch that is for ``ttl_s``."""
+    """Reads students' lists from the current batch; remembers which batch that is for ``ttl_s``
+    (0, the default: read it on every request, so a new batch of the same model is served at once)."""
 
-    def __init__(self, fail_risk_threshold: float, ttl_s: float = 5.0) -> None:
+    def __init__(self, fail_risk_threshold: float, ttl_s: float = 0.0) -> None:
         self.fail_risk_threshold = fail_risk_threshold
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
