@@ -344,23 +344,91 @@ def import_onet(
 # ---------------------------------------------------------------------------------------------
 
 
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="where every active student is scored: 'local' (this process) or 'spark' (PySpark, Java)",
+    ),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL (local[N], spark://host:7077, yarn, k8s://...); default PATHWAYS_SPARK_MASTER",
+    ),
+]
+SparkConfOption = Annotated[
+    list[str] | None,
+    typer.Option("--spark-conf", help="a Spark setting key=value, passed through (repeatable)"),
+]
+
+
+def _spark_options(settings: Settings, engine: str, master: str | None, conf: list[str] | None):  # type: ignore[no-untyped-def]
+    from training.scoring import ENGINES
+    from training.spark import SparkOptions, parse_conf
+
+    if engine not in ENGINES:
+        fail(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}", code=2)
+    try:
+        return SparkOptions(master=master or settings.spark_master, conf=parse_conf(conf))
+    except ValueError as exc:
+        fail(str(exc), code=2)
+
+
 @app.command()
-def train() -> None:
+def train(
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
+    spark_conf: SparkConfOption = None,
+) -> None:
     """The nightly job: fit, evaluate, gate, register, promote, batch-score and flag."""
     from training.display import print_run, train_with_progress
     from training.lock import LockHeldError
+    from training.spark import SparkUnavailable
 
     settings = _settings()
+    spark = _spark_options(settings, engine, spark_master, spark_conf)
     try:
         _engine(settings).dispose()
-        result = train_with_progress(settings, err_console)
-    except LockHeldError as exc:
+        result = train_with_progress(settings, err_console, engine_kind=engine, spark=spark)
+    except (LockHeldError, SparkUnavailable) as exc:
         fail(str(exc))
     except Exception as exc:
         if _verbosity["verbose"]:
             raise
         fail(f"training failed: {type(exc).__name__}: {first_line(exc)}")
     print_run(result, console)
+
+
+@app.command()
+def rescore(
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
+    spark_conf: SparkConfOption = None,
+) -> None:
+    """Score every active student again with the promoted model into a new complete batch (no refit)."""
+    from training.lock import LockHeldError
+    from training.rescore import RescoreError, rescore
+    from training.spark import SparkUnavailable
+
+    settings = _settings()
+    spark = _spark_options(settings, engine, spark_master, spark_conf)
+    try:
+        _engine(settings).dispose()
+        result = rescore(settings, engine_kind=engine, spark=spark)
+    except (LockHeldError, RescoreError, SparkUnavailable) as exc:
+        fail(str(exc))
+    except Exception as exc:
+        if _verbosity["verbose"]:
+            raise
+        fail(f"rescore failed: {type(exc).__name__}: {first_line(exc)}")
+    console.print(
+        f"model {result.version}: batch {result.batch_id} for {result.target_term} "
+        f"({result.engine} engine): {result.n_students} students, {result.n_recommendations} "
+        f"recommendations, {result.n_flags} flags; {result.duration_s:.1f}s",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # Threads of the nightly job: component fits side by side, candidate-pair and scoring chunks (each
     # library call inside on one thread, so they do not compete for the cores).
     train_threads: int = Field(default=2, ge=1, le=64)
+    # Spark master for `--engine spark` (local[*], spark://host:7077, yarn, k8s://...).
+    spark_master: str = "local[*]"
     # Largest request body the service accepts, in bytes.
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Bearer tokens stop working this many days after they were issued (0: they never expire).

@@ -74,24 +74,32 @@ def write_recommendations(connection: Connection, batch_id: int, rows: pd.DataFr
     return bulk_insert(connection, Recommendation, frame)
 
 
-def recommendation_ids(connection: Connection, batch_id: int) -> pd.DataFrame:
-    """Columns ``id`` (int64), ``student_id`` (str), ``rank`` (int64) of every row of the batch."""
+def recommendation_ids(
+    connection: Connection, batch_id: int, student_ids: list[str] | None = None
+) -> pd.DataFrame:
+    """Columns ``id`` (int64), ``student_id`` (str), ``rank`` (int64) of the batch's rows (of
+    ``student_ids`` only, when given)."""
     statement = select(Recommendation.id, Recommendation.student_id, Recommendation.rank).where(
         Recommendation.batch_id == batch_id
     )
+    if student_ids is not None:
+        statement = statement.where(Recommendation.student_id.in_(student_ids))
     frame = pd.read_sql(statement, connection)
     return frame.astype({"id": "int64", "rank": "int64", "student_id": "object"})
 
 
-def write_flags(connection: Connection, batch_id: int, flags: pd.DataFrame) -> int:
+def write_flags(
+    connection: Connection, batch_id: int, flags: pd.DataFrame, student_ids: list[str] | None = None
+) -> int:
     """Attach flags to the batch's stored recommendations; return the number written.
 
     ``flags`` columns: ``student_id``, ``rank`` (which recommendation), ``kind``, ``reason``. The ids
-    of the stored recommendations are read back once (bulk COPY does not return them) and joined.
+    of the stored recommendations are read back once (bulk COPY does not return them) and joined;
+    ``student_ids`` limits that read to the students the flags are about (a partition's own).
     """
     if flags.empty:
         return 0
-    ids = recommendation_ids(connection, batch_id)
+    ids = recommendation_ids(connection, batch_id, student_ids)
     keyed = flags.astype({"student_id": "object", "rank": "int64"}).merge(
         ids, on=["student_id", "rank"], how="inner", validate="many_to_one"
     )

@@ -19,8 +19,8 @@ from training.registry import VersionSummary
 from training.report import metric_columns
 
 
-def train_with_progress(settings: Settings, console: Console) -> RunResult:
-    """Run the nightly job with a rich progress bar over its steps."""
+def train_with_progress(settings: Settings, console: Console, **options: Any) -> RunResult:
+    """Run the nightly job with a rich progress bar over its steps (``options`` go to run_nightly)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -37,7 +37,7 @@ def train_with_progress(settings: Settings, console: Console) -> RunResult:
             else:
                 progress.update(task, completed=STEPS.index(step) + 1)
 
-        result = run_nightly(settings, progress=report)
+        result = run_nightly(settings, progress=report, **options)
         progress.update(task, description="done", completed=len(STEPS))
     return result
 

@@ -28,18 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
-from features.build import build_feature_set, build_term_context
-from features.featureset import FeatureSet
-from recommender.base import RankedLists, TermContext
-from recommender.hybrid import HybridRecommender, limited_pool
-from records.db import current_batch, make_engine, promoted_version
+from features.build import build_feature_set
+from recommender.hybrid import HybridRecommender
+from records.db import make_engine, promoted_version
 from records.frames import Frames, load_frames, load_term_state, newest_closed_term, next_term
-from records.schema import ModelVersion, Recommendation
+from records.schema import ModelVersion
 from records.settings import Settings
 from training import batch as batches
 from training import registry
@@ -52,11 +49,12 @@ from training.evaluate import (
     make_split,
 )
 from training.feedback import feedback_agreement, feedback_pairs
-from training.flags import FlagRules, flag_context, flag_lists
 from training.gate import GATE_METRIC, EquityGate, GateDecision, decide
 from training.lock import training_lock
 from training.outcomes import batch_outcomes
 from training.report import write_report
+from training.scoring import ENGINES, active_student_rows, batch_scorer, score_into_batch
+from training.spark import SparkOptions
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +68,9 @@ STEPS: tuple[str, ...] = (
     "artifacts",
     "register",
     "score",
-    "flags",
     "report",
     "promote",
 )
-SCORE_CHUNK = 5_000
 OPENMP_THREADS = 1
 """OpenMP code (scikit-learn's gradient boosting in the risk component, implicit's ALS/BPR) slows down
 about twentyfold when its threads compete with other processes for the cores (measured: 19 s vs 1 s for
@@ -254,67 +250,6 @@ def equity_history(engine: Engine, current: str, limit: int = 7) -> list[tuple[s
 # ---------------------------------------------------------------------------------------------
 
 
-def previous_lists(engine: Engine) -> pd.DataFrame | None:
-    """(student_id, module_id) of the promoted model's current batch, or None."""
-    with Session(engine) as session:
-        current = current_batch(session)
-        if current is None:
-            return None
-        batch_id = current.id
-    with engine.connect() as connection:
-        return pd.read_sql(
-            select(Recommendation.student_id, Recommendation.module_id).where(
-                Recommendation.batch_id == batch_id
-            ),
-            connection,
-        )
-
-
-def active_student_rows(fs: FeatureSet) -> np.ndarray:
-    """Rows of students whose recorded status is ``active`` (int64, ascending)."""
-    status = fs.student_info["status"].astype(object).to_numpy()
-    return np.flatnonzero(status == "active").astype(np.int64)
-
-
-def score_chunk(
-    model: HybridRecommender, rows: np.ndarray, context: TermContext, k: int, high_risk: float
-) -> tuple[pd.DataFrame, RankedLists, np.ndarray, np.ndarray]:
-    """Top-k (plus the first one left out) for some students; returns stored rows, lists, scores with
-    the k+1-th column, and fail probabilities (n, k)."""
-    wide = model.recommend(rows, context, k=k + 1)
-    lists = RankedLists(
-        student_rows=wide.student_rows,
-        module_rows=wide.module_rows[:, :k],
-        scores=wide.scores[:, :k],
-        contributions=wide.contributions[:, :k],
-        component_names=wide.component_names,
-        intercept=wide.intercept,
-    )
-    # The one explanation path (recommender.explain): the batch stores what a live answer would say.
-    explanations = model.explain(lists, context)
-    grade, fail = model.components_["risk"].predict(model.fs_, rows, lists.module_rows)
-    reasons = [[explanation.reasons for explanation in per_student] for per_student in explanations]
-    valid = lists.module_rows >= 0
-    local, slot = np.nonzero(valid)
-    fs = model.fs_
-    names = lists.component_names
-    picked = lists.contributions[local, slot]
-    components = [dict(zip(names, np.round(values, 5).tolist(), strict=True)) for values in picked]
-    frame = pd.DataFrame(
-        {
-            "student_id": fs.students.ids[rows[local]],
-            "rank": slot + 1,
-            "module_id": fs.modules.ids[lists.module_rows[local, slot]],
-            "score": lists.scores[local, slot].astype(np.float64),
-            "components": components,
-            "reasons": [reasons[i][j] for i, j in zip(local, slot, strict=True)],
-            "expected_grade": grade[local, slot].astype(np.float64),
-            "fail_probability": fail[local, slot].astype(np.float64),
-        }
-    )
-    return frame, lists, wide.scores, fail
-
-
 # ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +263,11 @@ class _Run:
         progress: Progress | None,
         fail_at: str | None,
         model_options: Mapping[str, Any] | None = None,
+        engine_kind: str = "local",
+        spark: SparkOptions | None = None,
     ) -> None:
+        if engine_kind not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine_kind!r}")
         if fail_at is not None and fail_at not in STEPS:
             raise ValueError(f"fail_at must be one of {STEPS}, not {fail_at!r}")
         self.settings = settings
@@ -336,6 +275,8 @@ class _Run:
         self.progress = progress
         self.fail_at = fail_at
         self.model_options = {**MODEL_OPTIONS, "workers": settings.train_threads, **(model_options or {})}
+        self.engine_kind = engine_kind
+        self.spark = spark
         self.timings: dict[str, float] = {}
         self.version = registry.new_version_name()
         self.batch_id: int | None = None
@@ -482,44 +423,23 @@ class _Run:
                 session.commit()
             self.registered = True
         with self.step("score"):
-            context = build_term_context(model.fs_, load_term_state(engine, target, cutoff_term=cutoff))
-            flag_ctx = flag_context(model.fs_, context, previous_lists(engine))
-            rules = FlagRules(fail_risk_threshold=settings.fail_risk_threshold)
+            scorer = batch_scorer(
+                engine, model, target, cutoff, settings.batch_k, settings.fail_risk_threshold
+            )
             evaluation["feedback"] = feedback_agreement(
-                model, context, feedback_pairs(engine), settings.batch_k
+                model, scorer.context, feedback_pairs(engine), settings.batch_k
             )
             self.batch_id = batches.start_batch(engine, self.version, target, settings.batch_k)
-            rows = active_student_rows(model.fs_)
-            flag_frames: list[pd.DataFrame] = []
-            n_recommendations = 0
-            chunks = [rows[start : start + SCORE_CHUNK] for start in range(0, len(rows), SCORE_CHUNK)]
-
-            def score(chunk: np.ndarray) -> tuple[pd.DataFrame, RankedLists, np.ndarray, np.ndarray]:
-                return score_chunk(model, chunk, context, settings.batch_k, settings.fail_risk_threshold)
-
-            # The first chunk in this thread (it fills the model's caches), the others on the pool;
-            # this thread writes them in order while the pool scores the next ones.
-            with limited_pool(max(1, settings.train_threads)) as pool:
-                scored = [score(chunks[0])] if chunks else []
-                futures = [pool.submit(score, chunk) for chunk in chunks[1:]]
-                for number, chunk in enumerate(chunks):
-                    frame, lists, wide_scores, fail = (
-                        scored.pop() if number == 0 else futures[number - 1].result()
-                    )
-                    with engine.begin() as connection:
-                        n_recommendations += batches.write_recommendations(connection, self.batch_id, frame)
-                    flag_frames.append(
-                        flag_lists(model.fs_, chunk, lists.module_rows, wide_scores, fail, flag_ctx, rules)
-                    )
-                    log.info(
-                        "scored %d of %d students",
-                        min((number + 1) * SCORE_CHUNK, len(rows)),
-                        len(rows),
-                    )
-        with self.step("flags"):
-            flags = pd.concat(flag_frames, ignore_index=True) if flag_frames else pd.DataFrame()
-            with engine.begin() as connection:
-                n_flags = batches.write_flags(connection, self.batch_id, flags)
+            n_students = len(active_student_rows(model.fs_))
+            n_recommendations, n_flags = score_into_batch(
+                engine,
+                scorer,
+                self.batch_id,
+                settings.database_url,
+                self.engine_kind,
+                self.spark,
+                threads=settings.train_threads,
+            )
         duration = time.perf_counter() - started
         with self.step("report"):
             self.report_path = write_report(
@@ -529,7 +449,7 @@ class _Run:
                 decision.reason,
                 self.timings,
                 extra={
-                    "students scored": len(rows),
+                    "students scored": n_students,
                     "recommendations stored": n_recommendations,
                     "flags": n_flags,
                     "target term": target,
@@ -543,7 +463,7 @@ class _Run:
                 outcomes=batch_outcomes(engine, cutoff),
             )
         with self.step("promote"):
-            self._promote(evaluation, len(rows), duration)
+            self._promote(evaluation, n_students, duration)
         duration = time.perf_counter() - started
         with Session(engine) as session:
             session.execute(
@@ -560,7 +480,7 @@ class _Run:
             report_path=self.report_path,
             artifact_path=self.artifact_path,
             batch_id=self.batch_id,
-            n_students=len(rows),
+            n_students=n_students,
             n_recommendations=n_recommendations,
             n_flags=n_flags,
             timings=dict(self.timings),
@@ -663,12 +583,16 @@ def run_nightly(
     fail_at: str | None = None,
     engine: Engine | None = None,
     model_options: Mapping[str, Any] | None = None,
+    engine_kind: str = "local",
+    spark: SparkOptions | None = None,
 ) -> RunResult:
     """Run the nightly job once under the training lock (LockHeldError when another run holds it).
 
     ``fail_at``: name of a step (:data:`STEPS`) at whose end to raise :class:`InjectedFailure` (tests);
     for ``promote`` it is raised inside the promotion transaction, just before its commit.
     ``model_options``: keyword arguments for ``HybridRecommender`` over :data:`MODEL_OPTIONS`.
+    ``engine_kind``: where every active student is scored, ``local`` or ``spark`` (with ``spark``'s
+    master and settings; see :mod:`training.spark`).
     """
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
@@ -678,7 +602,7 @@ def run_nightly(
             limits.enter_context(threadpool_limits(plan["openmp_per_call"], user_api="openmp"))
             limits.enter_context(threadpool_limits(plan["blas_per_call"], user_api="blas"))
             log.info("threads: %s", plan)
-            return _Run(settings, engine, progress, fail_at, model_options).execute()
+            return _Run(settings, engine, progress, fail_at, model_options, engine_kind, spark).execute()
     finally:
         if own_engine:
             engine.dispose()

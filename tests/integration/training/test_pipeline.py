@@ -200,7 +200,7 @@ def test_a_failure_at_any_step_changes_nothing(
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("step", ["flags", "promote"])
+@pytest.mark.parametrize("step", ["score", "promote"])
 def test_a_failure_late_in_the_run_changes_nothing_on_postgres(
     step: str, tiny_engine: Engine, postgres_url: str, tmp_path: Path
 ) -> None:

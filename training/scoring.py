@@ -1,0 +1,240 @@
+"""Scoring students into stored batch rows: one code path for the nightly job, ``pathways rescore`` and
+every Spark partition.
+
+A :class:`BatchScorer` holds what scoring needs once per batch (the fitted model, the target term's
+context, the flag rules and their per-batch context) and turns any set of student rows into the rows
+that are stored: recommendations (with components, reasons, expected grade and fail probability) and
+their flags. It is a plain picklable object, so Spark broadcasts it once and each partition calls
+:meth:`BatchScorer.score` on its own students; the lists do not depend on how students are grouped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from features.build import build_term_context
+from features.featureset import FeatureSet
+from recommender.base import RankedLists, TermContext
+from recommender.hybrid import HybridRecommender, limited_pool
+from records.db import current_batch
+from records.frames import load_term_state
+from records.schema import Recommendation
+from training import batch as batches
+from training.flags import FlagContext, FlagRules, flag_context, flag_lists
+
+if TYPE_CHECKING:
+    from training.spark import SparkOptions
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "spark")
+"""Where a batch is scored: this process, or partitions on Apache Spark (:mod:`training.spark`)."""
+
+SCORE_CHUNK = 5_000
+"""Students scored at once (bounds memory: a few float32 matrices of chunk × modules)."""
+
+
+def previous_lists(engine: Engine) -> pd.DataFrame | None:
+    """(student_id, module_id) of the promoted model's current batch, or None."""
+    with Session(engine) as session:
+        current = current_batch(session)
+        if current is None:
+            return None
+        batch_id = current.id
+    with engine.connect() as connection:
+        return pd.read_sql(
+            select(Recommendation.student_id, Recommendation.module_id).where(
+                Recommendation.batch_id == batch_id
+            ),
+            connection,
+        )
+
+
+def active_student_rows(fs: FeatureSet) -> np.ndarray:
+    """Rows of students whose recorded status is ``active`` (int64, ascending)."""
+    status = fs.student_info["status"].astype(object).to_numpy()
+    return np.flatnonzero(status == "active").astype(np.int64)
+
+
+def score_chunk(
+    model: HybridRecommender, rows: np.ndarray, context: TermContext, k: int
+) -> tuple[pd.DataFrame, RankedLists, np.ndarray, np.ndarray]:
+    """Top-k (plus the first one left out) for some students; returns stored rows, lists, scores with
+    the k+1-th column, and fail probabilities (n, k)."""
+    wide = model.recommend(rows, context, k=k + 1)
+    lists = RankedLists(
+        student_rows=wide.student_rows,
+        module_rows=wide.module_rows[:, :k],
+        scores=wide.scores[:, :k],
+        contributions=wide.contributions[:, :k],
+        component_names=wide.component_names,
+        intercept=wide.intercept,
+    )
+    # The one explanation path (recommender.explain): the batch stores what a live answer would say.
+    explanations = model.explain(lists, context)
+    grade, fail = model.components_["risk"].predict(model.fs_, rows, lists.module_rows)
+    reasons = [[explanation.reasons for explanation in per_student] for per_student in explanations]
+    valid = lists.module_rows >= 0
+    local, slot = np.nonzero(valid)
+    fs = model.fs_
+    names = lists.component_names
+    picked = lists.contributions[local, slot]
+    components = [dict(zip(names, np.round(values, 5).tolist(), strict=True)) for values in picked]
+    frame = pd.DataFrame(
+        {
+            "student_id": fs.students.ids[rows[local]],
+            "rank": slot + 1,
+            "module_id": fs.modules.ids[lists.module_rows[local, slot]],
+            "score": lists.scores[local, slot].astype(np.float64),
+            "components": components,
+            "reasons": [reasons[i][j] for i, j in zip(local, slot, strict=True)],
+            "expected_grade": grade[local, slot].astype(np.float64),
+            "fail_probability": fail[local, slot].astype(np.float64),
+        }
+    )
+    return frame, lists, wide.scores, fail
+
+
+@dataclass
+class ScoredChunk:
+    """What one group of students stores: recommendation rows and their flags."""
+
+    recommendations: pd.DataFrame
+    """Columns of :data:`training.batch.RECOMMENDATION_COLUMNS`."""
+    flags: pd.DataFrame
+    """Columns ``student_id``, ``rank``, ``kind``, ``reason`` (see :mod:`training.flags`)."""
+
+
+@dataclass
+class BatchScorer:
+    """Everything one batch's scoring needs, built once (:func:`batch_scorer`) and picklable."""
+
+    model: HybridRecommender
+    context: TermContext
+    flag_ctx: FlagContext
+    rules: FlagRules
+    k: int
+
+    def score_part(self, part: np.ndarray) -> ScoredChunk:
+        """The stored rows of the students at ``part`` (model rows, int64)."""
+        frame, lists, wide_scores, fail = score_chunk(self.model, part, self.context, self.k)
+        flags = flag_lists(
+            self.model.fs_, part, lists.module_rows, wide_scores, fail, self.flag_ctx, self.rules
+        )
+        return ScoredChunk(frame, flags)
+
+    def score(self, rows: np.ndarray, chunk: int = SCORE_CHUNK, threads: int = 1) -> Iterator[ScoredChunk]:
+        """Score the students at ``rows`` (model rows, int64) in chunks of ``chunk``, in order.
+
+        ``threads`` > 1: the first chunk in this thread (it fills the model's caches), the next ones on
+        a pool that keeps this thread's native thread limits, at most ``threads`` chunks ahead of the
+        consumer (which writes one chunk while the pool scores the next).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        parts = [rows[start : start + chunk] for start in range(0, len(rows), chunk)]
+        if threads <= 1 or len(parts) <= 1:
+            for part in parts:
+                yield self.score_part(part)
+            return
+        yield self.score_part(parts[0])
+        with limited_pool(threads) as pool:
+            pending: deque[Future[ScoredChunk]] = deque()
+            upcoming = iter(parts[1:])
+            for part in itertools.islice(upcoming, threads):
+                pending.append(pool.submit(self.score_part, part))
+            while pending:
+                done = pending.popleft().result()
+                following = next(upcoming, None)
+                if following is not None:
+                    pending.append(pool.submit(self.score_part, following))
+                yield done
+
+
+def batch_scorer(
+    engine: Engine,
+    model: HybridRecommender,
+    target_term: str | None,
+    cutoff_term: str | None,
+    k: int,
+    fail_risk_threshold: float,
+) -> BatchScorer:
+    """A scorer for ``target_term`` with the records' current term state (offerings, seats, exclusions
+    from reviews and feedback) and the promoted batch as the previous lists of the flags."""
+    context = build_term_context(model.fs_, load_term_state(engine, target_term, cutoff_term=cutoff_term))
+    flag_ctx = flag_context(model.fs_, context, previous_lists(engine))
+    return BatchScorer(model, context, flag_ctx, FlagRules(fail_risk_threshold=fail_risk_threshold), k)
+
+
+def write_scored(engine: Engine, batch_id: int, chunks: Iterable[ScoredChunk], total: int) -> tuple[int, int]:
+    """Store every chunk's recommendations (one transaction per chunk), then all flags at once.
+
+    Returns (recommendations written, flags written). The batch stays ``writing``: completing it is the
+    caller's transaction.
+    """
+    n_recommendations = 0
+    flag_frames: list[pd.DataFrame] = []
+    students = 0
+    for scored in chunks:
+        with engine.begin() as connection:
+            n_recommendations += batches.write_recommendations(connection, batch_id, scored.recommendations)
+        flag_frames.append(scored.flags)
+        students += int(scored.recommendations["student_id"].nunique())
+        log.info("stored lists of %d of %d students", students, total)
+    flags = pd.concat(flag_frames, ignore_index=True) if flag_frames else pd.DataFrame()
+    with engine.begin() as connection:
+        n_flags = batches.write_flags(connection, batch_id, flags)
+    return n_recommendations, n_flags
+
+
+def score_into_batch(
+    engine: Engine,
+    scorer: BatchScorer,
+    batch_id: int,
+    database_url: str,
+    engine_kind: str = "local",
+    spark: SparkOptions | None = None,
+    threads: int = 1,
+) -> tuple[int, int]:
+    """Score every active student of the scorer's model into the ``writing`` batch ``batch_id``.
+
+    ``engine_kind``: ``local`` (this process, chunk by chunk, ``threads`` chunks at once) or ``spark``
+    (partitions on ``spark.master``; on PostgreSQL the executors write their own rows). Returns
+    (recommendations, flags) written. The caller completes or discards the batch.
+    """
+    if engine_kind not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine_kind!r}")
+    rows = active_student_rows(scorer.model.fs_)
+    if engine_kind == "local":
+        return write_scored(engine, batch_id, scorer.score(rows, threads=threads), len(rows))
+    from training.spark import SparkOptions, score_on_spark, spark_session
+
+    options = spark or SparkOptions()
+    session = spark_session(options)
+    try:
+        if engine.dialect.name == "postgresql":
+            counts = score_on_spark(
+                session,
+                scorer,
+                rows,
+                partitions=options.partitions,
+                database_url=database_url,
+                batch_id=batch_id,
+            )
+            assert isinstance(counts, dict)
+            return counts["recommendations"], counts["flags"]
+        chunks = score_on_spark(session, scorer, rows, partitions=options.partitions)
+        assert not isinstance(chunks, dict)
+        return write_scored(engine, batch_id, chunks, len(rows))
+    finally:
+        session.stop()
