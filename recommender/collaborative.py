@@ -1,4 +1,5 @@
-"""The collaborative component: implicit's ALS or BPR on the grade-weighted student × module matrix."""
+"""The collaborative component: implicit's ALS or BPR (or Spark MLlib's ALS) on the grade-weighted
+student × module matrix."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from recommender.base import TermContext
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("als", "bpr")
+SPARK_ALGORITHMS = ("mllib_als",)
+"""Fitted on the active Spark session (recommender.mllib; the ``spark`` extra), chosen like the others."""
 SMALL_MATRIX = 50_000
 
 
@@ -74,7 +77,20 @@ class CollaborativeComponent:
                 num_threads=num_threads,
                 random_state=self.random_state,
             )
-        raise ValueError(f"collaborative: unknown algorithm {self.algorithm!r}, expected one of {ALGORITHMS}")
+        if self.algorithm == "mllib_als":
+            from recommender.mllib import MllibALS
+
+            return MllibALS(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.random_state,
+            )
+        raise ValueError(
+            f"collaborative: unknown algorithm {self.algorithm!r}, "
+            f"expected one of {ALGORITHMS + SPARK_ALGORITHMS}"
+        )
 
     def fit(self, fs: FeatureSet) -> Self:
         interactions = sp.csr_matrix(fs.interactions, dtype=np.float32)

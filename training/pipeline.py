@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
 from features.build import build_feature_set
+from recommender.collaborative import ALGORITHMS, SPARK_ALGORITHMS
 from recommender.hybrid import HybridRecommender
 from records.db import make_engine, promoted_version
 from records.frames import Frames, load_frames, load_term_state, newest_closed_term, next_term
@@ -54,7 +55,7 @@ from training.lock import training_lock
 from training.outcomes import batch_outcomes
 from training.report import write_report
 from training.scoring import ENGINES, active_student_rows, batch_scorer, score_into_batch
-from training.spark import SparkOptions
+from training.spark import SparkOptions, spark_scope
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,12 @@ class _Run:
         self.model_options = {**MODEL_OPTIONS, "workers": settings.train_threads, **(model_options or {})}
         self.engine_kind = engine_kind
         self.spark = spark
+        if engine_kind == "spark":
+            # MLlib's ALS joins the collaborative variants the validation split chooses from.
+            algorithms = tuple(self.model_options.get("collaborative_algorithms", ALGORITHMS))
+            self.model_options["collaborative_algorithms"] = tuple(
+                dict.fromkeys(algorithms + SPARK_ALGORITHMS)
+            )
         self.timings: dict[str, float] = {}
         self.version = registry.new_version_name()
         self.batch_id: int | None = None
@@ -306,6 +313,10 @@ class _Run:
         started = time.perf_counter()
         clean_up_interrupted(self.engine, self.settings)
         try:
+            if self.engine_kind == "spark":
+                # One Spark session for the run: MLlib ALS in the fits, then the batch scoring.
+                with spark_scope(self.spark or SparkOptions()):
+                    return self._execute(started)
             return self._execute(started)
         except BaseException as error:
             self._undo(error)

@@ -217,11 +217,10 @@ def score_into_batch(
     rows = active_student_rows(scorer.model.fs_)
     if engine_kind == "local":
         return write_scored(engine, batch_id, scorer.score(rows, threads=threads), len(rows))
-    from training.spark import SparkOptions, score_on_spark, spark_session
+    from training.spark import SparkOptions, score_on_spark, spark_scope
 
     options = spark or SparkOptions()
-    session = spark_session(options)
-    try:
+    with spark_scope(options) as session:
         if engine.dialect.name == "postgresql":
             counts = score_on_spark(
                 session,
@@ -236,5 +235,3 @@ def score_into_batch(
         chunks = score_on_spark(session, scorer, rows, partitions=options.partitions)
         assert not isinstance(chunks, dict)
         return write_scored(engine, batch_id, chunks, len(rows))
-    finally:
-        session.stop()

@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,25 @@ def spark_session(options: SparkOptions, app_name: str = "pathways") -> SparkSes
         raise SparkUnavailable(f"cannot start Spark on {options.master}: {error}") from error
 
 
+@contextmanager
+def spark_scope(options: SparkOptions) -> Iterator[SparkSession]:
+    """The active Spark session, or a new one on ``options.master`` that is stopped on leaving."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        active = None
+    else:
+        active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    session = spark_session(options)
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
 def _rows_frame(scored: ScoredChunk) -> pd.DataFrame:
     """A chunk as :data:`ROW_SCHEMA` rows: JSON for the nested columns, flags joined on (student, rank)."""
     frame = scored.recommendations
@@ -154,7 +174,7 @@ def chunk_of_rows(rows: pd.DataFrame) -> ScoredChunk:
     return ScoredChunk(recommendations, flags.astype({"student_id": object, "rank": np.int64}))
 
 
-def _students_frame(spark: SparkSession, rows: np.ndarray, partitions: int) -> Any:
+def students_frame(spark: SparkSession, rows: np.ndarray, partitions: int) -> Any:
     frame = pd.DataFrame({"student_row": np.asarray(rows, dtype=np.int64)})
     # Contiguous ranges of students per partition (no shuffle): each partition's students are scored
     # together, in chunks, exactly as the local engine would.
@@ -181,7 +201,7 @@ def score_on_spark(
         partitions = max(2 * sc.defaultParallelism, -(-len(rows) // SCORE_CHUNK))
     partitions = max(1, min(partitions, len(rows))) if len(rows) else 1
     shared = sc.broadcast(scorer)
-    students = _students_frame(spark, rows, partitions)
+    students = students_frame(spark, rows, partitions)
     log.info(
         "spark: %d students in %d partitions on %s (defaultParallelism %d)",
         len(rows),

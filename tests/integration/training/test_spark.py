@@ -188,3 +188,63 @@ def test_a_killed_spark_rescore_leaves_the_promoted_batch(database_url: str, tmp
             )
     finally:
         engine.dispose()
+
+
+def test_mllib_als_factors_recover_a_known_block_structure() -> None:
+    """Two groups of students, each taking only its own group's modules: MLlib's factors must score
+    every student's own modules above the other group's (a right answer known in advance)."""
+    import scipy.sparse as sp
+
+    from recommender.mllib import MllibALS
+    from training.spark import spark_scope
+
+    rng = np.random.default_rng(0)
+    dense = np.zeros((40, 12), dtype=np.float32)
+    dense[:20, :6] = rng.random((20, 6)) < 0.6
+    dense[20:, 6:] = rng.random((20, 6)) < 0.6
+    dense[np.arange(40), np.arange(40) % 6 + np.where(np.arange(40) < 20, 0, 6)] = 1.0  # none empty
+    with spark_scope(SPARK):
+        model = MllibALS(factors=4, iterations=10, regularization=0.01).fit(sp.csr_matrix(dense))
+    assert model.user_factors.shape == (40, 4) and model.item_factors.shape == (12, 4)
+    scores = model.user_factors @ model.item_factors.T
+    own = np.where(
+        np.arange(40)[:, None] < 20,
+        scores[:, :6].mean(1, keepdims=True),
+        scores[:, 6:].mean(1, keepdims=True),
+    )
+    other = np.where(
+        np.arange(40)[:, None] < 20,
+        scores[:, 6:].mean(1, keepdims=True),
+        scores[:, :6].mean(1, keepdims=True),
+    )
+    assert (own > other).all()
+
+
+def test_train_on_spark_chooses_among_mllib_and_implicit_als(sqlite_url: str, tmp_path: Path) -> None:
+    from records.db import upgrade
+    from training.registry import load_model_of
+
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    try:
+        import_tables(engine, generate("tiny", seed=7))
+        settings = job_settings(sqlite_url, tmp_path)
+        result = run_nightly(
+            settings, engine=engine, model_options=FAST_MODEL, engine_kind="spark", spark=SPARK
+        )
+        assert result.promoted and result.n_recommendations > 0
+        with Session(engine) as session:
+            from records.db import promoted_version
+
+            promoted = promoted_version(session)
+            assert promoted is not None
+            model = load_model_of(promoted)
+        recall = model.validation_["collaborative_recall@10"]
+        assert set(recall) == {"als", "mllib_als"}
+        assert model.collaborative_algorithm_ in recall
+        # Whichever won, the saved component holds plain factor arrays (the same artifact format).
+        component = model.components_["collaborative"]
+        assert component.item_factors_.shape[0] == model.fs_.n_modules
+        assert component.item_factors_.dtype == np.float32
+    finally:
+        engine.dispose()
