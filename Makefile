@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: install demo test test-unit lint bench notebooks clean
 
@@ -14,13 +15,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The tests also run the Spark engine: PySpark (the `spark` extra) and Java; `make demo` needs neither.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,spark]"
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/pathways demo
 
 # Everything, skipping nothing: PostgreSQL is PATHWAYS_TEST_POSTGRES_URL or a throwaway server
-# (tests/conftest.py); Chromium is installed when missing and we may (.ci/ensure-chromium).
-test: $(STAMP)
+# (tests/conftest.py); Chromium and Java are installed when missing and we may (.ci/ensure-chromium,
+# .ci/ensure-java); PySpark comes with the `spark` extra.
+test: $(TEST_STAMP)
 	bash .ci/ensure-chromium
+	bash .ci/ensure-java
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: $(STAMP)
