@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, case, func, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from records.schema import (
@@ -680,12 +680,22 @@ def load_frames(engine: Engine, cutoff_term: str | None = None) -> Frames:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_term_state(engine: Engine, target_term: str | None, cutoff_term: str | None = None) -> TermState:
+def load_term_state(
+    engine: Engine,
+    target_term: str | None,
+    cutoff_term: str | None = None,
+    *,
+    taken_since_cutoff: bool = False,
+) -> TermState:
     """Offerings, seats taken, in-progress enrollments and exclusions for ``target_term``.
 
     ``target_term=None``: the term after the newest closed term (if there is none, every module is
     offered and no seats are taken). ``cutoff_term`` (default: the term before the target) bounds the
-    in-progress enrollments from below. Raises ValueError for unknown term codes.
+    in-progress enrollments from below. ``taken_since_cutoff`` (serving, never evaluation): every
+    module a student has completed or is taking in any term after the cutoff counts as in progress, so
+    it is not suggested again. That matters for dated logs, where the newest closed term can lie months
+    behind the newest enrolments (modules overlap the month windows). Raises ValueError for unknown
+    term codes.
     """
     terms = _read_terms(engine)
     if target_term is None:
@@ -716,17 +726,26 @@ def load_term_state(engine: Engine, target_term: str | None, cutoff_term: str | 
     offered = frozenset((module_ids - scheduled) | offered_now) if target_term else frozenset(module_ids)
 
     if target_ordinal is not None and cutoff_ordinal is not None:
+        taken = (
+            Enrollment.status.in_(("in_progress", "completed"))
+            if taken_since_cutoff
+            else and_(Enrollment.status == "in_progress", Term.ordinal <= target_ordinal)
+        )
         in_progress = _read(
             engine,
-            select(Enrollment.student_id, Enrollment.module_id, Term.ordinal.label("term_ordinal"))
+            select(
+                Enrollment.student_id,
+                Enrollment.module_id,
+                Enrollment.status,
+                Term.ordinal.label("term_ordinal"),
+            )
             .join(Term, Term.code == Enrollment.term_code)
-            .where(
-                Enrollment.status == "in_progress",
-                Term.ordinal > cutoff_ordinal,
-                Term.ordinal <= target_ordinal,
-            ),
+            .where(taken, Term.ordinal > cutoff_ordinal),
         )
-        in_target = in_progress.loc[in_progress["term_ordinal"] == target_ordinal, "module_id"]
+        in_target = in_progress.loc[
+            (in_progress["term_ordinal"] == target_ordinal) & (in_progress["status"] == "in_progress"),
+            "module_id",
+        ]
         seats_taken: pd.Series = in_target.astype(str).value_counts().astype(np.int64).sort_index()
         in_progress = in_progress[["student_id", "module_id"]].drop_duplicates()
     else:

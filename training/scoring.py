@@ -170,8 +170,10 @@ def batch_scorer(
     fail_risk_threshold: float,
 ) -> BatchScorer:
     """A scorer for ``target_term`` with the records' current term state (offerings, seats, exclusions
-    from reviews and feedback) and the promoted batch as the previous lists of the flags."""
-    context = build_term_context(model.fs_, load_term_state(engine, target_term, cutoff_term=cutoff_term))
+    from reviews and feedback, modules taken since the cutoff) and the promoted batch as the previous
+    lists of the flags."""
+    state = load_term_state(engine, target_term, cutoff_term=cutoff_term, taken_since_cutoff=True)
+    context = build_term_context(model.fs_, state)
     flag_ctx = flag_context(model.fs_, context, previous_lists(engine))
     return BatchScorer(model, context, flag_ctx, FlagRules(fail_risk_threshold=fail_risk_threshold), k)
 

@@ -53,18 +53,19 @@ def test_the_online_regime_imports_and_trains_to_a_promoted_batch(database_url: 
                 ).all(),
                 columns=["student_id", "module_id"],
             )
-            cutoff = session.scalar(select(Term.ordinal).where(Term.code == promoted.cutoff_term))
+            # Nothing a learner has completed or is taking, before the cutoff or after it (a dated log's
+            # newest closed month lies behind its newest enrolments), is suggested again.
             passed = pd.DataFrame(
                 session.execute(
-                    select(Enrollment.student_id, Enrollment.module_id)
-                    .join(Term, Term.code == Enrollment.term_code)
-                    .where(Enrollment.status == "completed", Term.ordinal <= cutoff)
+                    select(Enrollment.student_id, Enrollment.module_id).where(
+                        Enrollment.status.in_(("completed", "in_progress"))
+                    )
                 ).all(),
                 columns=["student_id", "module_id"],
             )
         assert len(recommended) > 0
         again = recommended.merge(passed.drop_duplicates(), on=["student_id", "module_id"])
-        assert again.empty, f"{len(again)} recommendations of modules completed by the cutoff"
+        assert again.empty, f"{len(again)} recommendations of modules already completed or under way"
     finally:
         engine.dispose()
 
