@@ -220,8 +220,41 @@ def test_mllib_als_factors_recover_a_known_block_structure() -> None:
     assert (own > other).all()
 
 
-def test_train_on_spark_chooses_among_mllib_and_implicit_als(sqlite_url: str, tmp_path: Path) -> None:
+def test_the_validation_split_chooses_between_mllib_and_implicit_als(sqlite_url: str) -> None:
+    from features.build import build_feature_set
+    from recommender.hybrid import HybridRecommender
     from records.db import upgrade
+    from records.frames import load_frames, newest_closed_term
+    from training.spark import spark_scope
+
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    try:
+        import_tables(engine, generate("tiny", seed=7))
+        cutoff = newest_closed_term(engine)
+        assert cutoff is not None
+        frames = load_frames(engine, cutoff)
+    finally:
+        engine.dispose()
+    ordinals = np.unique(frames.enrollments["term_ordinal"].to_numpy())
+    previous = str(frames.terms.set_index("ordinal")["code"][int(ordinals[-2])])
+    with spark_scope(SPARK):
+        model = HybridRecommender(collaborative_algorithms=("als", "mllib_als"), num_threads=1).fit(
+            build_feature_set(frames.as_of(previous)), build_feature_set(frames)
+        )
+    recall = model.validation_["collaborative_recall@10"]
+    assert set(recall) == {"als", "mllib_als"}
+    assert all(0.0 < value <= 1.0 for value in recall.values())
+    assert recall[model.collaborative_algorithm_] == max(recall.values())
+    # The served component holds plain factor arrays, whichever variant won (one artifact format).
+    component = model.components_["collaborative"]
+    assert component.algorithm == model.collaborative_algorithm_
+    assert component.item_factors_.shape[0] == model.fs_.n_modules
+    assert component.item_factors_.dtype == np.float32
+
+
+def test_train_on_spark_offers_mllib_als_and_stores_a_batch(sqlite_url: str, tmp_path: Path) -> None:
+    from records.db import promoted_version, upgrade
     from training.registry import load_model_of
 
     upgrade(sqlite_url)
@@ -234,17 +267,10 @@ def test_train_on_spark_chooses_among_mllib_and_implicit_als(sqlite_url: str, tm
         )
         assert result.promoted and result.n_recommendations > 0
         with Session(engine) as session:
-            from records.db import promoted_version
-
             promoted = promoted_version(session)
             assert promoted is not None
             model = load_model_of(promoted)
-        recall = model.validation_["collaborative_recall@10"]
-        assert set(recall) == {"als", "mllib_als"}
-        assert model.collaborative_algorithm_ in recall
-        # Whichever won, the saved component holds plain factor arrays (the same artifact format).
-        component = model.components_["collaborative"]
-        assert component.item_factors_.shape[0] == model.fs_.n_modules
-        assert component.item_factors_.dtype == np.float32
+        assert "mllib_als" in model.collaborative_algorithms
+        assert model.collaborative_algorithm_ in ("als", "mllib_als")
     finally:
         engine.dispose()
