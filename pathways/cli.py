@@ -508,7 +508,7 @@ def recommend(
         )
     target_term = term if term is not None else next_term(engine, fs.cutoff_term)
     try:
-        state = load_term_state(engine, target_term, cutoff_term=fs.cutoff_term)
+        state = load_term_state(engine, target_term, cutoff_term=fs.cutoff_term, taken_since_cutoff=True)
         context = build_term_context(fs, state)
         rows = np.array([fs.students.row(student_id)], dtype=np.int64)
         lists = model.recommend(rows, context, k=k, occupation=occupation_id)

@@ -425,7 +425,10 @@ class LiveRecommender:
         from records.frames import load_term_state
 
         try:
-            state = load_term_state(self.engine, term)
+            # What students took since the model's cutoff is never suggested again (dated logs).
+            state = load_term_state(
+                self.engine, term, cutoff_term=loaded.model.fs_.cutoff_term, taken_since_cutoff=True
+            )
         except ValueError as exc:
             raise NotFound(str(exc)) from exc
         return build_term_context(loaded.model.fs_, state)
