@@ -4,6 +4,7 @@ student × module matrix."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Self
 
 import numpy as np
@@ -19,6 +20,10 @@ ALGORITHMS = ("als", "bpr")
 SPARK_ALGORITHMS = ("mllib_als",)
 """Fitted on the active Spark session (recommender.mllib; the ``spark`` extra), chosen like the others."""
 SMALL_MATRIX = 50_000
+_IMPORTS = threading.Lock()
+"""The nightly job fits the collaborative variants side by side: two threads importing implicit's
+modules at once can trip Python's import deadlock detection (``_DeadlockError`` on implicit.cpu.bpr),
+so the lazy imports of the model classes are taken one thread at a time."""
 
 
 class CollaborativeComponent:
@@ -55,6 +60,10 @@ class CollaborativeComponent:
         self.random_state = random_state
 
     def _model(self, num_threads: int):  # type: ignore[no-untyped-def]
+        with _IMPORTS:
+            return self._new_model(num_threads)
+
+    def _new_model(self, num_threads: int):  # type: ignore[no-untyped-def]
         if self.algorithm == "als":
             from implicit.cpu.als import AlternatingLeastSquares
 
