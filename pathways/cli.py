@@ -365,7 +365,7 @@ SparkConfOption = Annotated[
 
 
 def _spark_options(settings: Settings, engine: str, master: str | None, conf: list[str] | None):  # type: ignore[no-untyped-def]
-    from training.scoring import ENGINES
+    from training.engines import ENGINES
     from training.spark import SparkOptions, parse_conf
 
     if engine not in ENGINES:

@@ -41,6 +41,7 @@ from records.schema import ModelVersion
 from records.settings import Settings
 from training import batch as batches
 from training import registry
+from training.engines import ENGINES, score_into_batch
 from training.evaluate import (
     MIN_EQUITY_GROUP_SIZE,
     EvaluationUnavailable,
@@ -54,7 +55,7 @@ from training.gate import GATE_METRIC, EquityGate, GateDecision, decide
 from training.lock import training_lock
 from training.outcomes import batch_outcomes
 from training.report import write_report
-from training.scoring import ENGINES, active_student_rows, batch_scorer, score_into_batch
+from training.scoring import active_student_rows, batch_scorer
 from training.spark import SparkOptions, spark_scope
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,9 @@ from records.frames import next_term
 from records.settings import Settings
 from training import batch as batches
 from training import registry
+from training.engines import score_into_batch
 from training.lock import training_lock
-from training.scoring import active_student_rows, batch_scorer, score_into_batch
+from training.scoring import active_student_rows, batch_scorer
 from training.spark import SparkOptions
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,13 +32,8 @@ from records.schema import Recommendation
 from training import batch as batches
 from training.flags import FlagContext, FlagRules, flag_context, flag_lists
 
-if TYPE_CHECKING:
-    from training.spark import SparkOptions
-
 log = logging.getLogger(__name__)
 
-ENGINES = ("local", "spark")
-"""Where a batch is scored: this process, or partitions on Apache Spark (:mod:`training.spark`)."""
 
 SCORE_CHUNK = 5_000
 """Students scored at once (bounds memory: a few float32 matrices of chunk × modules)."""
@@ -197,43 +191,3 @@ def write_scored(engine: Engine, batch_id: int, chunks: Iterable[ScoredChunk], t
     with engine.begin() as connection:
         n_flags = batches.write_flags(connection, batch_id, flags)
     return n_recommendations, n_flags
-
-
-def score_into_batch(
-    engine: Engine,
-    scorer: BatchScorer,
-    batch_id: int,
-    database_url: str,
-    engine_kind: str = "local",
-    spark: SparkOptions | None = None,
-    threads: int = 1,
-) -> tuple[int, int]:
-    """Score every active student of the scorer's model into the ``writing`` batch ``batch_id``.
-
-    ``engine_kind``: ``local`` (this process, chunk by chunk, ``threads`` chunks at once) or ``spark``
-    (partitions on ``spark.master``; on PostgreSQL the executors write their own rows). Returns
-    (recommendations, flags) written. The caller completes or discards the batch.
-    """
-    if engine_kind not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, not {engine_kind!r}")
-    rows = active_student_rows(scorer.model.fs_)
-    if engine_kind == "local":
-        return write_scored(engine, batch_id, scorer.score(rows, threads=threads), len(rows))
-    from training.spark import SparkOptions, score_on_spark, spark_scope
-
-    options = spark or SparkOptions()
-    with spark_scope(options) as session:
-        if engine.dialect.name == "postgresql":
-            counts = score_on_spark(
-                session,
-                scorer,
-                rows,
-                partitions=options.partitions,
-                database_url=database_url,
-                batch_id=batch_id,
-            )
-            assert isinstance(counts, dict)
-            return counts["recommendations"], counts["flags"]
-        chunks = score_on_spark(session, scorer, rows, partitions=options.partitions)
-        assert not isinstance(chunks, dict)
-        return write_scored(engine, batch_id, chunks, len(rows))

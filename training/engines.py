@@ -1,0 +1,50 @@
+"""Where a batch is scored: ``local`` (this process, :mod:`training.scoring`) or ``spark`` (partitions on
+Apache Spark, :mod:`training.spark`). The nightly job and ``pathways rescore`` choose here; both engines
+run the same :class:`training.scoring.BatchScorer`."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from training.scoring import BatchScorer, active_student_rows, write_scored
+from training.spark import SparkOptions, score_on_spark, spark_scope
+
+ENGINES = ("local", "spark")
+
+
+def score_into_batch(
+    engine: Engine,
+    scorer: BatchScorer,
+    batch_id: int,
+    database_url: str,
+    engine_kind: str = "local",
+    spark: SparkOptions | None = None,
+    threads: int = 1,
+) -> tuple[int, int]:
+    """Score every active student of the scorer's model into the ``writing`` batch ``batch_id``.
+
+    ``engine_kind``: ``local`` (this process, chunk by chunk, ``threads`` chunks at once) or ``spark``
+    (partitions on ``spark.master``; on PostgreSQL the executors write their own rows). Returns
+    (recommendations, flags) written. The caller completes or discards the batch.
+    """
+    if engine_kind not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine_kind!r}")
+    rows = active_student_rows(scorer.model.fs_)
+    if engine_kind == "local":
+        return write_scored(engine, batch_id, scorer.score(rows, threads=threads), len(rows))
+    options = spark or SparkOptions()
+    with spark_scope(options) as session:
+        if engine.dialect.name == "postgresql":
+            counts = score_on_spark(
+                session,
+                scorer,
+                rows,
+                partitions=options.partitions,
+                database_url=database_url,
+                batch_id=batch_id,
+            )
+            assert isinstance(counts, dict)
+            return counts["recommendations"], counts["flags"]
+        chunks = score_on_spark(session, scorer, rows, partitions=options.partitions)
+        assert not isinstance(chunks, dict)
+        return write_scored(engine, batch_id, chunks, len(rows))
