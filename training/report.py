@@ -20,6 +20,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from training.outcomes import OUTCOME_COLUMNS
+
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
@@ -427,18 +429,7 @@ def _outcomes_section(outcomes: Mapping[str, Any] | None) -> str:
     versions = (outcomes or {}).get("versions") or []
     if not versions:
         return "<p>No earlier batch has a closed target term yet: outcomes follow once one has.</p>"
-    columns = [
-        "suggestions",
-        "accepted",
-        "dismissed",
-        "taken",
-        "taken_with_outcome",
-        "pass_rate",
-        "predicted_pass_rate",
-        "mean_grade",
-        "predicted_mean_grade",
-        "ece",
-    ]
+    columns = list(OUTCOME_COLUMNS)
 
     def rows_of(entries: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[list[Any]]:
         return [
