@@ -1,8 +1,11 @@
 """The learned blends: decomposable models of "the student took this module in the next term".
 
-:class:`AdditiveBlend` (the default): ``intercept + Σ_c f_c(score_c)`` with piecewise-linear ``f_c``.
-:class:`LinearBlend`: ``intercept + Σ_c weight_c · (score_c − mean_c) / scale_c``. Either way each
-component's contribution is one term of the sum (decomposable, hence explainable).
+:class:`BoostedBlend` (the default): ``intercept + Σ_c f_c(score_c)`` with each ``f_c`` a step function
+learned by gradient boosting with one component per tree (scikit-learn's HistGradientBoosting, additive and
+monotone where the component says "higher is better"). :class:`AdditiveBlend`: the same sum with
+piecewise-linear ``f_c`` learned by a logistic regression. :class:`LinearBlend`: ``intercept + Σ_c weight_c ·
+(score_c − mean_c) / scale_c``. Either way each component's contribution is one term of the sum
+(decomposable, hence explainable).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 from typing import Self
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 log = logging.getLogger(__name__)
@@ -19,6 +23,8 @@ log = logging.getLogger(__name__)
 # Standardised scores are clipped so that a score far outside what the blend was trained on cannot
 # dominate the sum.
 CLIP = 6.0
+MAX_BINS = 255
+"""Bins per component of :class:`BoostedBlend` (HistGradientBoosting's own maximum)."""
 
 
 class LinearBlend:
@@ -164,6 +170,131 @@ class AdditiveBlend:
         return flat.reshape(np.shape(scores))
 
 
+class BoostedBlend:
+    """A boosted generalised additive model: ``score = intercept + Σ_c f_c(score_c)`` learned by gradient
+    boosting on the log-loss with every tree on one component (``interaction_cst``), so the sum stays
+    decomposable, and ``f_c`` non-decreasing for the components marked monotone (``monotone`` in
+    :meth:`fit`: +1 where a higher score can only mean "more likely taken"). The constraint is what
+    regularises it: a blend learned from a few thousand positives otherwise bends to their noise.
+
+    Each ``f_c`` is a step function over at most MAX_BINS bins of the component's score (edges at its
+    training quantiles): the trees learn on bin numbers, and after the fit ``f_c`` is read off the model
+    bin by bin and centred on the training pairs. Learned: ``edges_`` (float32) and ``levels_`` (one per
+    bin) per component, ``offsets_``, ``intercept_``,
+    ``mean_``/``scale_`` (for :meth:`standardise`), ``weights_`` (n_components,) = the standard deviation
+    of each contribution over the training pairs (0: the component is not used).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_iter: int = 100,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int | None = None,
+        l2_regularization: float = 1.0,
+        random_state: int = 0,
+    ) -> None:
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.random_state = random_state
+
+    def fit(
+        self,
+        scores: np.ndarray,
+        taken: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        monotone: np.ndarray | None = None,
+    ) -> Self:
+        """``scores`` (n_pairs, n_components) raw component scores; ``taken`` (n_pairs,) bool labels;
+        ``monotone`` (n_components,) +1 (non-decreasing), 0 (free) or -1; all free when None."""
+        scores = np.asarray(scores, dtype=np.float32)
+        n_components = scores.shape[1]
+        self.mean_ = scores.mean(axis=0, dtype=np.float64) if len(scores) else np.zeros(n_components)
+        scale = scores.std(axis=0, dtype=np.float64) if len(scores) else np.zeros(n_components)
+        self.scale_ = np.where(scale > 1e-9, scale, 1.0)
+        self.edges_ = [np.zeros(0) for _ in range(n_components)]
+        self.levels_ = [np.zeros(1) for _ in range(n_components)]
+        self.offsets_ = np.zeros(n_components)
+        self.weights_ = np.zeros(n_components)
+        self.intercept_ = 0.0
+        active = [c for c in range(n_components) if scale[c] > 1e-9] if len(scores) else []
+        if not active or len(np.unique(taken)) < 2:
+            log.warning("blend: nothing to learn from (no varying component or one class); all zero")
+            return self
+        signs = np.zeros(n_components, np.int64) if monotone is None else np.asarray(monotone, np.int64)
+        model = HistGradientBoostingClassifier(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.leaf_size(len(scores)),
+            l2_regularization=self.l2_regularization,
+            monotonic_cst=signs[active].tolist(),
+            interaction_cst=[[i] for i in range(len(active))],
+            early_stopping=False,
+            random_state=self.random_state,
+        )
+        # Each component is cut into at most MAX_BINS bins at quantiles of its training values and the
+        # trees learn on the bin numbers: a step of f_c can only fall on these edges, so the step function
+        # read off below is the model's own, for unseen scores too.
+        self.edges_ = [self._edges(scores[:, c]) if c in active else np.zeros(0) for c in range(n_components)]
+        bins = np.column_stack(
+            [np.searchsorted(self.edges_[c], scores[:, c], side="right") for c in active]
+        ).astype(np.float32)
+        model.fit(bins, np.asarray(taken, bool), sample_weight=sample_weight)
+        # The model is a sum of one function per component: each is read off bin by bin, moving that
+        # component alone away from a reference point (bin 0 everywhere).
+        reference = np.zeros((1, len(active)), np.float32)
+        base = float(model.decision_function(reference)[0])
+        intercept = base
+        for i, c in enumerate(active):
+            probe = np.zeros((len(self.edges_[c]) + 1, len(active)), np.float32)
+            probe[:, i] = np.arange(len(probe))
+            self.levels_[c] = (model.decision_function(probe) - base).astype(np.float64)
+            contribution = self.levels_[c][bins[:, i].astype(np.int64)]
+            self.offsets_[c] = float(contribution.mean())
+            self.weights_[c] = float(contribution.std())
+            intercept += self.offsets_[c]
+        self.intercept_ = intercept
+        return self
+
+    def leaf_size(self, n_pairs: int) -> int:
+        """``min_samples_leaf``, or by default one pair in 500, between 5 and 200 (a small institution's
+        few pairs can still be split; a large one's steps rest on many)."""
+        if self.min_samples_leaf is not None:
+            return self.min_samples_leaf
+        return int(np.clip(n_pairs // 500, 5, 200))
+
+    @staticmethod
+    def _edges(values: np.ndarray) -> np.ndarray:
+        """Bin edges of one component: between its distinct training values when there are at most
+        MAX_BINS, else at its quantiles (float32, as the scores are)."""
+        distinct = np.unique(values)
+        if len(distinct) <= MAX_BINS:
+            return ((distinct[:-1].astype(np.float64) + distinct[1:]) / 2.0).astype(np.float32)
+        cuts = np.quantile(values, np.linspace(0.0, 1.0, MAX_BINS + 1)[1:-1])
+        return np.unique(cuts.astype(np.float32))
+
+    def standardise(self, column: int, scores: np.ndarray) -> np.ndarray:
+        """Component ``column``'s raw scores as z-scores over the training pairs, float32."""
+        standard = (scores - np.float32(self.mean_[column])) / np.float32(self.scale_[column])
+        return np.clip(standard, -CLIP, CLIP).astype(np.float32, copy=False)
+
+    def contribution(self, column: int, scores: np.ndarray) -> np.ndarray:
+        """``f_c(score) − offset_c``, float32, same shape as ``scores`` (zeros for unused components)."""
+        if self.weights_[column] == 0:
+            return np.zeros_like(scores, dtype=np.float32)
+        levels = (self.levels_[column] - self.offsets_[column]).astype(np.float32)
+        return levels[np.searchsorted(self.edges_[column], np.asarray(scores, np.float32), side="right")]
+
+
+Blend = BoostedBlend | AdditiveBlend | LinearBlend
+"""Any learned blend (what :class:`ServedBlend` wraps)."""
+
+
 class ServedBlend:
     """The blend as served: a learned blend (``base``) with components left out (they abstained) and,
     when a single component won on the validation split, shrunk toward it.
@@ -177,7 +308,7 @@ class ServedBlend:
 
     def __init__(
         self,
-        base: AdditiveBlend | LinearBlend,
+        base: Blend,
         *,
         left_out: tuple[int, ...] = (),
         winner: int | None = None,

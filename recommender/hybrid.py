@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
-from recommender.blend import AdditiveBlend, LinearBlend, ServedBlend
+from recommender.blend import AdditiveBlend, Blend, BoostedBlend, LinearBlend, ServedBlend
 from recommender.collaborative import ALGORITHMS, CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import (
@@ -79,6 +79,8 @@ SELECTION_K = 10
 MAX_SELECTION_STUDENTS = 5_000
 MODEL_FILE = "hybrid.joblib"
 RISK_PENALTY = 3.0
+MIN_BOOSTED_POSITIVES = 500
+"""With ``blend="auto"``, the boosted blend is learned from at least this many positive pairs."""
 """Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
 
 
@@ -190,8 +192,11 @@ class HybridRecommender:
     OpenMP/BLAS limits), or their threads compete for the cores; ``collaborative_algorithms`` the variants the
     validation split chooses from; ``hard_negatives`` / ``random_negatives`` per validation student;
     ``max_validation_students`` caps the blend's training students; ``chunk_size`` students scored at
-    once (bounds memory: about 8 float32 matrices of chunk_size × n_modules); ``blend`` 'additive'
-    (piecewise-linear GAM) or 'linear'; ``blend_regularization`` the inverse L2 strength;
+    once (bounds memory: about 8 float32 matrices of chunk_size × n_modules); ``blend`` 'boosted'
+    (a GAM of step functions learned by gradient boosting, monotone in the ranking components),
+    'additive' (piecewise-linear GAM), 'linear', or 'auto' (boosted with enough positive pairs, else
+    additive; the kind used is ``blend_kind_``); ``blend_regularization`` the inverse L2 strength of
+    the latter two;
     ``risk_levels`` fail-probability bounds of low/medium/high; ``plan_fail_threshold`` the fail
     probability above which the planner skips a module; ``risk_penalty`` the explicit fit-versus-risk
     trade-off: blend logits subtracted per unit of predicted fail probability in the final score
@@ -220,7 +225,7 @@ class HybridRecommender:
         random_negatives: int = 10,
         max_validation_students: int = 20_000,
         chunk_size: int = 2000,
-        blend: str = "additive",
+        blend: str = "auto",
         blend_regularization: float = 1.0,
         risk_levels: tuple[float, float] = (0.15, 0.35),
         plan_fail_threshold: float = 0.35,
@@ -410,20 +415,22 @@ class HybridRecommender:
                 else np.zeros((0, len(COMPONENT_NAMES)), np.float32)
             )
             taken_labels = labels.astype(bool)
+            self.blend_kind_ = self._blend_kind(int(taken_labels.sum()))
+            self.validation_["blend"] = self.blend_kind_
             past_left_out = tuple(self._column(name) for name in abstained_past)
             check = check_half(len(rows), self.random_state)
             if check is not None and len(labels):
                 # Cross-fitted: each half is scored by a blend learned on the other half's pairs.
-                folds: list[tuple[AdditiveBlend | LinearBlend, np.ndarray, sp.csr_matrix]] = []
+                folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]] = []
                 for fold in (check, ~check):
                     positions = np.flatnonzero(fold)[: MAX_SELECTION_STUDENTS // 2]
                     held = np.isin(pairs[:, 0], rows[positions])
-                    held_out_blend = self._new_blend().fit(matrix[~held], taken_labels[~held])
+                    held_out_blend = self._fit_blend(matrix[~held], taken_labels[~held])
                     folds.append((held_out_blend, rows[positions], sp.csr_matrix(taken[positions])))
                 selection = self._select(past, past_components, folds, past_left_out, context)
             else:
                 selection = Selection(note=f"too few validation students ({len(rows)}) to hold some out")
-            self.base_blend_ = self._new_blend().fit(matrix, taken_labels)
+            self.base_blend_ = self._fit_blend(matrix, taken_labels)
             for _, future in current_fits:
                 future.result()
         finally:
@@ -477,15 +484,32 @@ class HybridRecommender:
         with limited_pool(len(blocks)) as pool:
             return np.concatenate(list(pool.map(block_scores, blocks)))
 
-    def _new_blend(self) -> AdditiveBlend | LinearBlend:
-        blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[self.blend]
-        return blend_class(regularization=self.blend_regularization, random_state=self.random_state)
+    def _blend_kind(self, n_positive: int) -> str:
+        """``self.blend``, where ``auto`` is ``boosted`` with at least MIN_BOOSTED_POSITIVES positive
+        pairs and ``additive`` below (a few dozen pairs give the trees too little to split on, and the
+        smooth, L2-regularised blend spreads its weight over every component that helps)."""
+        if self.blend != "auto":
+            return self.blend
+        return "boosted" if n_positive >= MIN_BOOSTED_POSITIVES else "additive"
+
+    def _fit_blend(self, matrix: np.ndarray, taken: np.ndarray) -> Blend:
+        """The blend of ``blend_kind_`` learned on candidate pairs (``matrix`` (p, n_components) raw
+        scores in COMPONENT_NAMES order, ``taken`` (p,) labels). The boosted blend's functions are
+        non-decreasing in every ranking component (a higher score means "more likely taken"); the risk
+        column is left free (how much learners avoid risk is for the data to say)."""
+        if self.blend_kind_ == "boosted":
+            monotone = np.array([0 if name == "risk" else 1 for name in COMPONENT_NAMES])
+            return BoostedBlend(random_state=self.random_state).fit(matrix, taken, monotone=monotone)
+        blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[self.blend_kind_]
+        return blend_class(regularization=self.blend_regularization, random_state=self.random_state).fit(
+            matrix, taken
+        )
 
     def _select(
         self,
         past: FeatureSet,
         components: dict[str, Any],
-        folds: list[tuple[AdditiveBlend | LinearBlend, np.ndarray, sp.csr_matrix]],
+        folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]],
         left_out: tuple[int, ...],
         context: TermContext,
     ) -> Selection:
@@ -516,9 +540,7 @@ class HybridRecommender:
         winner = self._column(best_single) if best_single is not None else None
 
         def served_score(shrink: float, rerank: bool) -> float:
-            def one_fold(
-                blend: AdditiveBlend | LinearBlend, rows: np.ndarray, relevant: sp.csr_matrix
-            ) -> float:
+            def one_fold(blend: Blend, rows: np.ndarray, relevant: sp.csr_matrix) -> float:
                 probe.blend_ = ServedBlend(blend, left_out=left_out, winner=winner, shrink=shrink)
                 lists = probe.recommend(rows, context, k=SELECTION_K, rerank=rerank)
                 return selection_score(lists.module_rows, relevant, SELECTION_K)
