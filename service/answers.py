@@ -32,9 +32,9 @@ class Recommendations:
     ) -> RecommendationList | None:
         """The stored list when it answers the question (``source="batch"``), else None.
 
-        A few indexed reads and no model work: cheap enough for the event loop.
+        Two indexed reads and no model work: cheap enough for the event loop.
         """
-        return self.stored.default_list(session, student.id, term, k, occupation, self.live.holder.promoted)
+        return self.stored.default_list(session, student.id, term, k, occupation)
 
     def recommend(
         self,
@@ -54,7 +54,6 @@ class Recommendations:
             raise Invalid(f"no occupation with id {occupation!r}", ("query", "occupation"))
         if term is not None and session.get(Term, term) is None:
             raise Invalid(f"no term with code {term!r}", ("query", "term"))
-        promoted = self.live.holder.promoted
         if not batch_checked:
             stored = self.from_batch(session, student, term, k, occupation)
             if stored is not None:
@@ -62,9 +61,7 @@ class Recommendations:
         try:
             return self.live.recommend(session, student, term, k, occupation)
         except Unavailable as exc:
-            fallback = self.stored.default_list(
-                session, student.id, term, k, occupation, promoted, fallback=str(exc)
-            )
+            fallback = self.stored.default_list(session, student.id, term, k, occupation, fallback=str(exc))
             if fallback is None:
                 raise
             return fallback

@@ -223,6 +223,16 @@ class Access:
             self.last_use.seen(principal.user_id)
         return principal
 
+    def token_user_and_student(
+        self, session: Session, token: str, student_id: str
+    ) -> tuple[Principal | None, Student | None]:
+        """:meth:`token_user` and the student ``student_id`` in one read (see
+        :func:`authenticate_with_student`), noting the use."""
+        principal, student = authenticate_with_student(session, token, student_id, self.token_ttl)
+        if principal is not None:
+            self.last_use.seen(principal.user_id)
+        return principal, student
+
     def page_user(self, session: Session, key: str) -> PageSession | None:
         """The page session a cookie names (see :func:`session_user`), noting the use."""
         page_session = session_user(session, key)
@@ -265,6 +275,49 @@ _STUDENT_BY_ID = select(Student).where(Student.id == bindparam("student_id"))
 def visible_student(session: Session, principal: Principal, student_id: str) -> Student:
     """The student ``student_id`` if the caller may see them; NotFound otherwise (even if they exist)."""
     student = session.scalars(_STUDENT_BY_ID, {"student_id": student_id}).first()
+    return checked_student(principal, student, student_id)
+
+
+def checked_student(principal: Principal, student: Student | None, student_id: str) -> Student:
+    """``student`` (read for ``student_id``) if the caller may see them; NotFound otherwise."""
     if student is None or not can_see_student(principal, student):
         raise NotFound(f"no student with id {student_id!r}")
     return student
+
+
+# The token's user and the asked-for student in one round trip (the hottest route asks for both).
+_USER_BY_TOKEN_HASH_WITH_STUDENT = (
+    select(
+        User.id,
+        User.name,
+        User.role,
+        User.student_id,
+        User.advisor_id,
+        User.token_issued_at,
+        User.created_at,
+        Student,
+    )
+    .outerjoin(Student, Student.id == bindparam("student_id"))
+    .where(User.token_hash == bindparam("token_hash"), User.active.is_(True))
+)
+
+
+def authenticate_with_student(
+    session: Session, token: str, student_id: str, token_ttl: dt.timedelta | None = None
+) -> tuple[Principal | None, Student | None]:
+    """:func:`authenticate` and the student ``student_id`` (None when unknown) in one read; the
+    student is None too when the token names no one (visibility is the caller's to check)."""
+    if not token:
+        return None, None
+    row = session.execute(
+        _USER_BY_TOKEN_HASH_WITH_STUDENT, {"token_hash": hash_token(token), "student_id": student_id}
+    ).first()
+    if row is None:
+        return None, None
+    expires_at = token_expires_at(row.token_issued_at or row.created_at, token_ttl)
+    if expires_at is not None and expires_at <= utc_now():
+        return None, None
+    principal = Principal(
+        user_id=row.id, name=row.name, role=row.role, student_id=row.student_id, advisor_id=row.advisor_id
+    )
+    return principal, row.Student

@@ -21,9 +21,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from sqlalchemy import ColumnElement, CompoundSelect, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from records.decisions import Decision, decisions_for, feedback_for, review_state, taken_modules
+from records.schema import Feedback, Review
 
 ItemT = TypeVar("ItemT")
 """A dataclass with ``rank``, ``module`` (with ``.id``), ``flags`` (dicts or objects with ``kind``),
@@ -40,7 +42,8 @@ class StudentDecisions:
     feedback: Mapping[str, str] = field(default_factory=dict)
     """module id -> the student's latest action (accept | dismiss) for the term."""
     taken: frozenset[str] = frozenset()
-    """Modules the student has completed or is taking: never inserted as replacements."""
+    """Modules the student has completed or is taking: never inserted as replacements (read only
+    when a replacement decision is in force: nothing else needs them)."""
 
     @property
     def dismissed(self) -> frozenset[str]:
@@ -48,8 +51,47 @@ class StudentDecisions:
 
 
 def load_decisions(session: Session, student_id: str, target_term: str | None) -> StudentDecisions:
-    """The decisions, feedback and taken modules of ``student_id`` for ``target_term`` (three reads)."""
-    return load_many_decisions(session, [student_id], target_term)[student_id]
+    """The decisions, feedback and taken modules of ``student_id`` for ``target_term``.
+
+    One read when no advisor has reviewed the student's list for the term (the usual case): their
+    reviews and feedback together. Reviews found, the decisions in force are read by the rule of
+    :func:`records.decisions.decisions_for`, and the taken modules when one is a replacement (the
+    only decisions :func:`apply_decisions` reads them for).
+    """
+    statement = _REVIEWS_AND_FEEDBACK_NO_TERM if target_term is None else _REVIEWS_AND_FEEDBACK
+    reviewed = False
+    feedback: dict[str, str] = {}
+    for kind, module_id, action in session.execute(
+        statement, {"student_id": student_id, "target_term": target_term or ""}
+    ):
+        if kind == "feedback":
+            feedback[module_id] = action
+        else:
+            reviewed = True
+    if not reviewed:
+        return StudentDecisions(target_term=target_term, feedback=feedback)
+    decisions = decisions_for(session, [student_id], target_term).get(student_id, {})
+    replaces = any(d.action == "replace" and d.replacement_module_id for d in decisions.values())
+    taken = taken_modules(session, [student_id]).get(student_id, frozenset()) if replaces else frozenset()
+    return StudentDecisions(target_term=target_term, decisions=decisions, feedback=feedback, taken=taken)
+
+
+def _reviews_and_feedback(term_clause: ColumnElement[bool]) -> CompoundSelect:
+    """One student's reviews (kind ``review``) and feedback (kind ``feedback``) for a term."""
+    return union_all(
+        select(literal("review").label("kind"), Review.module_id, Review.action).where(
+            Review.student_id == bindparam("student_id"), term_clause
+        ),
+        select(literal("feedback").label("kind"), Feedback.module_id, Feedback.action).where(
+            Feedback.student_id == bindparam("student_id"),
+            Feedback.target_term == bindparam("target_term"),
+        ),
+    )
+
+
+# Built once: the default list reads them on every request (building a select costs more than running it).
+_REVIEWS_AND_FEEDBACK = _reviews_and_feedback(Review.target_term == bindparam("target_term"))
+_REVIEWS_AND_FEEDBACK_NO_TERM = _reviews_and_feedback(Review.target_term.is_(None))
 
 
 def load_many_decisions(

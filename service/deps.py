@@ -15,9 +15,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from records.db import UnitOfWork
+from records.schema import Student
 from records.settings import Settings
 from service.answers import Recommendations
-from service.auth import Access, PageSession, Principal
+from service.auth import Access, PageSession, Principal, checked_student
 from service.model_holder import ModelHolder
 
 # The page cookie holds a random session key (never the API token); see service.auth.session_user.
@@ -94,6 +95,19 @@ def principal_for(
     if principal is None:
         raise _unauthorized("unknown, expired or revoked token")
     return principal
+
+
+def principal_and_student(
+    session: Session, credentials: HTTPAuthorizationCredentials | None, access: Access, student_id: str
+) -> tuple[Principal, Student]:
+    """:func:`principal_for` and :func:`service.auth.visible_student` in one read: 401 as the one,
+    NotFound as the other."""
+    if credentials is None:
+        raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    principal, student = access.token_user_and_student(session, credentials.credentials, student_id)
+    if principal is None:
+        raise _unauthorized("unknown, expired or revoked token")
+    return principal, checked_student(principal, student, student_id)
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]

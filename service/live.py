@@ -93,17 +93,17 @@ class LiveRecommender:
                 f"occupation {occupation!r} has no competency profile in model {loaded.version}",
                 ("query", "occupation"),
             )
-        batch = self.stored.batch(session, self.holder.promoted)
         excluded = handlers.excluded_for(session, student.id)
         row = fs.students.row(student.id)
         context = self._student_context(session, loaded, term, student.id, row, excluded)
         lists = model.recommend(np.array([row], dtype=np.int64), context, k, occupation)
         explanations = model.explain(lists, context, occupation)
         items = self._model_items(loaded, lists, 0, explanations[0] if explanations else [])
+        batch, stored_rows = self.stored.current_rows(session, student.id)
         if batch is not None and context.target_term == batch.target_term:
             stored = {
                 row.module.id: (row.recommendation_id, row.flags)
-                for row in self.stored.rows(session, batch.id, student.id)
+                for row in stored_rows
                 if row.recommendation_id is not None
             }
             items = self._merge_flags(items, stored)

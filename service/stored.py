@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from records.db import current_batch
 from records.decisions import Decision
-from records.schema import Flag, Module, Recommendation
+from records.schema import Flag, Module, Promotion, Recommendation, RecommendationBatch
 from service import handlers
 from service.decisions import apply_decisions, load_decisions
 from service.lists import Item, ModuleSummary, RecommendationList
@@ -66,7 +68,6 @@ class StoredLists:
         term: str | None,
         k: int,
         occupation: str | None,
-        promoted: str | None = None,
         fallback: str | None = None,
     ) -> RecommendationList | None:
         """The student's list from the current batch when it answers the question, else None.
@@ -74,14 +75,16 @@ class StoredLists:
         It answers when there is no what-if, ``term`` is None or the batch's, ``k`` is at most the
         batch's, and after decisions at least ``min(k, stored rows)`` items remain. ``fallback``, the
         reason live scoring cannot answer, relaxes ``k`` and the row count: the stored list, with
-        that reason as a note.
+        that reason as a note. Two reads: the batch with the student's rows, then their decisions
+        and feedback (:func:`service.decisions.load_decisions`).
         """
-        batch = self.batch(session, promoted)
-        if batch is None or occupation is not None or (term is not None and term != batch.target_term):
+        if occupation is not None:
+            return None
+        batch, stored = self.current_rows(session, student_id)
+        if batch is None or (term is not None and term != batch.target_term):
             return None
         if k > batch.k and fallback is None:
             return None
-        stored = self.rows(session, batch.id, student_id)
         if not stored:
             return None
         decisions = load_decisions(session, student_id, batch.target_term)
@@ -105,9 +108,22 @@ class StoredLists:
 
     def rows(self, session: Session, batch_id: int, student_id: str) -> list[Item]:
         """The student's stored rows of the batch, by rank, with module summaries and flags."""
+        rows = session.connection().execute(_STUDENT_ROWS, {"batch_id": batch_id, "student_id": student_id})
+        return self._items(rows)
+
+    def current_rows(self, session: Session, student_id: str) -> tuple[BatchInfo | None, list[Item]]:
+        """The current batch (of the promoted model, as :func:`records.db.current_batch` finds it) and
+        the student's rows in it, in one read; (None, []) when the student has no rows there."""
+        rows = session.connection().execute(_CURRENT_STUDENT_ROWS, {"student_id": student_id}).all()
+        if not rows:
+            return None, []
+        first = rows[0]
+        batch = BatchInfo(first.batch_id, first.model_version, first.target_term, first.batch_k)
+        return batch, self._items(rows)
+
+    def _items(self, rows: Iterable[Any]) -> list[Item]:
         items: list[Item] = []
         by_id: dict[int, Item] = {}
-        rows = session.connection().execute(_STUDENT_ROWS, {"batch_id": batch_id, "student_id": student_id})
         for row in rows:
             item = by_id.get(row.id)
             if item is None:
@@ -129,28 +145,56 @@ class StoredLists:
         return items
 
 
-# Built once: the hot path only binds the two values (building a select costs more than running it).
+# Built once: the hot path only binds the values (building a select costs more than running it).
+_ROW_COLUMNS = (
+    Recommendation.id,
+    Recommendation.rank,
+    Recommendation.module_id,
+    Recommendation.score,
+    Recommendation.components,
+    Recommendation.reasons,
+    Recommendation.expected_grade,
+    Recommendation.fail_probability,
+    Module.code,
+    Module.title,
+    Module.track,
+    Module.credits,
+    Flag.kind,
+    Flag.reason,
+)
 _STUDENT_ROWS = (
-    select(
-        Recommendation.id,
-        Recommendation.rank,
-        Recommendation.module_id,
-        Recommendation.score,
-        Recommendation.components,
-        Recommendation.reasons,
-        Recommendation.expected_grade,
-        Recommendation.fail_probability,
-        Module.code,
-        Module.title,
-        Module.track,
-        Module.credits,
-        Flag.kind,
-        Flag.reason,
-    )
+    select(*_ROW_COLUMNS)
     .join(Module, Module.id == Recommendation.module_id)
     .outerjoin(Flag, Flag.recommendation_id == Recommendation.id)
     .where(
         Recommendation.batch_id == bindparam("batch_id"),
+        Recommendation.student_id == bindparam("student_id"),
+    )
+    .order_by(Recommendation.rank, Flag.id)
+)
+# The current batch as records.db.current_batch defines it (the newest complete batch of the version
+# the newest promotion names), as a subquery: the default list reads batch and rows in one round trip.
+_PROMOTED_VERSION = select(Promotion.version).order_by(Promotion.id.desc()).limit(1).scalar_subquery()
+_CURRENT_BATCH_ID = (
+    select(RecommendationBatch.id)
+    .where(RecommendationBatch.model_version == _PROMOTED_VERSION, RecommendationBatch.status == "complete")
+    .order_by(RecommendationBatch.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_CURRENT_STUDENT_ROWS = (
+    select(
+        *_ROW_COLUMNS,
+        RecommendationBatch.id.label("batch_id"),
+        RecommendationBatch.model_version,
+        RecommendationBatch.target_term,
+        RecommendationBatch.k.label("batch_k"),
+    )
+    .join(RecommendationBatch, RecommendationBatch.id == Recommendation.batch_id)
+    .join(Module, Module.id == Recommendation.module_id)
+    .outerjoin(Flag, Flag.recommendation_id == Recommendation.id)
+    .where(
+        Recommendation.batch_id == _CURRENT_BATCH_ID,
         Recommendation.student_id == bindparam("student_id"),
     )
     .order_by(Recommendation.rank, Flag.id)

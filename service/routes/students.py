@@ -9,7 +9,15 @@ from starlette.concurrency import run_in_threadpool
 
 from service import handlers
 from service.auth import visible_student
-from service.deps import AccessDep, Credentials, CurrentUser, LiveDep, SessionDep, UowDep, principal_for
+from service.deps import (
+    AccessDep,
+    Credentials,
+    CurrentUser,
+    LiveDep,
+    SessionDep,
+    UowDep,
+    principal_and_student,
+)
 from service.lists import Item, RecommendationList
 from service.schemas import (
     ERROR_RESPONSES,
@@ -89,11 +97,11 @@ async def get_recommendations(
     k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
     occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
 ) -> Response:
-    # The hottest route. Token, student and the stored list are quick indexed reads, done on the
-    # event loop; only live scoring (tens of milliseconds of CPU) goes to a worker thread.
+    # The hottest route. Token with student, then the stored list, then the decisions: three quick
+    # indexed reads, done on the event loop; only live scoring (tens of milliseconds of CPU) goes to a
+    # worker thread.
     session = uow.session
-    user = principal_for(session, credentials, access)
-    student = visible_student(session, user, student_id)
+    user, student = principal_and_student(session, credentials, access, student_id)
     result = live.from_batch(session, student, term, k, occupation)
     if result is None:
         if live.holder.current is not None:
