@@ -41,6 +41,10 @@ CLOSED = ("completed", "failed")
 # Below this many rows OpenMP threads cost more than they save (and their spin-waiting is very costly
 # on a machine whose cores are busy with other work).
 SMALL_WORK = 200_000
+FEW_STUDENTS = 4
+"""Pairs of at most this many distinct students (a live request) get their prerequisite, competency
+and attempt features from each student's own row with matrix-vector products: the same numbers as
+the chunked sparse products (same operands, same order of summation), without their fixed cost."""
 
 
 def _threads(n_rows: int) -> int | None:
@@ -152,6 +156,9 @@ class ModuleStatic:
     tags: sp.csr_matrix  # (n_modules, n_competencies)
     tag_total: np.ndarray  # (n_modules,)
     entry_route: np.ndarray  # (n_students,) float32 code, NaN unknown
+    prerequisites_t: sp.csr_matrix  # (n_modules, n_modules): prerequisite_of transposed
+    tags_t: sp.csr_matrix  # (n_competencies, n_modules): tags transposed
+    n_required: np.ndarray  # (n_modules,) float32: prerequisite conditions of each module
 
 
 def module_static(fs: FeatureSet) -> ModuleStatic:
@@ -176,6 +183,9 @@ def module_static(fs: FeatureSet) -> ModuleStatic:
         tags=tags,
         tag_total=np.asarray(tags.sum(axis=1)).ravel().astype(np.float32),
         entry_route=routes,
+        prerequisites_t=sp.csr_matrix(prerequisite_of.T),
+        tags_t=sp.csr_matrix(tags.T),
+        n_required=np.asarray(prerequisite_of.sum(axis=1)).ravel(),
     )
 
 
@@ -203,10 +213,15 @@ def pair_features(
     out[:, 13] = static.track[pair_modules]
     out[:, 14] = static.credits[pair_modules]
     unique_students, inverse = np.unique(pair_students, return_inverse=True)
+    if len(unique_students) <= FEW_STUDENTS:
+        for position, student in enumerate(unique_students.tolist()):
+            pairs = np.flatnonzero(inverse == position)
+            out[pairs, 5:9] = _student_pair_features(state, static, student, pair_modules[pairs])
+        return out
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(0, len(unique_students) + chunk_size, chunk_size))
-    prerequisite_t = sp.csr_matrix(static.prerequisite_of.T)
-    tags_t = sp.csr_matrix(static.tags.T)
+    prerequisite_t = static.prerequisites_t
+    tags_t = static.tags_t
     for chunk_no in range(len(bounds) - 1):
         pairs = order[bounds[chunk_no] : bounds[chunk_no + 1]]
         if len(pairs) == 0:
@@ -220,7 +235,7 @@ def pair_features(
         passed_ones = passed.copy()
         passed_ones.data[:] = 1.0
         passed_count = (passed_ones @ prerequisite_t).toarray()
-        n_required = np.asarray(static.prerequisite_of.sum(axis=1)).ravel()
+        n_required = static.n_required
         with np.errstate(invalid="ignore", divide="ignore"):
             out[pairs, 5] = np.where(
                 passed_count[local, modules] > 0,
@@ -247,6 +262,43 @@ def pair_features(
                 )
         attempted = state.attempted[students]
         out[pairs, 8] = np.asarray(attempted[local, modules]).ravel()
+    return out
+
+
+def _student_pair_features(
+    state: RecordState, static: ModuleStatic, student: int, modules: np.ndarray
+) -> np.ndarray:
+    """(len(modules), 4) float32: prerequisite mean grade, prerequisites passed, competency match and
+    attempts before, of one student (row) in ``modules``: :func:`pair_features`' columns 5-8."""
+    n_modules = static.prerequisite_of.shape[0]
+    start, end = state.passed.indptr[student], state.passed.indptr[student + 1]
+    passed_grade = np.zeros(n_modules, np.float32)
+    passed_grade[state.passed.indices[start:end]] = state.passed.data[start:end]
+    passed_one = np.zeros(n_modules, np.float32)
+    passed_one[state.passed.indices[start:end]] = 1.0
+    grade_sum = (static.prerequisite_of @ passed_grade)[modules]
+    passed_count = (static.prerequisite_of @ passed_one)[modules]
+    n_required = static.n_required[modules]
+    out = np.empty((len(modules), 4), np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[:, 0] = np.where(passed_count > 0, grade_sum / np.maximum(passed_count, 1), np.nan)
+        out[:, 1] = np.where(n_required > 0, passed_count / np.maximum(n_required, 1), np.nan)
+    if static.tags.shape[1] == 0 or static.tags.nnz == 0:
+        out[:, 2] = np.nan
+    else:
+        profile = static.tags_t @ (passed_grade * np.float32(0.01))
+        profile = 1.0 - np.exp(-profile.astype(np.float32))
+        match = (static.tags @ profile)[modules]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, 2] = np.where(
+                static.tag_total[modules] > 0,
+                match / np.maximum(static.tag_total[modules], 1e-9),
+                np.nan,
+            )
+    attempted = np.zeros(n_modules, np.float32)
+    start, end = state.attempted.indptr[student], state.attempted.indptr[student + 1]
+    np.add.at(attempted, state.attempted.indices[start:end], state.attempted.data[start:end])
+    out[:, 3] = attempted[modules]
     return out
 
 

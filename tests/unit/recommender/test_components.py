@@ -15,7 +15,7 @@ from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import eligible_mask
 from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
-from recommender.risk import RiskComponent
+from recommender.risk import FEW_STUDENTS, RiskComponent, pair_features
 from recommender.sequence import SequenceComponent
 from recommender.successor import SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent
@@ -136,6 +136,22 @@ def test_risk_predicts_grades_and_fail_probabilities(fitted: dict[str, Any]) -> 
     assert (fail[:, 1] > fail[:, 0]).all()
     assert (grade[:, 1] < grade[:, 0]).all()
     assert "grade_mae" in risk.metrics_
+
+
+def test_risk_features_of_one_student_equal_those_of_a_batch(fitted: dict[str, Any]) -> None:
+    """A live request's pairs (one student: matrix-vector products) get exactly the features the
+    chunked sparse products give the same pairs within a batch of many students."""
+    fs: FeatureSet = fitted["fs"]
+    risk: RiskComponent = fitted["components"]["risk"]
+    state, static = risk._state_for(fs)
+    assert fs.n_students > FEW_STUDENTS and static.prerequisite_of.nnz and static.tags.nnz
+    students = np.repeat(np.arange(fs.n_students), fs.n_modules)
+    modules = np.tile(np.arange(fs.n_modules), fs.n_students)
+    batch = pair_features(state, static, students, modules)
+    assert np.isfinite(batch[:, 5:9]).any(axis=0).all()  # every column the fast path fills is used
+    for student in range(fs.n_students):
+        alone = pair_features(state, static, students[students == student], modules[students == student])
+        assert alone.tobytes() == batch[students == student].tobytes()
 
 
 def test_track_balance_scores_the_signed_gap_to_the_targets(fitted: dict[str, Any]) -> None:
