@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from records.schema import Occupation, Student, Term
 from service import handlers
+from service.auth import StudentRef
 from service.errors import Invalid, NotFound, Unavailable
 from service.lists import ModuleSummary, PathwayPlan, RecommendationList
 from service.live import LiveRecommender
@@ -28,7 +29,12 @@ class Recommendations:
         self.holder = live.holder
 
     def from_batch(
-        self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
+        self,
+        session: Session,
+        student: Student | StudentRef,
+        term: str | None,
+        k: int,
+        occupation: str | None,
     ) -> RecommendationList | None:
         """The stored list when it answers the question (``source="batch"``), else None.
 
@@ -39,7 +45,7 @@ class Recommendations:
     def recommend(
         self,
         session: Session,
-        student: Student,
+        student: Student | StudentRef,
         term: str | None,
         k: int,
         occupation: str | None,

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -225,7 +225,7 @@ class Access:
 
     def token_user_and_student(
         self, session: Session, token: str, student_id: str
-    ) -> tuple[Principal | None, Student | None]:
+    ) -> tuple[Principal | None, StudentRef | None]:
         """:meth:`token_user` and the student ``student_id`` in one read (see
         :func:`authenticate_with_student`), noting the use."""
         principal, student = authenticate_with_student(session, token, student_id, self.token_ttl)
@@ -259,7 +259,18 @@ def require_role(principal: Principal, *roles: str) -> None:
         raise Forbidden(f"the {principal.role} role may not do this (needs {' or '.join(roles)})")
 
 
-def can_see_student(principal: Principal, student: Student) -> bool:
+@dataclass(frozen=True)
+class StudentRef:
+    """What visibility and the list readers need of a student (read without the ORM on the hot route)."""
+
+    id: str
+    advisor_id: str | None
+
+
+StudentT = TypeVar("StudentT", Student, StudentRef)
+
+
+def can_see_student(principal: Principal, student: Student | StudentRef) -> bool:
     if principal.role == "admin":
         return True
     if principal.role == "student":
@@ -278,7 +289,7 @@ def visible_student(session: Session, principal: Principal, student_id: str) -> 
     return checked_student(principal, student, student_id)
 
 
-def checked_student(principal: Principal, student: Student | None, student_id: str) -> Student:
+def checked_student(principal: Principal, student: StudentT | None, student_id: str) -> StudentT:
     """``student`` (read for ``student_id``) if the caller may see them; NotFound otherwise."""
     if student is None or not can_see_student(principal, student):
         raise NotFound(f"no student with id {student_id!r}")
@@ -295,7 +306,8 @@ _USER_BY_TOKEN_HASH_WITH_STUDENT = (
         User.advisor_id,
         User.token_issued_at,
         User.created_at,
-        Student,
+        Student.id.label("asked_student_id"),
+        Student.advisor_id.label("asked_student_advisor_id"),
     )
     .outerjoin(Student, Student.id == bindparam("student_id"))
     .where(User.token_hash == bindparam("token_hash"), User.active.is_(True))
@@ -304,14 +316,13 @@ _USER_BY_TOKEN_HASH_WITH_STUDENT = (
 
 def authenticate_with_student(
     session: Session, token: str, student_id: str, token_ttl: dt.timedelta | None = None
-) -> tuple[Principal | None, Student | None]:
+) -> tuple[Principal | None, StudentRef | None]:
     """:func:`authenticate` and the student ``student_id`` (None when unknown) in one read; the
     student is None too when the token names no one (visibility is the caller's to check)."""
     if not token:
         return None, None
-    row = session.execute(
-        _USER_BY_TOKEN_HASH_WITH_STUDENT, {"token_hash": hash_token(token), "student_id": student_id}
-    ).first()
+    parameters = {"token_hash": hash_token(token), "student_id": student_id}
+    row = session.connection().execute(_USER_BY_TOKEN_HASH_WITH_STUDENT, parameters).first()
     if row is None:
         return None, None
     expires_at = token_expires_at(row.token_issued_at or row.created_at, token_ttl)
@@ -320,4 +331,6 @@ def authenticate_with_student(
     principal = Principal(
         user_id=row.id, name=row.name, role=row.role, student_id=row.student_id, advisor_id=row.advisor_id
     )
-    return principal, row.Student
+    if row.asked_student_id is None:
+        return principal, None
+    return principal, StudentRef(row.asked_student_id, row.asked_student_advisor_id)

@@ -61,7 +61,7 @@ def load_decisions(session: Session, student_id: str, target_term: str | None) -
     statement = _REVIEWS_AND_FEEDBACK_NO_TERM if target_term is None else _REVIEWS_AND_FEEDBACK
     reviewed = False
     feedback: dict[str, str] = {}
-    for kind, module_id, action in session.execute(
+    for kind, module_id, action in session.connection().execute(
         statement, {"student_id": student_id, "target_term": target_term or ""}
     ):
         if kind == "feedback":
@@ -128,7 +128,8 @@ def apply_decisions(
     ``advisor_item(decision)`` builds the list item of ``decision.replacement_module_id`` (None when
     it cannot, e.g. the module is unknown); its rank, origin, review and feedback are set here.
     """
-    kept: list[Any] = []
+    # (item, the fields to change): each kept item is copied once, at the end, with its rank.
+    kept: list[tuple[Any, dict[str, Any]]] = []
     for item in items:
         if getattr(item, "origin", "model") == "advisor":
             continue  # re-inserted below from the decisions in force (idempotent on a decided list)
@@ -144,14 +145,9 @@ def apply_decisions(
         if state in ("rejected", "replaced"):
             continue
         kept.append(
-            replace(
-                item,  # type: ignore[type-var]
-                review=state,
-                feedback=action,
-                origin=getattr(item, "origin", None) or "model",
-            )
+            (item, {"review": state, "feedback": action, "origin": getattr(item, "origin", None) or "model"})
         )
-    listed = {item.module.id for item in kept}
+    listed = {item.module.id for item, _ in kept}
     replacements = sorted(
         (d for d in decisions.decisions.values() if d.action == "replace" and d.replacement_module_id),
         key=lambda d: (d.rank, d.review_id),
@@ -172,16 +168,12 @@ def apply_decisions(
         if built is None:
             continue
         position = min(max(decision.rank - 1, 0), len(kept))
-        kept.insert(
-            position,
-            replace(
-                built,  # type: ignore[type-var]
-                origin="advisor",
-                review=None,
-                feedback=decisions.feedback.get(module_id or ""),
-            ),
-        )
+        changes = {"origin": "advisor", "review": None, "feedback": decisions.feedback.get(module_id or "")}
+        kept.insert(position, (built, changes))
         listed.add(module_id)
     if k is not None:
         kept = kept[:k]
-    return [replace(item, rank=position) for position, item in enumerate(kept, start=1)]
+    return [
+        replace(item, rank=position, **changes)  # type: ignore[type-var]
+        for position, (item, changes) in enumerate(kept, start=1)
+    ]

@@ -15,10 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from records.db import UnitOfWork
-from records.schema import Student
 from records.settings import Settings
 from service.answers import Recommendations
-from service.auth import Access, PageSession, Principal, checked_student
+from service.auth import Access, PageSession, Principal, StudentRef, checked_student
 from service.model_holder import ModelHolder
 
 # The page cookie holds a random session key (never the API token); see service.auth.session_user.
@@ -99,7 +98,7 @@ def principal_for(
 
 def principal_and_student(
     session: Session, credentials: HTTPAuthorizationCredentials | None, access: Access, student_id: str
-) -> tuple[Principal, Student]:
+) -> tuple[Principal, StudentRef]:
     """:func:`principal_for` and :func:`service.auth.visible_student` in one read: 401 as the one,
     NotFound as the other."""
     if credentials is None:

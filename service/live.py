@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from records.schema import Occupation, Student, Term
 from records.settings import Settings
 from service import handlers
+from service.auth import StudentRef
 from service.decisions import apply_decisions, load_decisions
 from service.errors import Invalid, NotFound, Unavailable
 from service.lists import (
@@ -76,7 +77,12 @@ class LiveRecommender:
         return loaded
 
     def recommend(
-        self, session: Session, student: Student, term: str | None, k: int, occupation: str | None
+        self,
+        session: Session,
+        student: Student | StudentRef,
+        term: str | None,
+        k: int,
+        occupation: str | None,
     ) -> RecommendationList:
         """The student's top-``k`` for ``term`` (default: the next term), optionally aimed at
         ``occupation``, scored now; decisions on the current batch's rows applied."""

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from service import handlers
-from service.auth import visible_student
+from service.answers import Recommendations
+from service.auth import Access, visible_student
 from service.deps import (
     AccessDep,
     Credentials,
@@ -89,27 +90,28 @@ def item_out(item: Item) -> RecommendationItemOut:
 async def get_recommendations(
     request: Request,
     student_id: StudentId,
-    uow: UowDep,
     credentials: Credentials,
-    access: AccessDep,
-    live: LiveDep,
     term: Annotated[str | None, Query(max_length=32, description="target term; default the next")] = None,
     k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
     occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
 ) -> Response:
     # The hottest route. Token with student, then the stored list, then the decisions: three quick
     # indexed reads, done on the event loop; only live scoring (tens of milliseconds of CPU) goes to a
-    # worker thread.
-    session = uow.session
-    user, student = principal_and_student(session, credentials, access, student_id)
-    result = live.from_batch(session, student, term, k, occupation)
-    if result is None:
-        if live.holder.current is not None:
-            # Only a question the stored batch does not answer costs model scoring: that is what is
-            # limited (without a model, every answer is read from the stored batch).
-            access.allow_live_scoring(user)
-        result = await run_in_threadpool(live.recommend, session, student, term, k, occupation, True)
-    request.app.state.metrics.lists_served.labels(source=result.source).inc()
+    # worker thread. The session, access rules and recommender come straight from app.state, not as
+    # dependencies: resolving each costs about as much as a read. The session rolls back on close.
+    state = request.app.state
+    access: Access = state.access
+    live: Recommendations = state.live
+    with state.sessions() as session:
+        user, student = principal_and_student(session, credentials, access, student_id)
+        result = live.from_batch(session, student, term, k, occupation)
+        if result is None:
+            if live.holder.current is not None:
+                # Only a question the stored batch does not answer costs model scoring: that is what
+                # is limited (without a model, every answer is read from the stored batch).
+                access.allow_live_scoring(user)
+            result = await run_in_threadpool(live.recommend, session, student, term, k, occupation, True)
+    state.metrics.lists_served.labels(source=result.source).inc()
     body = recommendations_out(result).model_dump_json().encode("utf-8")
     return Response(body, media_type="application/json")
 
