@@ -108,6 +108,9 @@ def create_app(
             holder.refresh()
         app.state.engine = engine
         app.state.sessions = sessions
+        # A read waits for a database server (not SQLite in this process): the hottest route then
+        # reads in a worker thread rather than on the event loop.
+        app.state.reads_block = engine.dialect.name != "sqlite"
         app.state.holder = holder
         app.state.live = Recommendations(stored, live)
         access.last_use.start(sessions)

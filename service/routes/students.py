@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import handlers
 from service.answers import Recommendations
-from service.auth import Access, visible_student
+from service.auth import Access, Principal, StudentRef, visible_student
 from service.deps import (
     AccessDep,
     Credentials,
@@ -95,16 +97,17 @@ async def get_recommendations(
     k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
     occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
 ) -> Response:
-    # The hottest route. Token with student, then the stored list, then the decisions: three quick
-    # indexed reads, done on the event loop; only live scoring (tens of milliseconds of CPU) goes to a
-    # worker thread. The session, access rules and recommender come straight from app.state, not as
-    # dependencies: resolving each costs about as much as a read. The session rolls back on close.
+    # The hottest route: token with student, then the stored list, then the decisions, three quick
+    # indexed reads; live scoring (tens of milliseconds of CPU) only for other questions. The session,
+    # access rules and recommender come straight from app.state, not as dependencies: resolving each
+    # costs about as much as a read. The session rolls back on close.
     state = request.app.state
     access: Access = state.access
     live: Recommendations = state.live
     with state.sessions() as session:
-        user, student = principal_and_student(session, credentials, access, student_id)
-        result = live.from_batch(session, student, term, k, occupation)
+        user, student, result = await _stored_first(
+            state.reads_block, session, credentials, access, live, student_id, term, k, occupation
+        )
         if result is None:
             if live.holder.current is not None:
                 # Only a question the stored batch does not answer costs model scoring: that is what
@@ -114,6 +117,30 @@ async def get_recommendations(
     state.metrics.lists_served.labels(source=result.source).inc()
     body = recommendations_out(result).model_dump_json().encode("utf-8")
     return Response(body, media_type="application/json")
+
+
+async def _stored_first(
+    reads_block: bool,
+    session: Session,
+    credentials: HTTPAuthorizationCredentials | None,
+    access: Access,
+    live: Recommendations,
+    student_id: str,
+    term: str | None,
+    k: int,
+    occupation: str | None,
+) -> tuple[Principal, StudentRef, RecommendationList | None]:
+    """The caller, the student and their stored list when it answers (else None).
+
+    On the event loop when the reads only take CPU (SQLite: a thread hop would cost more than it
+    frees); in a worker thread when each read waits for a database server (``reads_block``), so that
+    the loop serves other requests meanwhile."""
+
+    def read() -> tuple[Principal, StudentRef, RecommendationList | None]:
+        user, student = principal_and_student(session, credentials, access, student_id)
+        return user, student, live.from_batch(session, student, term, k, occupation)
+
+    return await run_in_threadpool(read) if reads_block else read()
 
 
 @router.get(
