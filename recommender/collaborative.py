@@ -20,6 +20,8 @@ ALGORITHMS = ("als", "bpr")
 SPARK_ALGORITHMS = ("mllib_als",)
 """Fitted on the active Spark session (recommender.mllib; the ``spark`` extra), chosen like the others."""
 SMALL_MATRIX = 50_000
+SCALE_SAMPLE = 2_000
+"""Students whose scores set a fit's score scale (``CollaborativeComponent._score_scale``)."""
 _IMPORTS = threading.Lock()
 """The nightly job fits the collaborative variants side by side: two threads importing implicit's
 modules at once can trip Python's import deadlock detection (``_DeadlockError`` on implicit.cpu.bpr),
@@ -118,7 +120,19 @@ class CollaborativeComponent:
             model.fit(interactions, show_progress=False)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.scale_ = self._score_scale()
         return self
+
+    def _score_scale(self) -> float:
+        """The root mean square of the dot products over (a sample of) the fitted students and every
+        module. Factor models fitted on different records score on different scales; the blend learned
+        on one fit serves with the next, so :meth:`score` divides by this."""
+        rng = np.random.default_rng(self.random_state)
+        n_students = self.user_factors_.shape[0]
+        sample = rng.choice(n_students, min(n_students, SCALE_SAMPLE), replace=False)
+        products = self.user_factors_[np.sort(sample)] @ self.item_factors_.T
+        root_mean_square = float(np.sqrt(np.mean(np.square(products, dtype=np.float64))))
+        return root_mean_square if root_mean_square > 0 else 1.0
 
     def student_factors(self, fs: FeatureSet, student_rows: np.ndarray) -> np.ndarray:
         """(n, f) float32 factors for FeatureSet rows; solved from interactions for unknown students."""
@@ -156,5 +170,10 @@ class CollaborativeComponent:
         return out
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
-        """(n, n_modules) float32 dot products of student and module factors."""
-        return self.student_factors(fs, student_rows) @ self.item_factors_.T
+        """(n, n_modules) float32 dot products of student and module factors, divided by the fit's
+        ``scale_`` (1 for models saved before it)."""
+        products = self.student_factors(fs, student_rows) @ self.item_factors_.T
+        scale = getattr(self, "scale_", 1.0)
+        if scale != 1.0:
+            products *= np.float32(1.0 / scale)
+        return products

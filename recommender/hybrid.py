@@ -31,6 +31,7 @@ from recommender.eligibility import (
     prerequisite_index,
     top_k_eligible,
 )
+from recommender.item_knn import ItemKnnComponent
 from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
@@ -56,6 +57,7 @@ COMPONENT_NAMES: tuple[str, ...] = (
     "popularity",
     "progress",
     "successor",
+    "item_knn",
 )
 # New components go at the end: a saved model's blend columns follow the names it was fitted with.
 LEGACY_COMPONENT_NAMES = COMPONENT_NAMES[:7]
@@ -71,6 +73,7 @@ FIT_ORDER: tuple[str, ...] = (
     "track_balance",
     "popularity",
     "successor",
+    "item_knn",
 )
 # Single components the validation split compares the blend with (risk re-scores candidates, it does
 # not rank a catalogue on its own).
@@ -225,7 +228,7 @@ class HybridRecommender:
         random_negatives: int = 10,
         max_validation_students: int = 20_000,
         chunk_size: int = 2000,
-        blend: str = "auto",
+        blend: str = "additive",
         blend_regularization: float = 1.0,
         risk_levels: tuple[float, float] = (0.15, 0.35),
         plan_fail_threshold: float = 0.35,
@@ -261,6 +264,7 @@ class HybridRecommender:
             "popularity": PopularityComponent(),
             "progress": ProgressComponent(),
             "successor": SuccessorComponent(),
+            "item_knn": ItemKnnComponent(),
         }
 
     @property

@@ -77,6 +77,7 @@ BASELINES: tuple[str, ...] = (
     "popularity",
     "sequence",
     "successor",
+    "item_knn",
     "collaborative",
     "competency_gap",
     "track_balance",

@@ -200,3 +200,45 @@ def test_hybrid_on_a_log_alone_leaves_abstaining_components_out_and_still_explai
     assert listed and all(len(e.reasons) >= 2 and e.risk_level == "unknown" for e in listed)
     # The selection is recorded whatever it chose (too few students here to hold any out).
     assert model.selection_.winner in {"blend", *model.selection_.singles}
+
+
+def test_item_neighbours_are_cosines_of_learner_columns_kept_to_the_nearest() -> None:
+    from recommender.item_knn import ItemKnnComponent, history_matrix, neighbour_similarity
+
+    world = log_alone()
+    world.enrollments = [(s, m, t, status, 2.0) for s, m, t, status, _ in world.enrollments]
+    fs = feature_set_from_tables(world)
+    before = fs.interactions.data.copy()
+    taken = history_matrix(fs)
+    full = neighbour_similarity(taken, neighbours=10).toarray()
+    # Every learner took A; B was taken by 8, C by 4, D by 8 (5 of them after B, 3 after C).
+    counts = np.asarray(taken.sum(axis=0)).ravel()
+    a, b, c, d = (fs.modules.row(m) for m in "ABCD")
+    assert counts[[a, b, c, d]].tolist() == [12, 8, 4, 8]
+    np.testing.assert_allclose(full[b, d], 5 / np.sqrt(8 * 8), rtol=1e-6)
+    np.testing.assert_allclose(full[c, d], 3 / np.sqrt(4 * 8), rtol=1e-6)
+    assert full[b, c] == 0 and np.all(np.diag(full) == 0)
+    np.testing.assert_allclose(full, full.T, rtol=1e-6)
+    # One neighbour each: D keeps A (8 / sqrt(12 * 8) beats B's 5 / 8).
+    nearest = neighbour_similarity(taken, neighbours=1).toarray()
+    assert (nearest > 0).sum(axis=1).max() == 1 and nearest[d, a] > 0
+    # A learner who took C scores D by C's and A's similarity to it, and D above B; the FeatureSet's
+    # own interaction values are left as they were (other components read them).
+    knn = ItemKnnComponent(neighbours=10).fit(fs)
+    assert knn.abstain_reason_ is None
+    s9 = fs.students.row("s9")  # took A then C
+    scores = knn.score(fs, np.array([s9]), TermContext.open_everything(fs))[0]
+    np.testing.assert_allclose(scores[d], full[a, d] + full[c, d], rtol=1e-6)
+    assert scores[d] > scores[b]
+    np.testing.assert_array_equal(fs.interactions.data, before)
+
+
+def test_item_neighbours_abstain_when_no_one_took_two_modules() -> None:
+    from recommender.item_knn import ItemKnnComponent
+
+    world = log_alone()
+    world.enrollments = [e for e in world.enrollments if e[1] == "A"]
+    fs = feature_set_from_tables(world)
+    knn = ItemKnnComponent().fit(fs)
+    assert knn.abstain_reason_ is not None and "two modules" in knn.abstain_reason_
+    assert not knn.score(fs, np.arange(fs.n_students), TermContext.open_everything(fs)).any()
