@@ -102,9 +102,21 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def validation_context(past: FeatureSet, offered_rows: np.ndarray) -> TermContext:
-    """A context on ``past``'s modules where only ``offered_rows`` are offered (what ran in term T)."""
+def has_offerings(fs: FeatureSet) -> bool:
+    """Whether the records schedule modules in terms (an offerings table); without one, every module
+    counts as offered in every term (records.frames.load_term_state)."""
+    return not any(note.startswith("no offerings") for note in fs.missing)
+
+
+def validation_context(past: FeatureSet, offered_rows: np.ndarray, *, scheduled: bool = True) -> TermContext:
+    """A context on ``past``'s modules where only ``offered_rows`` are offered (what ran in term T).
+
+    ``scheduled=False`` (records without offerings): every module is offered, as when serving them; the
+    blend then learns to rank the whole catalogue it will rank, not the modules someone happened to take.
+    """
     context = TermContext.open_everything(past)
+    if not scheduled:
+        return context
     offered = np.zeros(past.n_modules, dtype=bool)
     offered[offered_rows] = True
     context.offered = offered
@@ -374,7 +386,7 @@ class HybridRecommender:
             current_fits = _submit_fits(pool, current_jobs, current)
             for _, future in past_fits:
                 future.result()
-            context = validation_context(past, offered_rows)
+            context = validation_context(past, offered_rows, scheduled=has_offerings(past))
             pairs, labels, raw, collaborative_recall = self._candidate_pairs(
                 past, rows, taken, context, variants
             )

@@ -242,3 +242,17 @@ def test_item_neighbours_abstain_when_no_one_took_two_modules() -> None:
     knn = ItemKnnComponent().fit(fs)
     assert knn.abstain_reason_ is not None and "two modules" in knn.abstain_reason_
     assert not knn.score(fs, np.arange(fs.n_students), TermContext.open_everything(fs)).any()
+
+
+def test_without_offerings_the_blend_learns_on_the_whole_catalogue_as_it_serves() -> None:
+    from recommender.hybrid import has_offerings, validation_context
+
+    fs = feature_set_from_tables(log_alone())
+    assert not has_offerings(fs)
+    ran = np.array([fs.modules.row("B")])
+    # Records without offerings serve every module as offered: validation does the same.
+    assert validation_context(fs, ran, scheduled=False).offered.all()
+    scheduled = validation_context(fs, ran, scheduled=True).offered
+    assert scheduled.sum() == 1 and scheduled[fs.modules.row("B")]
+    fs.missing = [note for note in fs.missing if not note.startswith("no offerings")]
+    assert has_offerings(fs)
