@@ -134,10 +134,21 @@ class CollaborativeComponent:
         root_mean_square = float(np.sqrt(np.mean(np.square(products, dtype=np.float64))))
         return root_mean_square if root_mean_square > 0 else 1.0
 
+    def _fitted_on(self, fs: FeatureSet) -> bool:
+        """Whether ``fs`` indexes students as the fit did. The id comparison (every student) is made
+        once per student index, not on every call: a live request asks for one student."""
+        if getattr(self, "_matched_index", None) is fs.students:
+            return True
+        ids = fs.students.ids
+        same = len(ids) == len(self.student_ids_) and np.array_equal(ids, self.student_ids_)
+        if same:
+            self._matched_index = fs.students
+        return same
+
     def student_factors(self, fs: FeatureSet, student_rows: np.ndarray) -> np.ndarray:
         """(n, f) float32 factors for FeatureSet rows; solved from interactions for unknown students."""
         rows = np.asarray(student_rows, dtype=np.int64)
-        if len(fs.students) == len(self.student_ids_) and np.array_equal(fs.students.ids, self.student_ids_):
+        if self._fitted_on(fs):
             return self.user_factors_[rows]
         from features.idindex import IdIndex
 

@@ -874,6 +874,7 @@ class HybridRecommender:
                 index=self.prerequisites_,
                 chunk=self.chunk_size,
             )
+            scores = scores / np.float32(getattr(collaborative, "scale_", 1.0))  # as its score() says
         else:
             module_rows = np.full((len(rows), k), -1, np.int32)
             scores = np.full((len(rows), k), -np.inf, np.float32)

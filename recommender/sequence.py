@@ -100,6 +100,7 @@ class SequenceComponent:
         sources = np.flatnonzero(has_next)
         # Shift: row i of the "next" matrices is what the student of source i took one term later.
         self.source_took_ = sp.csr_matrix(took[sources])
+        self._source_took_by_module: sp.csr_matrix | None = None
         self.source_student_ = key_student[sources]
         self.next_took_ = sp.csr_matrix(took[sources + 1])
         self.next_passed_ = sp.csr_matrix(passed_matrix[sources + 1])
@@ -148,6 +149,15 @@ class SequenceComponent:
             *(np.concatenate([getattr(part, name) for part in parts]) for name in PEER_FIELDS)
         )
 
+    def _took_by_module(self) -> sp.csr_matrix:
+        """``source_took_`` transposed (modules × source terms), csr; built on first use and kept (not
+        at fit time: the saved model stays as small as it was)."""
+        transposed = getattr(self, "_source_took_by_module", None)
+        if transposed is None:
+            transposed = sp.csr_matrix(self.source_took_.T)
+            self._source_took_by_module = transposed
+        return transposed
+
     def _evidence_chunk(self, student_rows: np.ndarray, module_rows: np.ndarray) -> PeerEvidenceBatch:
         rows = np.asarray(student_rows, np.int64)
         modules = np.asarray(module_rows, np.int64)
@@ -157,9 +167,10 @@ class SequenceComponent:
         min_shared = np.where(
             n_last > 0, np.maximum(1, np.ceil(self.min_share_of_last_term * n_last)), 0
         ).astype(np.int64)
-        # (sources, n): how many of each student's last-term modules every source term holds.
-        overlap = sp.coo_matrix(self.source_took_ @ last.T)
-        source, query, shared = overlap.row.astype(np.int64), overlap.col.astype(np.int64), overlap.data
+        # (n, sources): how many of each student's last-term modules every source term holds, from the
+        # students' side (the cost follows their modules' takers, not every source term).
+        overlap = sp.coo_matrix(last @ self._took_by_module())
+        query, source, shared = overlap.row.astype(np.int64), overlap.col.astype(np.int64), overlap.data
         keep = (shared >= min_shared[query]) & (self.source_student_[source] != rows[query])
         source, query, shared = source[keep], query[keep], shared[keep]
         # One source term per (student, peer): the one sharing the most modules (first in case of ties).
