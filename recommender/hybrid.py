@@ -209,8 +209,9 @@ class HybridRecommender:
     ``max_validation_students`` caps the blend's training students; ``chunk_size`` students scored at
     once (bounds memory: about 8 float32 matrices of chunk_size × n_modules); ``blend`` 'boosted'
     (a GAM of step functions learned by gradient boosting, monotone in the ranking components),
-    'additive' (piecewise-linear GAM), 'linear', or 'auto' (boosted with enough positive pairs, else
-    additive; the kind used is ``blend_kind_``); ``blend_regularization`` the inverse L2 strength of
+    'additive' (piecewise-linear GAM), 'linear', or 'auto' (additive and, with enough positive pairs,
+    boosted, each cross-fitted on the validation split: the better is served; the kind is
+    ``blend_kind_``); ``blend_regularization`` the inverse L2 strength of
     the latter two;
     ``risk_levels`` fail-probability bounds of low/medium/high; ``plan_fail_threshold`` the fail
     probability above which the planner skips a module; ``risk_penalty`` the explicit fit-versus-risk
@@ -240,7 +241,7 @@ class HybridRecommender:
         random_negatives: int = 10,
         max_validation_students: int = 20_000,
         chunk_size: int = 2000,
-        blend: str = "additive",
+        blend: str = "auto",
         blend_regularization: float = 1.0,
         risk_levels: tuple[float, float] = (0.15, 0.35),
         plan_fail_threshold: float = 0.35,
@@ -431,22 +432,32 @@ class HybridRecommender:
                 else np.zeros((0, len(COMPONENT_NAMES)), np.float32)
             )
             taken_labels = labels.astype(bool)
-            self.blend_kind_ = self._blend_kind(int(taken_labels.sum()))
-            self.validation_["blend"] = self.blend_kind_
             past_left_out = tuple(self._column(name) for name in abstained_past)
             check = check_half(len(rows), self.random_state)
             if check is not None and len(labels):
-                # Cross-fitted: each half is scored by a blend learned on the other half's pairs.
-                folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]] = []
-                for fold in (check, ~check):
-                    positions = np.flatnonzero(fold)[: MAX_SELECTION_STUDENTS // 2]
-                    held = np.isin(pairs[:, 0], rows[positions])
-                    held_out_blend = self._fit_blend(matrix[~held], taken_labels[~held])
-                    folds.append((held_out_blend, rows[positions], sp.csr_matrix(taken[positions])))
-                selection = self._select(past, past_components, folds, past_left_out, context)
+                # Cross-fitted: each half is scored by a blend learned on the other half's pairs; with
+                # blend="auto" each kind of blend is tried so, and the better one is served.
+                by_kind: dict[str, Selection] = {}
+                singles: dict[str, float] | None = None
+                for kind in self._blend_kinds(int(taken_labels.sum())):
+                    folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]] = []
+                    for fold in (check, ~check):
+                        positions = np.flatnonzero(fold)[: MAX_SELECTION_STUDENTS // 2]
+                        held = np.isin(pairs[:, 0], rows[positions])
+                        held_out_blend = self._fit_blend(matrix[~held], taken_labels[~held], kind)
+                        folds.append((held_out_blend, rows[positions], sp.csr_matrix(taken[positions])))
+                    by_kind[kind] = self._select(
+                        past, past_components, folds, past_left_out, context, singles
+                    )
+                    singles = by_kind[kind].singles
+                self.blend_kind_ = max(by_kind, key=lambda kind: by_kind[kind].served or 0.0)
+                selection = by_kind[self.blend_kind_]
+                selection.blends = {kind: choice.served for kind, choice in by_kind.items()}
             else:
+                self.blend_kind_ = self._blend_kinds(int(taken_labels.sum()))[0]
                 selection = Selection(note=f"too few validation students ({len(rows)}) to hold some out")
-            self.base_blend_ = self._fit_blend(matrix, taken_labels)
+            self.validation_["blend"] = self.blend_kind_
+            self.base_blend_ = self._fit_blend(matrix, taken_labels, self.blend_kind_)
             for _, future in current_fits:
                 future.result()
         finally:
@@ -500,23 +511,23 @@ class HybridRecommender:
         with limited_pool(len(blocks)) as pool:
             return np.concatenate(list(pool.map(block_scores, blocks)))
 
-    def _blend_kind(self, n_positive: int) -> str:
-        """``self.blend``, where ``auto`` is ``boosted`` with at least MIN_BOOSTED_POSITIVES positive
-        pairs and ``additive`` below (a few dozen pairs give the trees too little to split on, and the
-        smooth, L2-regularised blend spreads its weight over every component that helps)."""
+    def _blend_kinds(self, n_positive: int) -> tuple[str, ...]:
+        """The kinds of blend the validation split chooses from: ``self.blend``, or for ``auto`` the
+        piecewise-linear additive blend and, with at least MIN_BOOSTED_POSITIVES positive pairs, the
+        boosted one (a few dozen pairs give its trees too little to split on)."""
         if self.blend != "auto":
-            return self.blend
-        return "boosted" if n_positive >= MIN_BOOSTED_POSITIVES else "additive"
+            return (self.blend,)
+        return ("additive", "boosted") if n_positive >= MIN_BOOSTED_POSITIVES else ("additive",)
 
-    def _fit_blend(self, matrix: np.ndarray, taken: np.ndarray) -> Blend:
-        """The blend of ``blend_kind_`` learned on candidate pairs (``matrix`` (p, n_components) raw
-        scores in COMPONENT_NAMES order, ``taken`` (p,) labels). The boosted blend's functions are
-        non-decreasing in every ranking component (a higher score means "more likely taken"); the risk
-        column is left free (how much learners avoid risk is for the data to say)."""
-        if self.blend_kind_ == "boosted":
+    def _fit_blend(self, matrix: np.ndarray, taken: np.ndarray, kind: str) -> Blend:
+        """A blend of ``kind`` learned on candidate pairs (``matrix`` (p, n_components) raw scores in
+        COMPONENT_NAMES order, ``taken`` (p,) labels). The boosted blend's functions are non-decreasing
+        in every ranking component (a higher score means "more likely taken"); the risk column is left
+        free (how much learners avoid risk is for the data to say)."""
+        if kind == "boosted":
             monotone = np.array([0 if name == "risk" else 1 for name in COMPONENT_NAMES])
             return BoostedBlend(random_state=self.random_state).fit(matrix, taken, monotone=monotone)
-        blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[self.blend_kind_]
+        blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[kind]
         return blend_class(regularization=self.blend_regularization, random_state=self.random_state).fit(
             matrix, taken
         )
@@ -528,6 +539,7 @@ class HybridRecommender:
         folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]],
         left_out: tuple[int, ...],
         context: TermContext,
+        singles: dict[str, float] | None = None,
     ) -> Selection:
         """Compare, on held-out validation students, the blend (each fold scored by a blend learned
         without it) with every single component's own list, and choose how far to shrink the blend
@@ -543,9 +555,10 @@ class HybridRecommender:
         def pooled(metric_of_fold: Any) -> float:
             return float(sum(metric_of_fold(*fold) * len(fold[1]) for fold in folds) / max(n_students, 1))
 
-        singles: dict[str, float] = {}
+        # The single components' own lists do not depend on the blend: given, they are not scored again.
+        singles = dict(singles) if singles is not None else {}
         for name in SINGLE_RANKERS:
-            if self._column(name) in left_out:
+            if self._column(name) in left_out or name in singles:
                 continue
             singles[name] = pooled(
                 lambda _blend, rows, relevant, name=name: selection_score(

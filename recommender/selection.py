@@ -75,7 +75,8 @@ class Selection:
     ``blend``: the blend's metric on the held-out students; ``singles``: each component's own list's;
     ``best_single`` and ``blend_vs_best`` (ratio); ``shrink`` toward ``best_single`` (0 = the blend as
     learned, 1 = the winner alone) and whether the list is re-ranked (``rerank``; the single
-    components' own lists are not), with ``served`` its metric; ``grid`` every combination tried.
+    components' own lists are not), with ``served`` its metric; ``grid`` every combination tried;
+    ``blends`` each kind of blend tried with its ``served`` metric (the best kind is served).
     """
 
     metric: str = SELECTION_METRIC
@@ -88,6 +89,7 @@ class Selection:
     rerank: bool = True
     served: float | None = None
     grid: dict[str, float] = field(default_factory=dict)
+    blends: dict[str, float | None] = field(default_factory=dict)
     note: str = ""
 
     @property
@@ -110,6 +112,7 @@ class Selection:
             "rerank": self.rerank,
             "served": self.served,
             "grid": dict(self.grid),
+            "blends": dict(self.blends),
             "note": self.note,
         }
 
