@@ -30,6 +30,7 @@ from recommender.hybrid import (
     limited_pool,
     validation_context,
 )
+from recommender.item_knn import ItemKnnComponent
 from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
@@ -200,6 +201,7 @@ def test_a_run_fits_every_component_once_and_learns_the_same_blend(
         PopularityComponent,
         ProgressComponent,
         SuccessorComponent,
+        ItemKnnComponent,
     ):
         original = cls.fit
 
