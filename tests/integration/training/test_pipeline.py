@@ -255,6 +255,7 @@ def test_evaluate_json_has_every_model_and_group(trained_copy: tuple[str, Settin
         "popularity",
         "sequence",
         "successor",
+        "item_knn",
         "collaborative",
         "competency_gap",
         "track_balance",
