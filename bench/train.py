@@ -11,6 +11,10 @@ shared with other work), and the peak resident memory of the process after each 
 so a step's number includes the steps before it), the job's thread counts (``PATHWAYS_TRAIN_THREADS``)
 and the machine's load average before and after the run. Results go in bench/README.md.
 
+Memory: a thread samples the process's resident memory (psutil, every ``--sample`` seconds) and
+reports each step's own peak (``peak_rss_mb_in_step``) with the job's last log line at that moment
+(``peak_at``: which fit or phase held the memory), next to ``ru_maxrss``.
+
 ``--profile N``: every step runs under its own ``cProfile`` profiler; the N functions with the most
 cumulative time in each step are written to standard error as the step ends, and the raw profiles to
 ``var/bench/train-<size>/profile/run<N>/<step>.prof`` (``python -m pstats`` reads them). The profiler adds
@@ -30,8 +34,11 @@ import resource
 import shutil
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from bench.features import database_url as prepared_url
 from records.settings import get_settings
@@ -42,6 +49,42 @@ BENCH_DIR = Path("var/bench")
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class MemorySampler(threading.Thread):
+    """Samples the resident memory every ``interval`` seconds; per step its peak and the job's last log
+    line at the peak (set ``step`` as steps start; the handler records the log lines)."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.process = psutil.Process()
+        self.step = "start"
+        self.last_line = ""
+        self.peaks: dict[str, tuple[float, str]] = {}
+        self.stopped = threading.Event()
+        sampler = self
+
+        class LastLine(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                sampler.last_line = f"{record.name}: {record.getMessage()}"[:160]
+
+        self.handler = LastLine(level=logging.INFO)
+
+    def sample(self) -> None:
+        rss = self.process.memory_info().rss / 2**20
+        step = self.step
+        if rss > self.peaks.get(step, (0.0, ""))[0]:
+            self.peaks[step] = (rss, self.last_line)
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+        self.sample()
 
 
 def prepare(size: str, seed: int) -> Path:
@@ -83,6 +126,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="profile every step; print its N top costs"
     )
+    parser.add_argument(
+        "--sample", type=float, default=0.2, metavar="S", help="resident memory sampled every S seconds"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     db_file = prepare(args.size, args.seed)
@@ -99,6 +145,8 @@ def main() -> None:
         cpu_at_start: dict[str, float] = {}
         profiles: dict[str, cProfile.Profile] = {}
         profile_folder = folder / "profile" / f"run{run + 1}"
+        sampler = MemorySampler(args.sample)
+        logging.getLogger().addHandler(sampler.handler)
 
         def progress(
             step: str,
@@ -108,14 +156,20 @@ def main() -> None:
             cpu_at_start: dict[str, float] = cpu_at_start,
             profiles: dict[str, cProfile.Profile] = profiles,
             profile_folder: Path = profile_folder,
+            sampler: MemorySampler = sampler,
         ) -> None:
             # CPU seconds tell more than wall time on a machine shared with other work.
             if event == "start":
+                sampler.sample()
+                sampler.step = step
                 cpu_at_start[step] = time.process_time()
                 if args.profile:
                     profiles[step] = cProfile.Profile()
                     profiles[step].enable()
             else:
+                sampler.sample()
+                peak, line = sampler.peaks.get(step, (0.0, ""))
+                print(f"== {step}: peak {peak:.0f} MB at [{line}]", file=sys.stderr, flush=True)
                 if step in profiles:
                     profiles[step].disable()
                 memory[step] = round(peak_rss_mb(), 1)
@@ -126,7 +180,12 @@ def main() -> None:
         load_before = os.getloadavg()
         cpu_before = time.process_time()
         started = time.perf_counter()
-        result = run_nightly(settings, progress=progress)
+        sampler.start()
+        try:
+            result = run_nightly(settings, progress=progress)
+        finally:
+            sampler.stop()
+            logging.getLogger().removeHandler(sampler.handler)
         total = time.perf_counter() - started
         summary = {
             "run": run + 1,
@@ -143,6 +202,8 @@ def main() -> None:
             "load_average_before": [round(value, 2) for value in load_before],
             "load_average_after": [round(value, 2) for value in os.getloadavg()],
             "peak_rss_mb_after_step": memory,
+            "peak_rss_mb_in_step": {step: round(rss, 1) for step, (rss, _) in sampler.peaks.items()},
+            "peak_at": {step: line for step, (_, line) in sampler.peaks.items()},
             "ndcg@10": result.evaluation.get("models", {}).get("hybrid", {}).get("ndcg@10"),
         }
         print(json.dumps(summary, indent=2))
