@@ -124,3 +124,22 @@ class FeatureSet:
     @property
     def n_modules(self) -> int:
         return len(self.modules)
+
+
+def nbytes(value: object) -> int:
+    """Bytes held by an array, sparse matrix, DataFrame or IdIndex (0 for anything else)."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, sp.csr_matrix):
+        return int(value.data.nbytes + value.indices.nbytes + value.indptr.nbytes)
+    if isinstance(value, pd.DataFrame):
+        return int(value.memory_usage(index=True, deep=True).sum())
+    if isinstance(value, IdIndex):
+        return int(pd.Series(value.ids, dtype=object).memory_usage(index=False, deep=True))
+    return 0
+
+
+def memory_by_part(fs: FeatureSet) -> dict[str, int]:
+    """Bytes per field of ``fs``, largest first (object columns counted deeply): what a FeatureSet holds."""
+    sizes = {name: nbytes(getattr(fs, name)) for name in fs.__dataclass_fields__}
+    return dict(sorted(((name, size) for name, size in sizes.items() if size), key=lambda item: -item[1]))

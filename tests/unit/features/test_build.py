@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from features.build import build_feature_set, build_term_context
-from features.featureset import FeatureSet
+from features.featureset import FeatureSet, memory_by_part
 from records.frames import TermState, frames_from_tables
 from tests.unit.features.tables import CUTOFF, small_tables
 
@@ -150,3 +150,17 @@ def test_term_context_from_a_term_state(fs: FeatureSet) -> None:
     assert context.seats_left.tolist() == [np.inf, np.inf, 0.0, np.inf, np.inf]
     assert context.excluded.toarray()[0].tolist() == [0, 1, 0, 0, 0] and context.excluded.nnz == 1
     assert context.extra_in_progress.nnz == 1 and context.extra_in_progress[1, 4] == 1.0
+
+
+def test_memory_by_part_counts_every_array_once_largest_first(fs: FeatureSet) -> None:
+    parts = memory_by_part(fs)
+    assert list(parts.values()) == sorted(parts.values(), reverse=True)
+    assert parts["student_profile"] == fs.student_profile.nbytes
+    interactions = fs.interactions
+    assert parts["interactions"] == (
+        interactions.data.nbytes + interactions.indices.nbytes + interactions.indptr.nbytes
+    )
+    # Object columns are counted with their strings, not as pointers.
+    assert parts["history"] == fs.history.memory_usage(index=True, deep=True).sum()
+    assert parts["students"] > fs.students.ids.nbytes
+    assert "cutoff_term" not in parts and "missing" not in parts
