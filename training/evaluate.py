@@ -112,8 +112,17 @@ class Split:
     past_term: str
     frames: Frames
     """As of the test term (the run's data cutoff)."""
-    past: Frames
-    current: Frames
+
+    @property
+    def past(self) -> Frames:
+        """The frames as of ``past_term`` (T-2): a new copy on every call, so that it lives only as long
+        as its caller holds it (the nightly job drops it once T-2's features are built)."""
+        return self.frames.as_of(self.past_term)
+
+    @property
+    def current(self) -> Frames:
+        """The frames as of ``fit_cutoff_term`` (T-1): a new copy on every call, like :attr:`past`."""
+        return self.frames.as_of(self.fit_cutoff_term)
 
 
 def make_split(frames: Frames) -> Split:
@@ -139,8 +148,6 @@ def make_split(frames: Frames) -> Split:
         fit_cutoff_term=fit_term,
         past_term=past_term,
         frames=frames,
-        past=frames.as_of(past_term),
-        current=frames.as_of(fit_term),
     )
 
 

@@ -33,8 +33,9 @@ from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
 from features.build import build_feature_set
+from features.featureset import FeatureSet, memory_by_part
 from recommender.collaborative import ALGORITHMS, SPARK_ALGORITHMS
-from recommender.hybrid import HybridRecommender
+from recommender.hybrid import HybridRecommender, limited_pool
 from records.db import make_engine, promoted_version
 from records.frames import Frames, load_frames, load_term_state, newest_closed_term, next_term
 from records.schema import ModelVersion
@@ -247,9 +248,13 @@ def equity_history(engine: Engine, current: str, limit: int = 7) -> list[tuple[s
     return list(reversed(found[:limit]))
 
 
-# ---------------------------------------------------------------------------------------------
-# Batch scoring
-# ---------------------------------------------------------------------------------------------
+def _built(fs: FeatureSet, role: str) -> FeatureSet:
+    """``fs``, after logging what it holds (total and its four largest parts): the job's largest objects."""
+    parts = memory_by_part(fs)
+    top = ", ".join(f"{name} {size / 2**20:.0f}" for name, size in list(parts.items())[:4])
+    total = sum(parts.values()) / 2**20
+    log.info("features: %s (as of %s) holds %.0f MB (%s MB)", role, fs.cutoff_term, total, top)
+    return fs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,15 +374,13 @@ class _Run:
                     f"the records have {len(terms_with_enrollments)}"
                 )
             previous_term = str(frames.terms.set_index("ordinal")["code"][int(terms_with_enrollments[-2])])
+        # Memory: at most two FeatureSets are alive at once (about 0.65 GB each on the large
+        # institution). The evaluation fit needs T-2's and T-1's; T's is built while the evaluation
+        # runs (below), after T-2's is dropped. Each as_of copy of the frames lives only while its
+        # FeatureSet is built.
         with self.step("features"):
-            fs_now = build_feature_set(frames)
-            # The split's current frames are the records as of the previous term already.
-            fs_previous = build_feature_set(
-                split.current
-                if split is not None and split.fit_cutoff_term == previous_term
-                else frames.as_of(previous_term)
-            )
-            fs_past = build_feature_set(split.past) if split is not None else None
+            fs_previous = _built(build_feature_set(frames.as_of(previous_term)), "T-1")
+            fs_past = _built(build_feature_set(split.past), "T-2") if split is not None else None
         with self.step("fit"):
             evaluation_model = (
                 HybridRecommender(**self.model_options).fit(fs_past, fs_previous)
@@ -386,17 +389,22 @@ class _Run:
             )
             del fs_past  # only the evaluation fit learns from T-2's records
         with self.step("evaluate"):
-            if split is not None and evaluation_model is not None:
-                promoted_metrics, promoted_note = promoted_on_split(
-                    engine, split, settings.equity_min_group_size
-                )
-                state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
-                evaluation = evaluate_candidate(
-                    evaluation_model, split, state, promoted_metrics, settings.equity_min_group_size
-                )
-                evaluation["notes"].append(promoted_note)
-            else:
-                evaluation = {"cutoff_term": cutoff, "skipped": skipped, "models": {}, "notes": [skipped]}
+            # The evaluation runs on this thread; T's features are built on the other core meanwhile.
+            with limited_pool(1) as builder:
+                building_now = builder.submit(build_feature_set, frames)
+                if split is not None and evaluation_model is not None:
+                    promoted_metrics, promoted_note = promoted_on_split(
+                        engine, split, settings.equity_min_group_size
+                    )
+                    state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
+                    evaluation = evaluate_candidate(
+                        evaluation_model, split, state, promoted_metrics, settings.equity_min_group_size
+                    )
+                    evaluation["notes"].append(promoted_note)
+                else:
+                    evaluation = {"cutoff_term": cutoff, "skipped": skipped, "models": {}, "notes": [skipped]}
+                fs_now = _built(building_now.result(), "T")
+            del frames, split  # the records themselves: everything after reads the FeatureSets
         with self.step("gate"):
             decision = self._gate(evaluation)
             log.info("gate: %s", decision.reason)
