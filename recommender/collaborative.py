@@ -13,6 +13,8 @@ from threadpoolctl import threadpool_limits
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
+from recommender.eligibility import PrerequisiteIndex, eligible_mask
+from recommender.ranking import best_places
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,12 @@ SPARK_ALGORITHMS = ("mllib_als",)
 SMALL_MATRIX = 50_000
 SCALE_SAMPLE = 2_000
 """Students whose scores set a fit's score scale (``CollaborativeComponent._score_scale``)."""
+VARIANT_SAMPLE_SHARE = 4
+VARIANT_SAMPLE_MIN = 10_000
+"""The collaborative variants are compared on models fitted on a random quarter of the students, at
+least this many (:func:`variant_sample`; smaller institutions: on all of them): only the chosen variant
+is then fitted on all of them (BPR, four times ALS's cost, is not fitted in full only to lose)."""
+RECALL_K = 10
 _IMPORTS = threading.Lock()
 """The nightly job fits the collaborative variants side by side: two threads importing implicit's
 modules at once can trip Python's import deadlock detection (``_DeadlockError`` on implicit.cpu.bpr),
@@ -104,14 +112,23 @@ class CollaborativeComponent:
         )
 
     def fit(self, fs: FeatureSet) -> Self:
-        interactions = sp.csr_matrix(fs.interactions, dtype=np.float32)
-        self.student_ids_ = fs.students.ids.copy()
+        return self._fit_matrix(sp.csr_matrix(fs.interactions, dtype=np.float32), fs.students.ids)
+
+    def fit_rows(self, fs: FeatureSet, student_rows: np.ndarray) -> Self:
+        """Fit on the interactions of some students of ``fs`` only (the others are unknown to the model:
+        their factors are solved from their interactions when scored)."""
+        rows = np.asarray(student_rows, dtype=np.int64)
+        interactions = sp.csr_matrix(fs.interactions[rows], dtype=np.float32)
+        return self._fit_matrix(interactions, fs.students.ids[rows])
+
+    def _fit_matrix(self, interactions: sp.csr_matrix, student_ids: np.ndarray) -> Self:
+        self.student_ids_ = student_ids.copy()
         self.has_data_ = interactions.nnz > 0
         self.abstain_reason_ = None if self.has_data_ else "no enrolments"
         if not self.has_data_:
             log.info("collaborative: no interactions, scores are zero")
-            self.user_factors_ = np.zeros((fs.n_students, 1), dtype=np.float32)
-            self.item_factors_ = np.zeros((fs.n_modules, 1), dtype=np.float32)
+            self.user_factors_ = np.zeros((interactions.shape[0], 1), dtype=np.float32)
+            self.item_factors_ = np.zeros((interactions.shape[1], 1), dtype=np.float32)
             return self
         # implicit runs its own threads; keep BLAS single-threaded underneath it.
         with threadpool_limits(1, "blas"):
@@ -188,3 +205,43 @@ class CollaborativeComponent:
         if scale != 1.0:
             products *= np.float32(1.0 / scale)
         return products
+
+
+def variant_sample(n_students: int, random_state: int) -> np.ndarray | None:
+    """Sorted student rows the collaborative variants are compared on: a quarter of ``n_students``, at
+    least :data:`VARIANT_SAMPLE_MIN`, drawn with ``random_state``; None (all students) when that would
+    be more than half of them."""
+    size = max(VARIANT_SAMPLE_MIN, n_students // VARIANT_SAMPLE_SHARE)
+    if 2 * size > n_students:
+        return None
+    rng = np.random.default_rng([random_state, 16])
+    return np.sort(rng.choice(n_students, size, replace=False))
+
+
+def eligible_recall(
+    component: CollaborativeComponent,
+    fs: FeatureSet,
+    student_rows: np.ndarray,
+    taken: sp.csr_matrix,
+    context: TermContext,
+    index: PrerequisiteIndex,
+    chunk: int,
+) -> float:
+    """Mean Recall@10 of ``component``'s own lists over the eligible modules: per student, the share of
+    the eligible modules it took (``taken`` row, up to 10 of them) that are among its 10 best-scored
+    eligible modules (ties to the lower module); students who took nothing count as 0. The same figure
+    as the candidate pairs' ``collaborative_recall@10`` of :class:`recommender.hybrid.HybridRecommender`."""
+    rows = np.asarray(student_rows, dtype=np.int64)
+    total = 0.0
+    for start in range(0, len(rows), chunk):
+        chunk_rows = rows[start : start + chunk]
+        eligible = eligible_mask(fs, chunk_rows, context, index=index)
+        scores = component.score(fs, chunk_rows, context)
+        scores[~eligible] = -np.inf
+        positive = (taken[start : start + chunk].toarray() > 0) & eligible
+        n_positive = positive.sum(axis=1)
+        hit = (best_places(scores, RECALL_K) & positive).sum(axis=1)
+        some = n_positive > 0
+        total += float((hit[some] / np.minimum(n_positive[some], RECALL_K)).sum())
+    n_scored = max(1, int((taken.getnnz(axis=1) > 0).sum()))
+    return total / n_scored

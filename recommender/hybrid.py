@@ -22,7 +22,12 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
 from recommender.blend import AdditiveBlend, Blend, BoostedBlend, LinearBlend, ServedBlend
-from recommender.collaborative import ALGORITHMS, CollaborativeComponent
+from recommender.collaborative import (
+    ALGORITHMS,
+    CollaborativeComponent,
+    eligible_recall,
+    variant_sample,
+)
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import (
     PrerequisiteIndex,
@@ -133,6 +138,17 @@ class _PairChunk:
     labels: np.ndarray
     raw: dict[str, np.ndarray]
     hits: dict[str, float]
+
+
+@dataclass
+class _OnRows:
+    """A collaborative fit on some students of the FeatureSet only (``fit`` as the pool calls it)."""
+
+    component: CollaborativeComponent
+    rows: np.ndarray
+
+    def fit(self, fs: FeatureSet) -> CollaborativeComponent:
+        return self.component.fit_rows(fs, self.rows)
 
 
 def _pair_scorers(variants: dict[str, dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -375,35 +391,81 @@ class HybridRecommender:
         for components in variants.values():  # one instance of each shared component
             components.update({name: first[name] for name in COMPONENT_NAMES if name != "collaborative"})
         past_jobs = [(name, first[name]) for name in COMPONENT_NAMES if name != "collaborative"]
-        past_jobs += [(f"collaborative:{a}", variants[a]["collaborative"]) for a in algorithms]
         past_jobs = [(name, component) for name, component in past_jobs if name not in fitted]
-        # Serving components: all are known before the blend chooses but the collaborative variant;
-        # the first variant (the default) is fitted on ``current`` at once, another only if chosen.
+        # More than one collaborative variant: they are compared (Recall@10 of their own eligible lists
+        # on the validation students) before anything else needs them, on models fitted on a sample of
+        # the students when there are many (collaborative.variant_sample); only the chosen variant is
+        # then fitted on all of ``past`` and on ``current``, and the pairs hold its hard negatives only.
+        choosing = len(algorithms) > 1
+        sample = variant_sample(past.n_students, self.random_state) if choosing else None
+        compared: dict[str, Any] = {a: variants[a]["collaborative"] for a in algorithms}
+        choice_jobs: list[tuple[str, Any]] = []
+        if sample is None:
+            choice_jobs = [(f"collaborative:{a}", compared[a]) for a in algorithms if choosing]
+        else:
+            compared = {a: self._components(a, False)["collaborative"] for a in algorithms}
+            choice_jobs = [
+                (f"collaborative:{a} on a sample", _OnRows(compared[a], sample)) for a in algorithms
+            ]
+        if not choosing:
+            past_jobs.append((f"collaborative:{algorithms[0]}", first["collaborative"]))
+        choice_jobs = [(name, job) for name, job in choice_jobs if name not in fitted]
+        past_jobs = [(name, component) for name, component in past_jobs if name not in fitted]
+        # Serving components: all but the collaborative one start at once when there is nothing to
+        # choose; otherwise after the choice, so that the chosen variant's fit on ``past`` goes first.
         self.components_ = self._components(algorithms[0])
         current_jobs = [(name, self.components_[name]) for name in COMPONENT_NAMES]
         pool = limited_pool(_thread_count(self.workers))
         try:
+            choice_fits = _submit_fits(pool, choice_jobs, past)
             past_fits = _submit_fits(pool, past_jobs, past)
-            current_fits = _submit_fits(pool, current_jobs, current)
-            for _, future in past_fits:
-                future.result()
+            current_fits = [] if choosing else _submit_fits(pool, current_jobs, current)
             context = validation_context(past, offered_rows, scheduled=has_offerings(past))
-            pairs, labels, raw, collaborative_recall = self._candidate_pairs(
-                past, rows, taken, context, variants
-            )
-            self.collaborative_algorithm_ = max(
-                collaborative_recall, key=lambda name: (collaborative_recall[name], name == "als")
-            )
-            if self.collaborative_algorithm_ != algorithms[0]:
-                log.info(
-                    "fit: %s chosen: fitting it on %s", self.collaborative_algorithm_, current.cutoff_term
+            if choosing:
+                for _, future in choice_fits:
+                    future.result()
+                index = prerequisite_index(past)
+                compared_at = (
+                    np.arange(len(rows)) if sample is None else np.flatnonzero(np.isin(rows, sample))
                 )
+                collaborative_recall = {
+                    a: eligible_recall(
+                        compared[a],
+                        past,
+                        rows[compared_at],
+                        taken[compared_at],
+                        context,
+                        index,
+                        self.chunk_size,
+                    )
+                    for a in algorithms
+                }
+                self.collaborative_algorithm_ = max(
+                    collaborative_recall, key=lambda name: (collaborative_recall[name], name == "als")
+                )
+                log.info(
+                    "fit: collaborative %s chosen (Recall@10 %s on %d validation students)",
+                    self.collaborative_algorithm_,
+                    {a: round(value, 4) for a, value in collaborative_recall.items()},
+                    len(compared_at),
+                )
+                variants = {self.collaborative_algorithm_: variants[self.collaborative_algorithm_]}
+                chosen_fit = f"collaborative:{self.collaborative_algorithm_}"
+                if sample is not None and chosen_fit not in fitted:
+                    past_fits += _submit_fits(
+                        pool, [(chosen_fit, variants[self.collaborative_algorithm_]["collaborative"])], past
+                    )
                 self.components_["collaborative"] = self._components(self.collaborative_algorithm_)[
                     "collaborative"
                 ]
-                current_fits += _submit_fits(
-                    pool, [("collaborative", self.components_["collaborative"])], current
-                )
+                current_jobs = [(name, self.components_[name]) for name in COMPONENT_NAMES]
+                current_fits = _submit_fits(pool, current_jobs, current)
+            for _, future in past_fits:
+                future.result()
+            pairs, labels, raw, pair_recall = self._candidate_pairs(past, rows, taken, context, variants)
+            if not choosing:
+                self.collaborative_algorithm_ = algorithms[0]
+                collaborative_recall = pair_recall
             self.validation_ = {
                 "n_students": len(rows),
                 "n_pairs": len(labels),

@@ -19,8 +19,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from features.build import build_feature_set
 from features.featureset import FeatureSet
+from recommender import collaborative
 from recommender.base import TermContext
-from recommender.collaborative import CollaborativeComponent
+from recommender.collaborative import CollaborativeComponent, eligible_recall
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import eligible_mask, prerequisite_index
 from recommender.hybrid import (
@@ -220,11 +221,11 @@ def test_a_run_fits_every_component_once_and_learns_the_same_blend(
     per_set = {
         name: sum(fs == id(getattr(terms, name)) for *_, fs in fitted) for name in ("past", "previous", "now")
     }
-    # Both collaborative variants on T-2 (the evaluation fit chooses); on T-1 the first variant is fitted
-    # before the choice is known, and the chosen one too when it is another; on T only the chosen one.
-    speculative = int(evaluation.collaborative_algorithm_ != evaluation.collaborative_algorithms[0])
+    # Both collaborative variants on T-2 (the evaluation fit chooses; the tiny institution is too small
+    # to choose on a sample); on T-1 and on T only the chosen one (the fits on current start after the
+    # choice).
     n = len(COMPONENT_NAMES)
-    assert per_set == {"past": n + 1, "previous": n + speculative, "now": n}
+    assert per_set == {"past": n + 1, "previous": n, "now": n}
 
     monkeypatch.undo()
     scratch = HybridRecommender(**OPTIONS, workers=1, collaborative_algorithms=chosen).fit(
@@ -252,6 +253,63 @@ def test_the_served_variant_is_the_chosen_one_fitted_on_current(terms: Terms) ->
     served = model.components_["collaborative"]
     assert served.algorithm == model.collaborative_algorithm_
     np.testing.assert_array_equal(served.student_ids_, terms.now.students.ids)
+
+
+def test_eligible_recall_is_the_pairs_recall(terms: Terms) -> None:
+    """The variants are chosen before the pairs are built, by the figure the pairs reported before."""
+    model = HybridRecommender(**OPTIONS, chunk_size=17)
+    rows, taken, offered = model._validation_targets(terms.past, terms.previous)
+    context = validation_context(terms.past, offered)
+    variants = _fitted_variants(model, terms.past)
+    *_, recall = model._candidate_pairs(terms.past, rows, taken, context, variants)
+    index = prerequisite_index(terms.past)
+    for algorithm, components in variants.items():
+        found = eligible_recall(components["collaborative"], terms.past, rows, taken, context, index, 17)
+        assert found == pytest.approx(recall[algorithm], abs=1e-12), algorithm
+    assert min(recall.values()) > 0
+
+
+def test_many_students_choose_the_variant_on_a_sample(terms: Terms, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the sample's size the variants are compared on models fitted on a quarter of the students;
+    only the chosen variant is fitted on all of them, and the blend learns from its pairs alone."""
+    monkeypatch.setattr(collaborative, "VARIANT_SAMPLE_MIN", 10)
+    sample = collaborative.variant_sample(terms.past.n_students, OPTIONS["random_state"])
+    assert sample is not None and len(sample) == terms.past.n_students // 4
+    on_rows: list[tuple[str, int]] = []
+    on_all: list[tuple[str, int]] = []
+    fit_rows, fit = CollaborativeComponent.fit_rows, CollaborativeComponent.fit
+
+    def spy_rows(self: Any, fs: FeatureSet, rows: np.ndarray) -> Any:
+        on_rows.append((self.algorithm, len(rows)))
+        return fit_rows(self, fs, rows)
+
+    def spy_fit(self: Any, fs: FeatureSet) -> Any:
+        on_all.append((self.algorithm, id(fs)))
+        return fit(self, fs)
+
+    monkeypatch.setattr(CollaborativeComponent, "fit_rows", spy_rows)
+    monkeypatch.setattr(CollaborativeComponent, "fit", spy_fit)
+    model = HybridRecommender(**OPTIONS, workers=2).fit(terms.past, terms.previous)
+    chosen = model.collaborative_algorithm_
+    recall = model.validation_["collaborative_recall@10"]
+    assert set(recall) == {"als", "bpr"} and chosen == max(recall, key=lambda a: (recall[a], a == "als"))
+    assert sorted(on_rows) == [("als", len(sample)), ("bpr", len(sample))]
+    assert sorted(on_all) == sorted([(chosen, id(terms.past)), (chosen, id(terms.previous))])
+    served = model.components_["collaborative"]
+    assert served.algorithm == chosen
+    np.testing.assert_array_equal(served.student_ids_, terms.previous.students.ids)
+    # The recall of a sampled model is measured on the validation students it was fitted on.
+    monkeypatch.undo()
+    rows, taken, offered = model._validation_targets(terms.past, terms.previous)
+    context = validation_context(terms.past, offered)
+    at = np.flatnonzero(np.isin(rows, sample))
+    assert 0 < len(at) < len(rows)
+    again = CollaborativeComponent(algorithm=chosen, num_threads=1, random_state=OPTIONS["random_state"])
+    again.fit_rows(terms.past, sample)
+    expected = eligible_recall(
+        again, terms.past, rows[at], taken[at], context, prerequisite_index(terms.past), model.chunk_size
+    )
+    assert recall[chosen] == pytest.approx(expected, abs=1e-12)
 
 
 def test_pool_threads_keep_the_callers_openmp_limit() -> None:
