@@ -359,8 +359,10 @@ class HybridRecommender:
         FeatureSet.
 
         Component fits do not depend on each other: they run on ``workers`` threads (each fit on one
-        thread), the fits on ``current`` already while the candidate pairs are built (the collaborative
-        one for the first variant; another variant is fitted on ``current`` only when the blend chooses it).
+        thread), the fits on ``current`` already while the candidate pairs are built. With more than one
+        collaborative variant, the variants are compared first (on models fitted on a sample of the
+        students when there are many: :func:`recommender.collaborative.variant_sample`); only the chosen
+        one is then fitted on ``past`` and ``current``, and the fits on ``current`` start after the choice.
         """
         if reuse is not None and reuse.fs_ is not past:
             raise ValueError("reuse: the model must serve from the very FeatureSet passed as past")
