@@ -413,15 +413,20 @@ class HybridRecommender:
             past_jobs.append((f"collaborative:{algorithms[0]}", first["collaborative"]))
         choice_jobs = [(name, job) for name, job in choice_jobs if name not in fitted]
         past_jobs = [(name, component) for name, component in past_jobs if name not in fitted]
-        # Serving components: all but the collaborative one start at once when there is nothing to
-        # choose; otherwise after the choice, so that the chosen variant's fit on ``past`` goes first.
+        # Serving components start at once, but the collaborative one when there is a choice: it starts
+        # after the choice, behind the chosen variant's fit on ``past``. (The other fits on ``current``,
+        # the risk model's above all, are then over before the blend's working set is held.)
         self.components_ = self._components(algorithms[0])
-        current_jobs = [(name, self.components_[name]) for name in COMPONENT_NAMES]
+        current_jobs = [
+            (name, self.components_[name])
+            for name in COMPONENT_NAMES
+            if not (choosing and name == "collaborative")
+        ]
         pool = limited_pool(_thread_count(self.workers))
         try:
             choice_fits = _submit_fits(pool, choice_jobs, past)
             past_fits = _submit_fits(pool, past_jobs, past)
-            current_fits = [] if choosing else _submit_fits(pool, current_jobs, current)
+            current_fits = _submit_fits(pool, current_jobs, current)
             context = validation_context(past, offered_rows, scheduled=has_offerings(past))
             if choosing:
                 for _, future in choice_fits:
@@ -460,8 +465,9 @@ class HybridRecommender:
                 self.components_["collaborative"] = self._components(self.collaborative_algorithm_)[
                     "collaborative"
                 ]
-                current_jobs = [(name, self.components_[name]) for name in COMPONENT_NAMES]
-                current_fits = _submit_fits(pool, current_jobs, current)
+                current_fits += _submit_fits(
+                    pool, [("collaborative", self.components_["collaborative"])], current
+                )
             for _, future in past_fits:
                 future.result()
             pairs, labels, raw, pair_recall = self._candidate_pairs(past, rows, taken, context, variants)
