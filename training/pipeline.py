@@ -16,6 +16,8 @@ on (T-1 → T) to recommend the term after T.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import importlib.metadata
 import logging
@@ -93,6 +95,31 @@ def thread_plan(settings: Settings) -> dict[str, int]:
         "blas_per_call": OPENMP_THREADS,
         "implicit_per_fit": OPENMP_THREADS,
     }
+
+
+MMAP_THRESHOLD = 4 << 20
+"""glibc: allocations of at least this many bytes get pages of their own (mmap), returned to the system
+when freed. By default glibc raises that threshold (up to 32 MB) each time such a block is freed, after
+which the job's large temporary arrays (the fits' and the blend's working sets, score matrices of a chunk
+of students) come from the heaps of its threads and stay in the process when freed: the resident
+memory then holds every step's peak at once. A fixed threshold keeps it to what is alive."""
+
+
+def return_freed_memory() -> bool:
+    """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD` (see there) and give the free pages of its
+    heaps back now; False where the C library is not glibc (nothing done)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt, malloc_trim = (libc.mallopt, libc.malloc_trim) if libc is not None else (None, None)
+    except (OSError, AttributeError):
+        return False
+    if mallopt is None or malloc_trim is None:
+        return False
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+    malloc_trim(0)
+    return True
 
 
 Progress = Callable[[str, str], None]
@@ -307,6 +334,7 @@ class _Run:
             self._inject(name)
         self.timings[name] = round(time.perf_counter() - started, 3)
         log.info("step %s done in %.2fs", name, self.timings[name])
+        return_freed_memory()  # what the step freed leaves the process before the next one starts
         if self.progress is not None:
             self.progress(name, "done")
 
@@ -621,7 +649,7 @@ def run_nightly(
             plan = thread_plan(settings)
             limits.enter_context(threadpool_limits(plan["openmp_per_call"], user_api="openmp"))
             limits.enter_context(threadpool_limits(plan["blas_per_call"], user_api="blas"))
-            log.info("threads: %s", plan)
+            log.info("threads: %s; freed memory returned to the system: %s", plan, return_freed_memory())
             return _Run(settings, engine, progress, fail_at, model_options, engine_kind, spark).execute()
     finally:
         if own_engine:
