@@ -5,8 +5,8 @@ Every path that shows a student's list (the stored batch, a live list, the pages
 
 - modules the student dismissed, and modules an advisor rejected or replaced, are dropped;
 - each replacement an advisor chose for the list's term is inserted at the rank of the module it
-  replaced, marked ``origin="advisor"``, unless the student has taken or dismissed it or it is
-  already listed;
+  replaced, marked ``origin="advisor"``, unless the student has taken or dismissed it (where the model
+  lists the same module elsewhere, the advisor's place wins: it is listed once);
 - every item is marked ``review``: ``"pending"`` (flagged for an advisor, not yet decided),
   ``"approved"`` (an approval covers it, see :func:`records.decisions.review_state`) or None, and
   ``feedback``: the student's latest action on it (``"accept"`` or None; dismissed items are gone);
@@ -147,7 +147,7 @@ def apply_decisions(
         kept.append(
             (item, {"review": state, "feedback": action, "origin": getattr(item, "origin", None) or "model"})
         )
-    listed = {item.module.id for item, _ in kept}
+    added: set[str] = set()
     replacements = sorted(
         (d for d in decisions.decisions.values() if d.action == "replace" and d.replacement_module_id),
         key=lambda d: (d.rank, d.review_id),
@@ -155,7 +155,7 @@ def apply_decisions(
     for decision in replacements:
         module_id = decision.replacement_module_id
         if (
-            module_id in listed
+            module_id in added
             or module_id in decisions.taken
             or decisions.feedback.get(module_id or "") == "dismiss"
             or (
@@ -167,10 +167,13 @@ def apply_decisions(
         built = advisor_item(decision)
         if built is None:
             continue
+        # The advisor's choice wins over the model's own place for the same module (a list scored live
+        # after the replaced module left it may hold the replacement lower down, as the model's).
+        kept = [(item, changes) for item, changes in kept if item.module.id != module_id]
         position = min(max(decision.rank - 1, 0), len(kept))
         changes = {"origin": "advisor", "review": None, "feedback": decisions.feedback.get(module_id or "")}
         kept.insert(position, (built, changes))
-        listed.add(module_id)
+        added.add(module_id or "")
     if k is not None:
         kept = kept[:k]
     return [

@@ -104,3 +104,19 @@ def test_review_state_rule() -> None:
     assert review_state(7, {"fail_risk"}, _decision("a", "reject", 1, 1)) == "rejected"
     assert review_state(7, set(), None) is None
     assert review_state(None, {"fail_risk"}, None) is None
+
+
+def test_the_advisors_replacement_wins_over_the_models_own_place_for_it() -> None:
+    """A list scored live after the replaced module left it may hold the replacement lower down (the
+    model's next best): it is listed once, at the replaced rank, as the advisor's."""
+    decisions = StudentDecisions(
+        "2026-1", decisions={"a": _decision("a", "replace", 101, 1, ("fail_risk",), replacement="d")}
+    )
+    out = apply_decisions(ITEMS, decisions, _advisor_item)
+    assert [(i.module.id, i.rank, i.origin) for i in out] == [
+        ("d", 1, "advisor"),
+        ("b", 2, "model"),
+        ("c", 3, "model"),
+        ("e", 4, "model"),
+    ]
+    assert apply_decisions(out, decisions, _advisor_item) == out
