@@ -179,7 +179,8 @@ def main() -> None:
 
     print(f"{'variant':<46} {'NDCG@10':>8} {'Recall@10':>9}")
     for name in [*names, *extras]:
-        print(f"{'single: ' + name:<46} {metrics(value[name])[0]:>8.4f} {metrics(value[name])[1]:>9.4f}")
+        ndcg, recall = metrics(value[name])
+        print(f"{'single: ' + name:<46} {ndcg:>8.4f} {recall:>9.4f}")
     for label_text, fit in (
         ("additive", additive),
         ("boosted", boosted),
