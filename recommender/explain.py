@@ -321,8 +321,8 @@ def _popularity_reason(
     evidence = {"program_stage_share": round(share, 4)}
     if round(100 * share) < 1:
         return None, evidence
-    who = "your program" if program >= 0 else "students without a program"
-    return f"{round(100 * share)}% of students of {who} took it at your stage.", evidence
+    who = "students of your program" if program >= 0 else "students without a program"
+    return f"{round(100 * share)}% of {who} took it at your stage.", evidence
 
 
 def explain_lists(

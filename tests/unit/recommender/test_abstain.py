@@ -257,3 +257,12 @@ def test_without_offerings_the_blend_learns_on_the_whole_catalogue_as_it_serves(
     assert validation_context(fs, ran, scheduled=False).offered.all()
     scheduled = validation_context(fs, ran, scheduled=True).offered
     assert scheduled.sum() == 1 and scheduled[fs.modules.row("B")]
+
+
+def test_the_popularity_reason_reads_right_for_students_without_a_program() -> None:
+    from recommender.explain import _popularity_reason
+
+    fs = feature_set_from_tables(log_alone())
+    reason, evidence = _popularity_reason(fs, fs.students.row("s9"), fs.modules.row("D"))
+    assert evidence["program_stage_share"] > 0
+    assert reason is not None and reason.endswith("% of students without a program took it at your stage.")
