@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.train --size large      # needs var/bench/large-7.db (bench.features --prepare)
     .venv/bin/python -m bench.train --size small --runs 2
     .venv/bin/python -m bench.train --size medium --profile 15   # + the 15 top costs of every step
+    .venv/bin/python -m bench.train --size medium --fresh --tag a  # own new copy: nothing promoted before
 
 The prepared database of ``bench.features`` is copied to ``var/bench/train-<size>-<seed>.db`` (the job
 writes model versions and batches, so it gets its own copy) unless that copy exists already. Reports
@@ -87,10 +88,14 @@ class MemorySampler(threading.Thread):
         self.sample()
 
 
-def prepare(size: str, seed: int) -> Path:
-    """A private copy of the prepared institution (SQLite backup API: consistent even with a WAL)."""
+def prepare(size: str, seed: int, tag: str = "", fresh: bool = False) -> Path:
+    """A private copy of the prepared institution (SQLite backup API: consistent even with a WAL);
+    ``fresh``: a new copy even if one exists (nothing promoted before the run)."""
     source = Path(prepared_url(size, seed).removeprefix("sqlite:///"))
-    target = BENCH_DIR / f"train-{size}-{seed}.db"
+    target = BENCH_DIR / f"train-{size}-{seed}{tag}.db"
+    if fresh:
+        for stale in target.parent.glob(f"{target.name}*"):
+            stale.unlink()
     if target.is_file():
         return target
     if not source.is_file():
@@ -129,10 +134,19 @@ def main() -> None:
     parser.add_argument(
         "--sample", type=float, default=0.2, metavar="S", help="resident memory sampled every S seconds"
     )
+    parser.add_argument(
+        "--tag", default="", help="suffix of the database copy and output folder (runs side by side)"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="a new copy of the database: nothing promoted before the run"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    db_file = prepare(args.size, args.seed)
-    folder = BENCH_DIR / f"train-{args.size}"
+    tag = f"-{args.tag}" if args.tag else ""
+    db_file = prepare(args.size, args.seed, tag, args.fresh)
+    folder = BENCH_DIR / f"train-{args.size}{tag}"
+    if args.fresh:
+        shutil.rmtree(folder, ignore_errors=True)
     settings = get_settings(
         database_url=f"sqlite:///{db_file}",
         artifacts_dir=folder / "models",

@@ -14,6 +14,7 @@ import logging
 from typing import Self
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -74,22 +75,20 @@ class LinearBlend:
         return self.standardise(column, scores) * weight
 
 
-def hat_basis(values: np.ndarray, knots: np.ndarray) -> np.ndarray:
+def hat_basis(values: np.ndarray, knots: np.ndarray) -> sp.csr_matrix:
     """(n, len(knots)) float32 piecewise-linear interpolation weights of ``values`` between sorted knots
-    (clamped at both ends): row i has at most two non-zeros summing to 1."""
+    (clamped at both ends), as CSR: row i stores two weights summing to 1 (one with a single knot)."""
     values = np.asarray(values, dtype=np.float64)
-    n_knots = len(knots)
-    basis = np.zeros((len(values), n_knots), dtype=np.float32)
+    n, n_knots = len(values), len(knots)
     if n_knots == 1:
-        basis[:, 0] = 1.0
-        return basis
+        return sp.csr_matrix(np.ones((n, 1), np.float32))
     left = np.clip(np.searchsorted(knots, values, side="right") - 1, 0, n_knots - 2)
     width = knots[left + 1] - knots[left]
     share = np.clip((values - knots[left]) / np.where(width > 0, width, 1.0), 0.0, 1.0)
-    rows = np.arange(len(values))
-    basis[rows, left] = 1.0 - share
-    basis[rows, left + 1] += share
-    return basis
+    data = np.column_stack([1.0 - share, share]).astype(np.float32).ravel()
+    indices = np.column_stack([left, left + 1]).astype(np.int32).ravel()
+    indptr = np.arange(0, 2 * n + 1, 2, dtype=np.int64)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n_knots))
 
 
 class AdditiveBlend:
@@ -134,10 +133,11 @@ class AdditiveBlend:
             log.warning("blend: nothing to learn from (no pairs or one class); contributions zero")
             return self
         active = [c for c in range(n_components) if scale[c] > 1e-9]
-        knots = {c: self._knots(scores[:, c]) for c in active}
-        design = np.hstack([hat_basis(scores[:, c], knots[c]) for c in active]) if active else None
-        if design is None:
+        if not active:
             return self
+        knots = {c: self._knots(scores[:, c]) for c in active}
+        # Sparse: each component puts at most two non-zeros in a row of its hat basis.
+        design = sp.hstack([hat_basis(scores[:, c], knots[c]) for c in active], format="csr")
         model = LogisticRegression(C=self.regularization, max_iter=1000, random_state=self.random_state)
         model.fit(design, taken, sample_weight=sample_weight)
         coefficients = model.coef_[0]

@@ -4,6 +4,7 @@ explanations and the pathway planner behind one object."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import logging
 import os
@@ -349,6 +350,7 @@ class HybridRecommender:
         current: FeatureSet,
         *,
         reuse: HybridRecommender | None = None,
+        recipe: HybridRecommender | None = None,
     ) -> HybridRecommender:
         """Fit components on ``past``, learn the blend on ``current.cutoff_term``, refit on ``current``.
 
@@ -357,6 +359,11 @@ class HybridRecommender:
         the fit on ``past`` (a collaborative variant it did not choose is fitted here, unless
         ``collaborative_algorithms`` names only the one it chose). ValueError when it serves from another
         FeatureSet.
+
+        ``recipe``: a fitted model whose choices on its own validation split are served as they are (the
+        kind of blend, and the shrink toward its best single component with or without re-ranking): the
+        blend is learned once on this fit's pairs and nothing is cross-fitted. The nightly job passes the
+        evaluation model, so the model served is made the way the one the gate evaluated was.
 
         Component fits do not depend on each other: they run on ``workers`` threads (each fit on one
         thread), the fits on ``current`` already while the candidate pairs are built. With more than one
@@ -504,30 +511,66 @@ class HybridRecommender:
             taken_labels = labels.astype(bool)
             past_left_out = tuple(self._column(name) for name in abstained_past)
             check = check_half(len(rows), self.random_state)
-            if check is not None and len(labels):
+            final_blend: Future[Blend] | None = None
+            if recipe is not None:
+                self.blend_kind_ = recipe.blend_kind_
+                selection = dataclasses.replace(
+                    recipe.selection_,
+                    note=f"chosen on the validation split of {recipe.fs_.cutoff_term} (the evaluated model)",
+                )
+            elif check is not None and len(labels):
                 # Cross-fitted: each half is scored by a blend learned on the other half's pairs; with
                 # blend="auto" each kind of blend is tried so, and the better one is served.
+                # The kinds are compared on their blends as learned (no shrink); the shrink grid is
+                # scored for the better kind only.
+                kinds = self._blend_kinds(int(taken_labels.sum()))
                 by_kind: dict[str, Selection] = {}
+                folds_of: dict[str, list[tuple[Blend, np.ndarray, sp.csr_matrix]]] = {}
                 singles: dict[str, float] | None = None
-                for kind in self._blend_kinds(int(taken_labels.sum())):
-                    folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]] = []
-                    for fold in (check, ~check):
-                        positions = np.flatnonzero(fold)[: MAX_SELECTION_STUDENTS // 2]
-                        held = np.isin(pairs[:, 0], rows[positions])
-                        held_out_blend = self._fit_blend(matrix[~held], taken_labels[~held], kind)
-                        folds.append((held_out_blend, rows[positions], sp.csr_matrix(taken[positions])))
+                # Every held-out blend (kind x fold) is learned at once on the pool's threads.
+                held_out: dict[tuple[str, int], Future[Blend]] = {}
+                fold_rows: list[tuple[np.ndarray, sp.csr_matrix]] = []
+                for f, fold in enumerate((check, ~check)):
+                    positions = np.flatnonzero(fold)[: MAX_SELECTION_STUDENTS // 2]
+                    held = np.isin(pairs[:, 0], rows[positions])
+                    fold_rows.append((rows[positions], sp.csr_matrix(taken[positions])))
+                    for kind in kinds:
+                        held_out[kind, f] = pool.submit(
+                            self._fit_blend, matrix[~held], taken_labels[~held], kind
+                        )
+                for kind in kinds:
+                    folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]] = [
+                        (held_out[kind, f].result(), *fold_rows[f]) for f in range(len(fold_rows))
+                    ]
+                    folds_of[kind] = folds
                     by_kind[kind] = self._select(
-                        past, past_components, folds, past_left_out, context, singles
+                        past, past_components, folds, past_left_out, context, singles, full=len(kinds) == 1
                     )
                     singles = by_kind[kind].singles
-                self.blend_kind_ = max(by_kind, key=lambda kind: by_kind[kind].served or 0.0)
+                self.blend_kind_ = max(by_kind, key=lambda kind: by_kind[kind].blend or 0.0)
+                # The served blend is learned on all pairs while its shrink grid is scored.
+                final_blend = pool.submit(self._fit_blend, matrix, taken_labels, self.blend_kind_)
                 selection = by_kind[self.blend_kind_]
-                selection.blends = {kind: choice.served for kind, choice in by_kind.items()}
+                if len(kinds) > 1:
+                    selection = self._select(
+                        past,
+                        past_components,
+                        folds_of[self.blend_kind_],
+                        past_left_out,
+                        context,
+                        singles,
+                        known={(0.0, True): selection.blend or 0.0},
+                    )
+                selection.blends = {kind: choice.blend for kind, choice in by_kind.items()}
             else:
                 self.blend_kind_ = self._blend_kinds(int(taken_labels.sum()))[0]
                 selection = Selection(note=f"too few validation students ({len(rows)}) to hold some out")
             self.validation_["blend"] = self.blend_kind_
-            self.base_blend_ = self._fit_blend(matrix, taken_labels, self.blend_kind_)
+            self.base_blend_ = (
+                final_blend.result()
+                if final_blend is not None
+                else self._fit_blend(matrix, taken_labels, self.blend_kind_)
+            )
             for _, future in current_fits:
                 future.result()
         finally:
@@ -610,11 +653,17 @@ class HybridRecommender:
         left_out: tuple[int, ...],
         context: TermContext,
         singles: dict[str, float] | None = None,
+        *,
+        full: bool = True,
+        known: dict[tuple[float, bool], float] | None = None,
     ) -> Selection:
         """Compare, on held-out validation students, the blend (each fold scored by a blend learned
         without it) with every single component's own list, and choose how far to shrink the blend
         toward the best of them. ``folds``: (blend, student rows, what they took (n, n_modules) csr);
-        every figure is the mean over the folds' students."""
+        every figure is the mean over the folds' students.
+
+        ``singles`` and ``known`` (grid points already scored on these folds) are not scored again;
+        ``full=False`` scores the blend as learned only (shrink 0, re-ranked), served as such."""
         probe = copy.copy(self)
         probe.fs_ = past
         probe.components_ = components
@@ -650,12 +699,14 @@ class HybridRecommender:
         # spreads competencies, and the list may go without it (as the single components' lists do);
         # the winner alone is always also tried as its own list.
         no_tracks = self._column("track_balance") in left_out
-        grid = {
-            (shrink, rerank): served_score(shrink, rerank)
-            for shrink in (SHRINK_GRID if best_single is not None else (0.0,))
+        points = [
+            (shrink, rerank)
+            for shrink in (SHRINK_GRID if best_single is not None and full else (0.0,))
             for rerank in (True, False)
-            if rerank or no_tracks or shrink == 1.0
-        }
+            if rerank or (full and (no_tracks or shrink == 1.0))
+        ]
+        known = known or {}
+        grid = {point: known[point] if point in known else served_score(*point) for point in points}
         shrink, rerank = choose_shrink(grid)
         best_value = singles[best_single] if best_single is not None else None
         blend_value = grid[(0.0, True)]

@@ -76,7 +76,8 @@ class Selection:
     ``best_single`` and ``blend_vs_best`` (ratio); ``shrink`` toward ``best_single`` (0 = the blend as
     learned, 1 = the winner alone) and whether the list is re-ranked (``rerank``; the single
     components' own lists are not), with ``served`` its metric; ``grid`` every combination tried;
-    ``blends`` each kind of blend tried with its ``served`` metric (the best kind is served).
+    ``blends`` each kind of blend tried with its metric as learned (the better kind is served, shrunk as
+    ``shrink`` says).
     """
 
     metric: str = SELECTION_METRIC

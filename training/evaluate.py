@@ -31,7 +31,7 @@ from features.build import build_feature_set, build_term_context
 from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
 from recommender.eligibility import eligible_mask, prerequisite_index
-from recommender.hybrid import HybridRecommender
+from recommender.hybrid import HybridRecommender, limited_pool
 from records.frames import Frames, TermState
 from training.metrics import (
     brier_score,
@@ -420,11 +420,14 @@ def evaluate_candidate(
     state: TermState,
     promoted: Mapping[str, Any] | None = None,
     min_group_size: int = MIN_EQUITY_GROUP_SIZE,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Evaluate a model fitted as of ``split.fit_cutoff_term`` and its baselines on ``split.test_term``.
 
     ``promoted``: the promoted model's metrics on the same test term (from :func:`evaluate_promoted`),
-    or None. Returns the evaluation dictionary that ``pathways evaluate --json`` prints.
+    or None. ``threads``: the baselines' lists and metrics are computed on that many threads (after the
+    hybrid's, which fill the model's caches in this thread). Returns the evaluation dictionary that
+    ``pathways evaluate --json`` prints.
     """
     fs = model.fs_
     test = make_test_set(fs, split.frames, split.test_ordinal)
@@ -439,19 +442,26 @@ def evaluate_candidate(
     models: dict[str, Any] = {"hybrid": hybrid}
     lists_by_model = {"hybrid": lists}
     abstained = dict(getattr(model, "abstained_", {}))
-    for name in BASELINES:
-        if name not in model.component_names:
-            continue
-        if name in abstained:
-            models[name] = {"abstained": abstained[name]}
-            continue
+
+    def baseline(name: str) -> tuple[dict[str, Any], RankedLists]:
         baseline_lists = model.rank_by(name, test.student_rows, context, k=MAX_K)
-        models[name], _ = list_metrics(baseline_lists, test, fs, context, risk, min_group_size)
-        lists_by_model[name] = baseline_lists
-    models["promoted"] = dict(promoted) if promoted is not None else None
-    lists_by_model["hybrid_without_rerank"] = model.recommend(
-        test.student_rows, context, k=MAX_K, rerank=False
-    )
+        metrics, _ = list_metrics(baseline_lists, test, fs, context, risk, min_group_size)
+        return metrics, baseline_lists
+
+    with limited_pool(max(threads, 1)) as pool:
+        without_rerank = pool.submit(model.recommend, test.student_rows, context, k=MAX_K, rerank=False)
+        baselines = {
+            name: pool.submit(baseline, name)
+            for name in BASELINES
+            if name in model.component_names and name not in abstained
+        }
+        for name in BASELINES:
+            if name in abstained and name in model.component_names:
+                models[name] = {"abstained": abstained[name]}
+            elif name in baselines:
+                models[name], lists_by_model[name] = baselines[name].result()
+        models["promoted"] = dict(promoted) if promoted is not None else None
+        lists_by_model["hybrid_without_rerank"] = without_rerank.result()
 
     labels_by_attribute = group_labels(split.frames, test.student_ids)
     groups = {

@@ -426,7 +426,12 @@ class _Run:
                     )
                     state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
                     evaluation = evaluate_candidate(
-                        evaluation_model, split, state, promoted_metrics, settings.equity_min_group_size
+                        evaluation_model,
+                        split,
+                        state,
+                        promoted_metrics,
+                        settings.equity_min_group_size,
+                        threads=settings.train_threads,
                     )
                     evaluation["notes"].append(promoted_note)
                 else:
@@ -447,7 +452,11 @@ class _Run:
             options = dict(self.model_options)
             if evaluation_model is not None:
                 options["collaborative_algorithms"] = (evaluation_model.collaborative_algorithm_,)
-            model = HybridRecommender(**options).fit(fs_previous, fs_now, reuse=evaluation_model)
+            # It is also made as the evaluated model was (the same kind of blend, shrunk and re-ranked as
+            # that model's validation split chose): the blend is learned once, nothing is cross-fitted.
+            model = HybridRecommender(**options).fit(
+                fs_previous, fs_now, reuse=evaluation_model, recipe=evaluation_model
+            )
             # What only the fits needed: the older feature sets and the evaluation model.
             del evaluation_model, fs_previous
         with self.step("artifacts"):
@@ -676,7 +685,14 @@ def run_evaluation(
             )
         promoted_metrics, promoted_note = promoted_on_split(engine, split, settings.equity_min_group_size)
         state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
-        evaluation = evaluate_candidate(model, split, state, promoted_metrics, settings.equity_min_group_size)
+        evaluation = evaluate_candidate(
+            model,
+            split,
+            state,
+            promoted_metrics,
+            settings.equity_min_group_size,
+            threads=settings.train_threads,
+        )
         evaluation["notes"].append(promoted_note)
         return _json_safe(evaluation)
     finally:

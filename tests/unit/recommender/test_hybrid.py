@@ -203,6 +203,31 @@ def test_a_fit_can_reuse_the_components_of_the_model_serving_from_its_past(world
         HybridRecommender().fit(as_of_1, as_of_3, reuse=evaluation_model)
 
 
+def test_a_fit_with_a_recipe_serves_the_recipes_choices_without_cross_fitting(world: World) -> None:
+    """fit(T-1, T, recipe=evaluated model): the recipe's kind of blend, shrink, winner and re-ranking are
+    served; the blend is learned on this fit's own pairs."""
+    import dataclasses
+
+    as_of_1, as_of_2, as_of_3 = (feature_set_from_tables(world, cutoff=t) for t in (1, 2, 3))
+    evaluated = HybridRecommender(random_state=0, num_threads=1).fit(as_of_1, as_of_2)
+    # A choice the small world's split would not make on its own, so that copying it shows.
+    evaluated.blend_kind_ = "linear"
+    evaluated.selection_ = dataclasses.replace(
+        evaluated.selection_, best_single="sequence", shrink=0.5, rerank=False
+    )
+    served = HybridRecommender(random_state=0, num_threads=1).fit(
+        as_of_2, as_of_3, reuse=evaluated, recipe=evaluated
+    )
+    assert served.blend_kind_ == "linear" and served.validation_["blend"] == "linear"
+    assert type(served.base_blend_).__name__ == "LinearBlend"
+    assert (served.selection_.best_single, served.selection_.shrink) == ("sequence", 0.5)
+    assert served.rerank_ is False and served.blend_.shrink == 0.5
+    assert served.blend_.winner == COMPONENT_NAMES.index("sequence")
+    assert "chosen on the validation split of" in served.selection_.note
+    # Learned on its own pairs: not the recipe's blend object.
+    assert served.base_blend_ is not evaluated.base_blend_
+
+
 def test_collaborative_baseline_list_equals_its_full_score_ranking(model: HybridRecommender) -> None:
     """rank_by("collaborative") takes the factor path; it must give the list of the full score matrix."""
     from recommender.eligibility import top_k_eligible
