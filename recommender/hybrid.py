@@ -244,6 +244,9 @@ class HybridRecommender:
     components_: dict[str, Any]
     collaborative_algorithm_: str
 
+    blend_kind_: str
+    selection_: Selection
+
     def __init__(
         self,
         *,
