@@ -8,10 +8,8 @@ institution's records would lack them. Components without their inputs abstain a
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -19,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from records.db import current_batch, make_engine, session_scope
 from records.ingest import import_tables
+from records.record_sets import RECORD_SETS, Tables
 from records.schema import Recommendation
-from records.synthetic_online import generate_online
 from records.users import add_user
 from service.app import create_app
 from training.batch import export_current_batch
@@ -29,62 +27,14 @@ from training.registry import list_versions
 
 from .conftest import FAST_MODEL, job_settings
 
-Tables = dict[str, pd.DataFrame]
-
-
-def _log(tables: Tables, *, grades: bool) -> Tables:
-    """An interaction log: learner, module, term (and status, grade), no catalogue or anything else."""
-    columns = ["student_id", "module_id", "term", "status"] + (["grade"] if grades else [])
-    log = tables["enrollments.csv"][columns].copy()
-    if not grades:
-        # A public log often only says who completed what.
-        log = log[log["status"] != "failed"].copy()
-        log["status"] = log["status"].where(log["status"] == "in_progress", "completed")
-    return {"terms.csv": tables["terms.csv"], "enrollments.csv": log}
-
-
-def _dated_log(tables: Tables) -> Tables:
-    """The online regime: a dated log (enrolled_on, no terms file), one module at a time."""
-    return generate_online("tiny", seed=7)
-
-
-def _without(*files: str) -> Callable[[Tables], Tables]:
-    def build(tables: Tables) -> Tables:
-        return {name: frame for name, frame in tables.items() if name not in files}
-
-    return build
-
-
-RECORD_SETS: dict[str, tuple[Callable[[Tables], Tables], bool, set[str]]] = {
-    # name: (how the set is cut, import with --allow-uncatalogued, components that must abstain)
-    "log_alone": (
-        lambda tables: _log(tables, grades=False),
-        True,
-        {"risk", "competency_gap", "track_balance", "progress"},
-    ),
-    "log_with_grades": (
-        lambda tables: _log(tables, grades=True),
-        True,
-        {"competency_gap", "track_balance"},
-    ),
-    "no_terms_file": (_without("terms.csv"), False, set()),
-    "dated_log": (_dated_log, False, {"competency_gap", "track_balance"}),
-    "catalogue_without_competencies": (
-        _without("competencies.csv", "module_competencies.csv", "occupation_competencies.csv"),
-        False,
-        {"competency_gap"},
-    ),
-    "competencies_without_occupations": (
-        _without(
-            "occupations.csv",
-            "occupation_competencies.csv",
-            "demand.csv",
-            "goals.csv",
-            "program_occupations.csv",
-        ),
-        False,
-        {"competency_gap"},
-    ),
+# name -> components that must abstain (the cuts are records.record_sets.RECORD_SETS).
+MUST_ABSTAIN: dict[str, set[str]] = {
+    "log_alone": {"risk", "competency_gap", "track_balance", "progress"},
+    "log_with_grades": {"competency_gap", "track_balance"},
+    "no_terms_file": set(),
+    "dated_log": {"competency_gap", "track_balance"},
+    "catalogue_without_competencies": {"competency_gap"},
+    "competencies_without_occupations": {"competency_gap"},
 }
 
 
@@ -112,14 +62,18 @@ def _serve_one(settings_url: str, folder: Path, engine: Engine, student_id: str)
     return response.json()
 
 
+def test_every_record_set_says_what_must_abstain() -> None:
+    assert set(MUST_ABSTAIN) == set(RECORD_SETS)
+
+
 @pytest.mark.parametrize("record_set", sorted(RECORD_SETS))
 def test_record_set_imports_trains_evaluates_exports_and_serves(
     record_set: str, database_url: str, tiny_tables: Tables, tmp_path: Path
 ) -> None:
-    cut, uncatalogued, must_abstain = RECORD_SETS[record_set]
+    cut, must_abstain = RECORD_SETS[record_set], MUST_ABSTAIN[record_set]
     engine = make_engine(database_url)
     try:
-        import_tables(engine, cut(tiny_tables), allow_uncatalogued=uncatalogued)
+        import_tables(engine, cut.cut(tiny_tables, "tiny", 7), allow_uncatalogued=cut.uncatalogued)
         settings = job_settings(database_url, tmp_path)
         result = run_nightly(settings, engine=engine, model_options=FAST_MODEL)
         assert result.promoted, result.gate_reason
