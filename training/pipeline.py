@@ -405,10 +405,19 @@ class _Run:
         # Memory: at most two FeatureSets are alive at once (about 0.65 GB each on the large
         # institution). The evaluation fit needs T-2's and T-1's; T's is built while the evaluation
         # runs (below), after T-2's is dropped. Each as_of copy of the frames lives only while its
-        # FeatureSet is built.
-        with self.step("features"):
+        # FeatureSet is built. With two threads, T-2's features are built on the second core while T-1's
+        # are built here.
+        with self.step("features"), limited_pool(1) as builder:
+            building_past = (
+                builder.submit(build_feature_set, split.past)
+                if split is not None and settings.train_threads > 1
+                else None
+            )
             fs_previous = _built(build_feature_set(frames.as_of(previous_term)), "T-1")
-            fs_past = _built(build_feature_set(split.past), "T-2") if split is not None else None
+            if building_past is not None:
+                fs_past: FeatureSet | None = _built(building_past.result(), "T-2")
+            else:
+                fs_past = _built(build_feature_set(split.past), "T-2") if split is not None else None
         with self.step("fit"):
             evaluation_model = (
                 HybridRecommender(**self.model_options).fit(fs_past, fs_previous)
