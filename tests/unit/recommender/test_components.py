@@ -181,3 +181,16 @@ def test_progress_flags_required_retakes_and_unlocked_modules(fitted: dict[str, 
     # s00 failed H0 (ability 62 - 25): a retake.
     s00 = progress.score(fs, np.array([fs.students.row("s00")]), context)[0]
     assert s00[fs.modules.row("H0")] == 2
+
+
+def test_the_collaborative_variants_are_compared_on_a_bounded_sample() -> None:
+    from recommender.collaborative import VARIANT_SAMPLE_MAX, VARIANT_SAMPLE_MIN, variant_sample
+
+    assert variant_sample(2 * VARIANT_SAMPLE_MIN - 1, 0) is None  # small: on every student
+    medium = variant_sample(30_000, 0)
+    assert medium is not None and len(medium) == VARIANT_SAMPLE_MIN
+    assert len(np.unique(medium)) == len(medium) and (np.diff(medium) > 0).all()
+    quarter = variant_sample(60_000, 0)
+    assert quarter is not None and len(quarter) == 15_000
+    large = variant_sample(200_000, 0)
+    assert large is not None and len(large) == VARIANT_SAMPLE_MAX and large.max() < 200_000
