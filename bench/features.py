@@ -31,8 +31,11 @@ from records.schema import Enrollment
 BENCH_DIR = Path("var/bench")
 
 
-def database_url(size: str, seed: int) -> str:
-    return f"sqlite:///{BENCH_DIR / f'{size}-{seed}.db'}"
+def database_url(size: str, seed: int, record_set: str = "") -> str:
+    """The prepared institution's SQLite URL; ``record_set``: one of records.record_sets.RECORD_SETS
+    cut from it (e.g. ``log_alone``: its enrolments as an interaction log alone)."""
+    suffix = f"-{record_set}" if record_set else ""
+    return f"sqlite:///{BENCH_DIR / f'{size}-{seed}{suffix}.db'}"
 
 
 def enrollment_count(url: str) -> int:
@@ -48,19 +51,25 @@ def enrollment_count(url: str) -> int:
         engine.dispose()
 
 
-def prepare(size: str, seed: int, url: str) -> None:
-    """Generate the institution and import it into a fresh database at ``url``."""
+def prepare(size: str, seed: int, url: str, record_set: str = "") -> None:
+    """Generate the institution (cut to ``record_set`` when given) and import it into a fresh database at
+    ``url``."""
     from records.ingest import import_tables
+    from records.record_sets import RECORD_SETS
     from records.synthetic import generate
 
     path = Path(url.removeprefix("sqlite:///"))
     path.unlink(missing_ok=True)
     started = time.perf_counter()
     tables = generate(size, seed)
+    uncatalogued = False
+    if record_set:
+        tables = RECORD_SETS[record_set].cut(tables, size, seed)
+        uncatalogued = RECORD_SETS[record_set].uncatalogued
     generated = time.perf_counter()
     upgrade(url)
     engine = make_engine(url)
-    import_tables(engine, tables)
+    import_tables(engine, tables, allow_uncatalogued=uncatalogued)
     engine.dispose()
     print(
         f"prepared {path}: generated in {generated - started:.0f} s, "
@@ -105,15 +114,19 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="database URL (default var/bench/SIZE-SEED.db)")
     parser.add_argument("--cutoff", default=None, help="cutoff term (default the newest closed term)")
     parser.add_argument("--prepare", action="store_true", help="only prepare the database")
+    parser.add_argument(
+        "--record-set", default="", help="a set of records.record_sets cut from it (e.g. log_alone)"
+    )
     parser.add_argument("--log", default="WARNING")
     args = parser.parse_args()
     logging.basicConfig(level=args.log, format="%(asctime)s %(name)s %(message)s")
-    url = args.database or database_url(args.size, args.seed)
+    url = args.database or database_url(args.size, args.seed, args.record_set)
     if args.prepare:
-        prepare(args.size, args.seed, url)
+        prepare(args.size, args.seed, url, args.record_set)
         return
     if args.database is None and enrollment_count(url) == 0:
         command = [sys.executable, "-m", "bench.features", "--size", args.size, "--seed", str(args.seed)]
+        command += ["--record-set", args.record_set] if args.record_set else []
         subprocess.run([*command, "--prepare"], check=True)
     measure(url, args.cutoff)
 

@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.train --size small --runs 2
     .venv/bin/python -m bench.train --size medium --profile 15   # + the 15 top costs of every step
     .venv/bin/python -m bench.train --size medium --fresh --tag a  # own new copy: nothing promoted before
+    .venv/bin/python -m bench.train --size large --record-set log_alone   # bench.features --record-set first
 
 The prepared database of ``bench.features`` is copied to ``var/bench/train-<size>-<seed>.db`` (the job
 writes model versions and batches, so it gets its own copy) unless that copy exists already. Reports
@@ -88,10 +89,10 @@ class MemorySampler(threading.Thread):
         self.sample()
 
 
-def prepare(size: str, seed: int, tag: str = "", fresh: bool = False) -> Path:
+def prepare(size: str, seed: int, tag: str = "", fresh: bool = False, record_set: str = "") -> Path:
     """A private copy of the prepared institution (SQLite backup API: consistent even with a WAL);
     ``fresh``: a new copy even if one exists (nothing promoted before the run)."""
-    source = Path(prepared_url(size, seed).removeprefix("sqlite:///"))
+    source = Path(prepared_url(size, seed, record_set).removeprefix("sqlite:///"))
     target = BENCH_DIR / f"train-{size}-{seed}{tag}.db"
     if fresh:
         for stale in target.parent.glob(f"{target.name}*"):
@@ -99,7 +100,10 @@ def prepare(size: str, seed: int, tag: str = "", fresh: bool = False) -> Path:
     if target.is_file():
         return target
     if not source.is_file():
-        raise SystemExit(f"{source} is missing: run `python -m bench.features --size {size} --prepare` first")
+        options = f" --record-set {record_set}" if record_set else ""
+        raise SystemExit(
+            f"{source} is missing: run `python -m bench.features --size {size}{options} --prepare` first"
+        )
     staging = target.with_suffix(".tmp")
     staging.unlink(missing_ok=True)
     with sqlite3.connect(source) as src, sqlite3.connect(staging) as dst:
@@ -140,10 +144,13 @@ def main() -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="a new copy of the database: nothing promoted before the run"
     )
+    parser.add_argument(
+        "--record-set", default="", help="a prepared set of records.record_sets (bench.features --record-set)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    tag = f"-{args.tag}" if args.tag else ""
-    db_file = prepare(args.size, args.seed, tag, args.fresh)
+    tag = "".join(f"-{part}" for part in (args.record_set, args.tag) if part)
+    db_file = prepare(args.size, args.seed, tag, args.fresh, args.record_set)
     folder = BENCH_DIR / f"train-{args.size}{tag}"
     if args.fresh:
         shutil.rmtree(folder, ignore_errors=True)
