@@ -79,16 +79,22 @@ class _ModelTables:
     """Per-model lookups the reasons read for every item, built once per model (numpy, not pandas).
 
     ``dependents_ptr``/``dependents`` form a CSR index: the modules requiring module ``m`` (sorted,
-    unique) are ``dependents[dependents_ptr[m]:dependents_ptr[m + 1]]``.
+    unique) are ``dependents[dependents_ptr[m]:dependents_ptr[m + 1]]``. The name lists give each
+    module, competency and occupation row its external id and the words a sentence uses for it.
     """
 
     track_row: np.ndarray  # (n_modules,) int64, -1 without a track
     credits: np.ndarray  # (n_modules,) float64
-    titles: np.ndarray  # (n_modules,) object: str or missing
     program_row: np.ndarray  # (n_students,) int64, -1 without a program
     stage: np.ndarray  # (n_students,) int64
     dependents_ptr: np.ndarray  # (n_modules + 1,) int64
     dependents: np.ndarray  # (n_edges,) int64
+    module_ids: list[str]
+    module_names: list[str]  # the title, or the id without one
+    competency_ids: list[str]
+    competency_names: list[str]  # the model's label, or the id
+    occupation_ids: list[str]
+    occupation_names: list[str]  # the model's label, or the id
 
 
 _TABLES: weakref.WeakKeyDictionary[Any, _ModelTables] = weakref.WeakKeyDictionary()
@@ -109,57 +115,80 @@ def _tables(model: FittedModel) -> _ModelTables:
     pairs = pairs[(pairs[:, 0] >= 0) & (pairs[:, 0] < fs.n_modules)].astype(np.int64)
     dependents_ptr = np.zeros(fs.n_modules + 1, np.int64)
     np.cumsum(np.bincount(pairs[:, 0], minlength=fs.n_modules), out=dependents_ptr[1:])
+    labels = getattr(model, "labels_", {})
+    competency_labels, occupation_labels = labels.get("competencies", {}), labels.get("occupations", {})
+    module_ids = [str(external_id) for external_id in fs.modules.ids.tolist()]
+    titles = fs.module_info["title"].to_numpy(dtype=object).tolist()
+    competency_ids = [str(external_id) for external_id in fs.competencies.ids.tolist()]
+    occupation_ids = [str(external_id) for external_id in fs.occupations.ids.tolist()]
     built = _ModelTables(
         track_row=fs.module_info["track_row"].to_numpy(np.int64),
         credits=fs.module_info["credits"].to_numpy(np.float64),
-        titles=fs.module_info["title"].to_numpy(dtype=object),
         program_row=fs.student_info["program_row"].to_numpy(np.int64),
         stage=fs.student_info["stage"].to_numpy(np.int64),
         dependents_ptr=dependents_ptr,
         dependents=pairs[:, 1].copy(),
+        module_ids=module_ids,
+        module_names=[
+            str(title) if isinstance(title, str) else external_id
+            for title, external_id in zip(titles, module_ids, strict=True)
+        ],
+        competency_ids=competency_ids,
+        competency_names=[_label(competency_labels, external_id) for external_id in competency_ids],
+        occupation_ids=occupation_ids,
+        occupation_names=[_label(occupation_labels, external_id) for external_id in occupation_ids],
     )
     with _TABLES_LOCK:
         _TABLES[model] = built
     return built
 
 
-def _target_occupations(fs: FeatureSet, student_row: int, occupation: int | None) -> np.ndarray:
-    """Occupation rows the student aims at (the what-if occupation replaces them)."""
+def _segments(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For segments ``[starts[s], starts[s] + lengths[s])``: (segment of each position, the positions),
+    in segment order."""
+    owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    first = np.cumsum(lengths) - lengths
+    positions = np.arange(int(lengths.sum()), dtype=np.int64) - first[owner] + np.asarray(starts)[owner]
+    return owner, positions
+
+
+def _padded(owner: np.ndarray, values: np.ndarray, n: int, width: int | None = None) -> np.ndarray:
+    """(n, width) int64: row ``r`` holds the ``values`` whose ``owner`` is r, in order (``owner``
+    sorted), cut at ``width``, padded with -1."""
+    counts = np.bincount(owner, minlength=n)
+    width = int(counts.max(initial=0)) if width is None else width
+    column = np.arange(len(owner), dtype=np.int64) - (np.cumsum(counts) - counts)[owner]
+    keep = column < width
+    out = np.full((n, width), -1, np.int64)
+    out[owner[keep], column[keep]] = values[keep]
+    return out
+
+
+def _target_occupations(fs: FeatureSet, student_rows: np.ndarray, occupation: int | None) -> np.ndarray:
+    """(n, t) int64 occupation rows each student aims at (goal weight > 0, in the goals' order), -1
+    padded; the what-if ``occupation`` replaces them."""
     if occupation is not None:
-        return np.array([occupation], dtype=np.int64)
+        return np.full((len(student_rows), 1), occupation, np.int64)
     goals = fs.student_goals
-    start, end = goals.indptr[student_row], goals.indptr[student_row + 1]
-    return goals.indices[start:end][goals.data[start:end] > 0].astype(np.int64)
-
-
-def _closes(fs: FeatureSet, gap: np.ndarray, module_row: int) -> tuple[np.ndarray, np.ndarray]:
-    """:meth:`CompetencyGapComponent.closes` with the student's gap row (n_competencies,) given."""
-    start, end = fs.module_competency.indptr[module_row], fs.module_competency.indptr[module_row + 1]
-    indices = fs.module_competency.indices[start:end]
-    closed = fs.module_competency.data[start:end] * gap[indices]
-    keep = closed > 1e-6
-    competencies, closed = indices[keep].astype(np.int64), closed[keep].astype(np.float32)
-    order = np.argsort(-closed, kind="stable")
-    return competencies[order], closed[order]
+    starts = goals.indptr[student_rows].astype(np.int64)
+    owner, positions = _segments(starts, goals.indptr[student_rows + 1].astype(np.int64) - starts)
+    keep = goals.data[positions] > 0
+    return _padded(owner[keep], goals.indices[positions[keep]].astype(np.int64), len(student_rows))
 
 
 @dataclass(frozen=True)
 class _ClosesBatch:
-    """:func:`_closes` for every (student, place) of a batch's lists at once, CSR over the places
-    (``i * k + j``): ``competencies[ptr[p]:ptr[p + 1]]`` and ``closed[...]``, largest first."""
+    """The competencies each place's module closes for its student, CSR over the places (``i * k + j``):
+    ``competencies[ptr[p]:ptr[p + 1]]`` and ``closed[...]``, largest first."""
 
     ptr: np.ndarray
     competencies: np.ndarray
     closed: np.ndarray
 
-    def at(self, place: int) -> tuple[np.ndarray, np.ndarray]:
-        start, end = self.ptr[place], self.ptr[place + 1]
-        return self.competencies[start:end], self.closed[start:end]
-
 
 def _closes_batch(fs: FeatureSet, gaps: np.ndarray, module_rows: np.ndarray) -> _ClosesBatch:
-    """Vectorised :func:`_closes` (same order: by gap closed, then the module's tag order) for
-    ``module_rows`` (n, k) with the students' gap rows ``gaps`` (n, n_competencies)."""
+    """:meth:`CompetencyGapComponent.closes` (same order: by gap closed, then the module's tag order)
+    for ``module_rows`` (n, k) with the students' gap rows ``gaps`` (n, n_competencies)."""
     n, k = module_rows.shape
     flat = module_rows.ravel().astype(np.int64)
     tags = sp.coo_matrix(fs.module_competency[np.maximum(flat, 0)])
@@ -174,259 +203,388 @@ def _closes_batch(fs: FeatureSet, gaps: np.ndarray, module_rows: np.ndarray) -> 
     return _ClosesBatch(ptr, competency, closed)
 
 
-def _competency_reason(
-    model: FittedModel,
-    student_row: int,
-    module_row: int,
-    occupation: int | None,
-    targets: np.ndarray | None = None,
-    gap: np.ndarray | None = None,
-    closes: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[str | None, list[str], list[str], dict[str, Any]]:
-    """'Builds X and Y, which Z roles demand (strong demand) and you have not shown yet.'
+@dataclass(frozen=True)
+class _CompetencyBatch:
+    """The competency reason's numbers per item (m items): the top 3 competencies the module closes
+    (``top`` competency rows, -1 padded, with ``closed``), the (up to 2) target occupations demanding
+    them most (``wanting``, -1 padded) and the first one's labour-market ``weight``. ``said`` marks the
+    items with a reason (a target, a competency closed, an occupation demanding it)."""
 
-    ``targets`` (the student's target occupation rows) and ``gap`` (their competency gap row) may be
-    passed in when already computed for the student's other modules; ``closes`` (the competencies the
-    module closes and by how much, from :func:`_closes_batch`) likewise.
-    """
-    fs = model.fs_
-    if targets is None:
-        targets = _target_occupations(fs, student_row, occupation)
-    evidence: dict[str, Any] = {}
-    if len(targets) == 0 or fs.module_competency.nnz == 0:
-        return None, [], [], evidence
-    if closes is not None:
-        competencies, closed = closes
-    elif gap is None:
-        competencies, closed = CompetencyGapComponent.closes(fs, student_row, module_row, occupation)
-    else:
-        competencies, closed = _closes(fs, gap, module_row)
-    if len(competencies) == 0:
-        return None, [], [], evidence
-    top = competencies[:3]
-    demand = fs.occupation_demand[np.ix_(targets, top)]
-    # An occupation counts when it demands at least one of the competencies the module builds.
-    wanting = targets[demand.max(axis=1) > 0]
-    if len(wanting) == 0:
-        return None, [], [], evidence
-    wanting = wanting[np.argsort(-fs.occupation_demand[np.ix_(wanting, top)].sum(axis=1), kind="stable")][:2]
-    comp_labels = getattr(model, "labels_", {}).get("competencies", {})
-    occ_labels = getattr(model, "labels_", {}).get("occupations", {})
-    builds = [_label(comp_labels, fs.competencies.id(int(c))) for c in top]
-    occupations = [_label(occ_labels, fs.occupations.id(int(o))) for o in wanting]
-    weight = float(fs.occupation_weight[wanting[0]]) if len(fs.occupation_weight) else 1.0
-    evidence.update(
-        competencies=[fs.competencies.id(int(c)) for c in top],
-        gap_closed=[round(float(x), 4) for x in closed[:3]],
-        occupations=[fs.occupations.id(int(o)) for o in wanting],
-        occupation_weight=round(weight, 3),
+    said: np.ndarray  # (m,) bool
+    top: np.ndarray  # (m, 3) int64
+    closed: np.ndarray  # (m, 3) float32
+    wanting: np.ndarray  # (m, 2) int64
+    weight: np.ndarray  # (m,) float64
+
+
+def _competency_batch(
+    fs: FeatureSet,
+    student_rows: np.ndarray,
+    module_rows: np.ndarray,
+    occupation: int | None,
+    items: np.ndarray,
+) -> _CompetencyBatch:
+    """'Builds X and Y, which Z roles demand': the numbers for the places ``items`` (flat ``i * k + j``)
+    of ``module_rows`` (n, k)."""
+    m = len(items)
+    nothing = _CompetencyBatch(
+        np.zeros(m, bool),
+        np.full((m, 3), -1, np.int64),
+        np.zeros((m, 3), np.float32),
+        np.full((m, 2), -1, np.int64),
+        np.ones(m, np.float64),
     )
-    reason = (
+    if fs.module_competency.nnz == 0 or m == 0:
+        return nothing
+    targets = _target_occupations(fs, student_rows, occupation)[items // module_rows.shape[1]]
+    if targets.shape[1] == 0:
+        return nothing
+    closes = _closes_batch(fs, CompetencyGapComponent.gap(fs, student_rows, occupation), module_rows)
+    starts = closes.ptr[items]
+    owner, positions = _segments(starts, np.minimum(closes.ptr[items + 1] - starts, 3))
+    top = _padded(owner, closes.competencies[positions], m, 3)
+    closed = np.zeros((m, 3), np.float32)
+    closed[top >= 0] = closes.closed[positions]
+    # Demand of every target at the top competencies; padding (no target, fewer than 3) counts 0, which
+    # neither makes an occupation count nor changes its sum.
+    usable = (targets >= 0)[:, :, None] & (top >= 0)[:, None, :]
+    demand = fs.occupation_demand[np.maximum(targets, 0)[:, :, None], np.maximum(top, 0)[:, None, :]]
+    demand = np.where(usable, demand, np.float32(0.0))
+    # An occupation counts when it demands at least one of the competencies the module builds; the
+    # ones demanding them most come first (ties in goal order).
+    counts = (targets >= 0) & (demand.max(axis=2) > 0)
+    order = np.argsort(np.where(counts, -demand.sum(axis=2), np.inf), axis=1, kind="stable")[:, :2]
+    wanting = np.take_along_axis(targets, order, axis=1)
+    wanting[np.arange(wanting.shape[1])[None, :] >= counts.sum(axis=1)[:, None]] = -1
+    if wanting.shape[1] < 2:
+        wanting = np.concatenate([wanting, np.full((m, 2 - wanting.shape[1]), -1, np.int64)], axis=1)
+    said = wanting[:, 0] >= 0
+    weight = (
+        fs.occupation_weight[np.maximum(wanting[:, 0], 0)].astype(np.float64)
+        if len(fs.occupation_weight)
+        else np.ones(m, np.float64)
+    )
+    return _CompetencyBatch(said, top, closed, wanting, weight)
+
+
+def _unlocks_batch(
+    fs: FeatureSet, tables: _ModelTables, student_rows: np.ndarray, module_rows: np.ndarray
+) -> np.ndarray:
+    """(m, 3) int64: for each (``student_rows[p]``, ``module_rows[p]``), the first 3 modules requiring
+    the module (a group of theirs) that the student has not passed, -1 padded."""
+    module_rows = np.asarray(module_rows, np.int64)
+    student_rows = np.asarray(student_rows, np.int64)
+    starts = tables.dependents_ptr[module_rows]
+    owner, positions = _segments(starts, tables.dependents_ptr[module_rows + 1] - starts)
+    dependents = tables.dependents[positions]
+    # Passed = any stored entry of the student's row of ``fs.passed``, keyed student row x module.
+    students, local = np.unique(student_rows, return_inverse=True)
+    passed_starts = fs.passed.indptr[students].astype(np.int64)
+    passed_owner, passed_positions = _segments(
+        passed_starts, fs.passed.indptr[students + 1].astype(np.int64) - passed_starts
+    )
+    passed_keys = passed_owner * fs.n_modules + fs.passed.indices[passed_positions].astype(np.int64)
+    open_ones = ~np.isin(local[owner] * fs.n_modules + dependents, passed_keys)
+    return _padded(owner[open_ones], dependents[open_ones], len(module_rows), 3)
+
+
+def _prerequisite_reason(
+    model: FittedModel, student_row: int, module_row: int
+) -> tuple[str | None, dict[str, Any]]:
+    """Which not-yet-passed modules one module unlocks (one item of :func:`_unlocks_batch`)."""
+    tables = _tables(model)
+    unlocks = [
+        d
+        for d in _unlocks_batch(model.fs_, tables, np.array([student_row]), np.array([module_row]))[
+            0
+        ].tolist()
+        if d >= 0
+    ]
+    if not unlocks:
+        return None, {}
+    return _unlock_text([tables.module_names[d] for d in unlocks]), {
+        "unlocks": [tables.module_ids[d] for d in unlocks]
+    }
+
+
+def _popularity_shares(
+    fs: FeatureSet, program_rows: np.ndarray, stages: np.ndarray, module_rows: np.ndarray
+) -> np.ndarray | None:
+    """(m,) float32 share of the students of the program (``program_rows`` < 0: without one) at the
+    stage who took each module; None when the features hold no stages."""
+    n_programs_plus_none, n_stages = fs.popularity.shape[:2]
+    if n_stages == 0:
+        return None
+    program = np.where(program_rows >= 0, program_rows, n_programs_plus_none - 1)
+    return fs.popularity[program, np.minimum(stages, n_stages - 1), module_rows]
+
+
+def _popularity_reason(
+    fs: FeatureSet, student_row: int, module_row: int
+) -> tuple[str | None, dict[str, Any]]:
+    """The popularity reason of one item (one item of :func:`_popularity_shares`)."""
+    program = int(fs.student_info["program_row"].to_numpy()[student_row])
+    stage = int(fs.student_info["stage"].to_numpy()[student_row])
+    shares = _popularity_shares(fs, np.array([program]), np.array([stage]), np.array([module_row]))
+    if shares is None:
+        return None, {}
+    share = float(shares[0])
+    return _popularity_text(share, program >= 0), {"program_stage_share": round(share, 4)}
+
+
+def _competency_text(builds: list[str], occupations: list[str], weight: float) -> str:
+    return (
         f"Builds {_join(builds)}, which {_join(occupations)} roles demand ({demand_word(weight)} demand) "
         f"and you have not shown yet."
     )
-    return reason, builds, [fs.occupations.id(int(o)) for o in wanting], evidence
 
 
-def _peer_reason(n_peers: int, took: int, passed: int) -> tuple[str | None, dict[str, Any]]:
+def _peer_text(n_peers: int, took: int, passed: int) -> str | None:
     """'Of N students with your last-term modules, X% took it next and Y% of them passed.'"""
-    evidence = {"n_peers": n_peers, "took_next": took, "passed_next": passed}
     if n_peers == 0 or took == 0:
-        return None, evidence
+        return None
     took_share = round(100 * took / n_peers)
-    passed_share = round(100 * passed / took)
     if took_share == 0:
-        return None, evidence
+        return None
     return (
         f"Of {n_peers} students with your last-term modules, {took_share}% took it next and "
-        f"{passed_share}% of them passed.",
-        evidence,
+        f"{round(100 * passed / took)}% of them passed."
     )
 
 
-def _risk_reason(expected_grade: float | None, fail_probability: float | None, level: str) -> str | None:
-    if fail_probability is None or not np.isfinite(fail_probability):
+def _risk_text(expected_grade: float | None, fail_probability: float | None, level: str) -> str | None:
+    if fail_probability is None:
         return None
     chance = f"{round(100 * fail_probability)}% chance of failing"
-    if expected_grade is not None and np.isfinite(expected_grade):
+    if expected_grade is not None:
         return f"Your expected grade is about {round(expected_grade)} ({level} risk: {chance})."
     return f"{level.capitalize()} risk for you: {chance}."
 
 
-def _track_reason(
-    fs: FeatureSet, student_row: int, module_row: int, credits: float, track_row: int | None = None
-) -> tuple[str | None, dict]:
-    if track_row is None:
-        track_row = int(fs.module_info["track_row"].to_numpy()[module_row])
-    if track_row < 0:
-        return None, {}
-    track = TRACKS[track_row]
-    deficit = float(fs.track_deficit[student_row, track_row])
-    earned = float(fs.track_credits[student_row, track_row])
-    target = float(fs.track_targets[student_row, track_row])
-    evidence = {"track": track, "track_deficit": round(deficit, 2), "track_credits": round(earned, 2)}
+def _track_text(track: str, credits: float, deficit: float, earned: float, target: float) -> str | None:
     if target <= 0:
-        return None, evidence
+        return None
     if earned == 0:
-        return f"Your plan has no {track} module yet.", evidence
+        return f"Your plan has no {track} module yet."
     if deficit > 0:
-        return (
-            f"Adds {credits:g} {track} credits toward your program's target ({deficit:g} credits short).",
-            evidence,
-        )
-    return None, evidence
+        return f"Adds {credits:g} {track} credits toward your program's target ({deficit:g} credits short)."
+    return None
 
 
-def _prerequisite_reason(
-    model: FittedModel,
-    student_row: int,
-    module_row: int,
-    passed: np.ndarray | set[int] | None = None,
-    tables: _ModelTables | None = None,
-) -> tuple[str | None, dict[str, Any]]:
-    """Which not-yet-passed modules it unlocks (it is required by a group of theirs).
-
-    ``passed`` (the student's passed module rows) and ``tables`` may be passed in when already read.
-    """
-    fs = model.fs_
-    tables = tables if tables is not None else _tables(model)
-    dependents = tables.dependents[tables.dependents_ptr[module_row] : tables.dependents_ptr[module_row + 1]]
-    if len(dependents) == 0:
-        return None, {}
-    if passed is None:
-        passed = fs.passed[student_row].indices
-    passed_set = passed if isinstance(passed, set) else set(np.asarray(passed).tolist())
-    dependents = np.array([d for d in dependents.tolist() if d not in passed_set][:3], dtype=np.int64)
-    if len(dependents) == 0:
-        return None, {}
-    titles = tables.titles
-    names = [str(titles[d]) if isinstance(titles[d], str) else fs.modules.id(int(d)) for d in dependents]
-    return f"It opens the way to {_join(names)}.", {"unlocks": [fs.modules.id(int(d)) for d in dependents]}
+def _unlock_text(names: list[str]) -> str:
+    return f"It opens the way to {_join(names)}."
 
 
-def _popularity_reason(
-    fs: FeatureSet, student_row: int, module_row: int, program_stage: tuple[int, int] | None = None
-) -> tuple[str | None, dict[str, Any]]:
-    n_programs_plus_none, n_stages = fs.popularity.shape[:2]
-    if n_stages == 0:
-        return None, {}
-    if program_stage is None:
-        program_stage = (
-            int(fs.student_info["program_row"].to_numpy()[student_row]),
-            int(fs.student_info["stage"].to_numpy()[student_row]),
-        )
-    program = program_stage[0]
-    stage = min(program_stage[1], n_stages - 1)
-    share = float(fs.popularity[program if program >= 0 else n_programs_plus_none - 1, stage, module_row])
-    evidence = {"program_stage_share": round(share, 4)}
-    if round(100 * share) < 1:
-        return None, evidence
-    who = "students of your program" if program >= 0 else "students without a program"
-    return f"{round(100 * share)}% of {who} took it at your stage.", evidence
+def _popularity_text(share: float, has_program: bool) -> str | None:
+    percent = round(100 * share)
+    if percent < 1:
+        return None
+    who = "students of your program" if has_program else "students without a program"
+    return f"{percent}% of {who} took it at your stage."
+
+
+def _python_floats(values: np.ndarray) -> list[float | None]:
+    """``values`` as Python floats, None where not finite."""
+    out = np.asarray(values, np.float64).astype(object)
+    out[~np.isfinite(np.asarray(values, np.float64))] = None
+    return list(out.tolist())
+
+
+# The candidate reasons, in the order they are weighed (ties keep this order).
+_COMPETENCY, _PEER, _TRACK, _RISK, _UNLOCK, _POPULARITY = range(6)
+_LEVELS = ("unknown", "low", "medium", "high")
 
 
 def explain_lists(
     model: FittedModel, lists: RankedLists, context: TermContext, occupation: int | None
 ) -> list[list[Explanation]]:
-    """Explanations for every (student, module) of ``lists``, in list order (empty places skipped)."""
+    """Explanations for every (student, module) of ``lists``, in list order (empty places skipped).
+
+    Every number behind the reasons is computed for the whole batch of items at once (arrays over the
+    m filled places); the loop at the end only writes the sentences and records of each item.
+    """
     fs = model.fs_
-    grades, fails = model.components_["risk"].predict(fs, lists.student_rows, lists.module_rows)
     tables = _tables(model)
-    credits = tables.credits
     student_rows = np.asarray(lists.student_rows, np.int64)
-    # Student-level inputs of the reasons, read once per batch rather than once per item.
-    gaps = (
-        CompetencyGapComponent.gap(fs, student_rows, occupation)
-        if fs.module_competency.nnz and len(student_rows)
-        else None
-    )
-    # Peer evidence and the competencies each module closes, for the whole batch at once.
-    peers = model.components_["sequence"].evidence_batch(student_rows, lists.module_rows)
-    closes = _closes_batch(fs, gaps, lists.module_rows) if gaps is not None else None
-    n_places = lists.module_rows.shape[1]
-    out: list[list[Explanation]] = []
-    for i, student_row in enumerate(student_rows):
-        explanations: list[Explanation] = []
-        targets = _target_occupations(fs, int(student_row), occupation)
-        gap = gaps[i] if gaps is not None else None
-        passed = set(
-            fs.passed.indices[fs.passed.indptr[student_row] : fs.passed.indptr[student_row + 1]].tolist()
+    module_rows = np.asarray(lists.module_rows, np.int64)
+    n, k = module_rows.shape
+    if n == 0 or k == 0:
+        return [[] for _ in range(n)]
+    grades, fails = model.components_["risk"].predict(fs, student_rows, module_rows)
+    peers = model.components_["sequence"].evidence_batch(student_rows, module_rows)
+
+    items = np.flatnonzero(module_rows.ravel() >= 0)  # the filled places, i * k + j
+    owner = items // k
+    modules = module_rows.ravel()[items]
+    students = student_rows[owner]
+    names = tuple(lists.component_names)
+    contributions = np.asarray(lists.contributions).reshape(n * k, len(names))[items]
+
+    def contribution(name: str) -> np.ndarray:
+        return (
+            contributions[:, names.index(name)].astype(np.float64) if name in names else np.zeros(len(items))
         )
-        program_stage = (int(tables.program_row[student_row]), int(tables.stage[student_row]))
-        for j, module_row in enumerate(lists.module_rows[i]):
-            if module_row < 0:
-                continue
-            module_row = int(module_row)
-            contributions = {
-                name: float(lists.contributions[i, j, c]) for c, name in enumerate(lists.component_names)
-            }
-            grade = float(grades[i, j]) if np.isfinite(grades[i, j]) else None
-            fail = float(fails[i, j]) if np.isfinite(fails[i, j]) else None
-            level = risk_level(fail, model.risk_levels)
-            candidates: list[tuple[float, str]] = []
-            evidence: dict[str, Any] = {}
-            comp_reason, builds, for_occupations, comp_evidence = _competency_reason(
-                model,
-                int(student_row),
-                module_row,
-                occupation,
-                targets,
-                gap,
-                closes.at(i * n_places + j) if closes is not None else None,
+
+    # Risk.
+    grade = grades.ravel()[items].astype(np.float64)
+    fail = fails.ravel()[items].astype(np.float64)
+    low, high = (float(level) for level in model.risk_levels)
+    level_code = np.where(~np.isfinite(fail), 0, np.where(fail < low, 1, np.where(fail < high, 2, 3)))
+    # Peers.
+    n_peers = peers.n_peers[owner].astype(np.int64)
+    took = peers.took_next.ravel()[items].astype(np.int64)
+    passed_next = peers.passed_next.ravel()[items].astype(np.int64)
+    took_share = np.rint(100.0 * took / np.maximum(n_peers, 1))
+    # Track.
+    track_row = tables.track_row[modules]
+    track_at = np.maximum(track_row, 0)
+    deficit = fs.track_deficit[students, track_at]
+    earned = fs.track_credits[students, track_at]
+    target = fs.track_targets[students, track_at]
+    # Popularity, unlocked modules, competencies.
+    program = tables.program_row[students]
+    shares = _popularity_shares(fs, program, tables.stage[students], modules)
+    unlocks = _unlocks_batch(fs, tables, students, modules)
+    competency = _competency_batch(fs, student_rows, module_rows, occupation, items)
+
+    # Which reasons each item has and how much each weighs; the heaviest MAX_REASONS are said.
+    said = np.zeros((len(items), 6), bool)
+    said[:, _COMPETENCY] = competency.said
+    said[:, _PEER] = (n_peers > 0) & (took > 0) & (took_share != 0)
+    said[:, _TRACK] = (track_row >= 0) & (target > 0) & ((earned == 0) | (deficit > 0))
+    said[:, _RISK] = level_code > 0
+    said[:, _UNLOCK] = unlocks[:, 0] >= 0
+    if shares is not None:
+        said[:, _POPULARITY] = np.rint(100.0 * shares.astype(np.float64)) >= 1
+    weight = np.column_stack(
+        [
+            contribution("competency_gap") + 0.5,
+            contribution("sequence") + 1.0,
+            contribution("track_balance") + 0.4,
+            np.where(level_code == 3, 1.5, 0.1),  # risk is always worth saying when it is high
+            np.full(len(items), 0.05),
+            contribution("popularity"),
+        ]
+    )
+    ranked = np.argsort(np.where(said, -weight, np.inf), axis=1, kind="stable")
+    n_said = np.minimum(said.sum(axis=1), MAX_REASONS)
+
+    # Only the sentences and records are written item by item.
+    term = f" in {context.target_term}" if context.target_term else ""
+    fallback = f"It is offered{term} and you meet its prerequisites."
+    module_ids, module_names = tables.module_ids, tables.module_names
+    competency_ids, competency_names = tables.competency_ids, tables.competency_names
+    occupation_ids, occupation_names = tables.occupation_ids, tables.occupation_names
+    credits = tables.credits[modules].tolist()
+    share_list = shares.tolist() if shares is not None else [None] * len(items)
+    out: list[list[Explanation]] = [[] for _ in range(n)]
+    for (
+        i,
+        module_row,
+        values,
+        score,
+        expected_grade,
+        fail_probability,
+        level_at,
+        peers_n,
+        took_n,
+        passed_n,
+        track_at_item,
+        module_credits,
+        deficit_at,
+        earned_at,
+        target_at,
+        has_program,
+        share,
+        unlocked,
+        top,
+        closed,
+        wanting,
+        occupation_weight,
+        order,
+        n_reasons,
+    ) in zip(
+        owner.tolist(),
+        modules.tolist(),
+        contributions.tolist(),
+        np.asarray(lists.scores).ravel()[items].tolist(),
+        _python_floats(grade),
+        _python_floats(fail),
+        level_code.tolist(),
+        n_peers.tolist(),
+        took.tolist(),
+        passed_next.tolist(),
+        track_row.tolist(),
+        credits,
+        deficit.tolist(),
+        earned.tolist(),
+        target.tolist(),
+        (program >= 0).tolist(),
+        share_list,
+        unlocks.tolist(),
+        competency.top.tolist(),
+        competency.closed.tolist(),
+        competency.wanting.tolist(),
+        competency.weight.tolist(),
+        ranked.tolist(),
+        n_said.tolist(),
+        strict=True,
+    ):
+        level = _LEVELS[level_at]
+        evidence: dict[str, Any] = {}
+        builds: list[str] = []
+        for_occupations: list[str] = []
+        texts: list[str | None] = [None] * 6
+        if wanting[0] >= 0:
+            top = [c for c in top if c >= 0]
+            wanting = [o for o in wanting if o >= 0]
+            builds = [competency_names[c] for c in top]
+            for_occupations = [occupation_ids[o] for o in wanting]
+            evidence.update(
+                competencies=[competency_ids[c] for c in top],
+                gap_closed=[round(x, 4) for x in closed[: len(top)]],
+                occupations=list(for_occupations),
+                occupation_weight=round(occupation_weight, 3),
             )
-            evidence.update(comp_evidence)
-            if comp_reason:
-                candidates.append((contributions.get("competency_gap", 0.0) + 0.5, comp_reason))
-            peer, peer_evidence = _peer_reason(
-                int(peers.n_peers[i]), int(peers.took_next[i, j]), int(peers.passed_next[i, j])
+            texts[_COMPETENCY] = _competency_text(
+                builds, [occupation_names[o] for o in wanting], occupation_weight
             )
-            evidence.update(peer_evidence)
-            if peer:
-                candidates.append((contributions.get("sequence", 0.0) + 1.0, peer))
-            track_row = int(tables.track_row[module_row])
-            track_text, track_evidence = _track_reason(
-                fs, int(student_row), module_row, float(credits[module_row]), track_row
+        evidence.update(n_peers=peers_n, took_next=took_n, passed_next=passed_n)
+        texts[_PEER] = _peer_text(peers_n, took_n, passed_n)
+        track = TRACKS[track_at_item] if track_at_item >= 0 else None
+        if track is not None:
+            evidence.update(
+                track=track, track_deficit=round(deficit_at, 2), track_credits=round(earned_at, 2)
             )
-            evidence.update(track_evidence)
-            if track_text:
-                candidates.append((contributions.get("track_balance", 0.0) + 0.4, track_text))
-            risk_text = _risk_reason(grade, fail, level)
-            if risk_text:
-                # Risk is always worth saying when it is high.
-                candidates.append((1.5 if level == "high" else 0.1, risk_text))
-            unlock, unlock_evidence = _prerequisite_reason(
-                model, int(student_row), module_row, passed, tables
+            texts[_TRACK] = _track_text(track, module_credits, deficit_at, earned_at, target_at)
+        texts[_RISK] = _risk_text(expected_grade, fail_probability, level)
+        if unlocked[0] >= 0:
+            unlocked = [d for d in unlocked if d >= 0]
+            evidence["unlocks"] = [module_ids[d] for d in unlocked]
+            texts[_UNLOCK] = _unlock_text([module_names[d] for d in unlocked])
+        if share is not None:
+            evidence["program_stage_share"] = round(share, 4)
+            texts[_POPULARITY] = _popularity_text(share, has_program)
+        reasons = [texts[code] for code in order[:n_reasons]]
+        if len(reasons) < MIN_REASONS:
+            reasons.append(fallback)
+        if len(reasons) < MIN_REASONS:
+            reasons.append("You have not taken it yet.")
+        out[i].append(
+            Explanation(
+                module_id=module_ids[module_row],
+                score=score,
+                contributions=dict(zip(names, values, strict=True)),
+                reasons=reasons,  # type: ignore[arg-type]  # every ranked code has its text
+                expected_grade=expected_grade,
+                fail_probability=fail_probability,
+                risk_level=level,
+                track=track,
+                builds=builds,
+                for_occupations=for_occupations,
+                evidence=evidence,
             )
-            evidence.update(unlock_evidence)
-            if unlock:
-                candidates.append((0.05, unlock))
-            popular, popular_evidence = _popularity_reason(fs, int(student_row), module_row, program_stage)
-            evidence.update(popular_evidence)
-            if popular:
-                candidates.append((contributions.get("popularity", 0.0), popular))
-            candidates.sort(key=lambda item: -item[0])
-            reasons = [text for _, text in candidates[:MAX_REASONS]]
-            if len(reasons) < MIN_REASONS:
-                term = f" in {context.target_term}" if context.target_term else ""
-                reasons.append(f"It is offered{term} and you meet its prerequisites.")
-            if len(reasons) < MIN_REASONS:
-                reasons.append("You have not taken it yet.")
-            explanations.append(
-                Explanation(
-                    module_id=fs.modules.id(module_row),
-                    score=float(lists.scores[i, j]),
-                    contributions=contributions,
-                    reasons=reasons,
-                    expected_grade=grade,
-                    fail_probability=fail,
-                    risk_level=level,
-                    track=TRACKS[track_row] if track_row >= 0 else None,
-                    builds=builds,
-                    for_occupations=for_occupations,
-                    evidence=evidence,
-                )
-            )
-        out.append(explanations)
+        )
     return out
 
 

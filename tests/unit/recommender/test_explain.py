@@ -9,6 +9,7 @@ from recommender.base import RankedLists
 from recommender.explain import _prerequisite_reason, _tables
 from recommender.hybrid import HybridRecommender
 from tests.unit.recommender.conftest import closed_x0, feature_set_from_tables, small_world
+from tests.unit.recommender.explain_reference import reference_explanations
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,22 @@ def test_unlock_reason_names_only_modules_not_yet_passed(model: HybridRecommende
                 said += 1
                 assert evidence["unlocks"] == [fs.modules.id(d) for d in open_ones[:3]]
     assert said > 0
+
+
+@pytest.mark.parametrize("occupation", [None, "O0", "O1"])
+@pytest.mark.parametrize("k", [3, 8])
+def test_the_batch_equals_the_per_item_reference_for_every_item(
+    model: HybridRecommender, occupation: str | None, k: int
+) -> None:
+    fs = model.fs_
+    context = closed_x0(fs)
+    lists = model.recommend(np.arange(fs.n_students), context, k=k, occupation=occupation)
+    occupation_row = model.occupation_row(occupation)
+    batch = model.explain(lists, context, occupation)
+    reference = reference_explanations(model, lists, context, occupation_row)
+    assert [len(one) for one in batch] == [int((row >= 0).sum()) for row in lists.module_rows]
+    assert repr(batch) == repr(reference)
+    said = {reason.split(" ")[0] for one in batch for explanation in one for reason in explanation.reasons}
+    # The lists exercise several kinds of reason, and some places are empty when k is large.
+    assert len(said) >= 3
+    assert k == 3 or (lists.module_rows < 0).any()
