@@ -112,13 +112,38 @@ def _converter(
 ) -> Callable[[Any], Any] | None:
     """How a value must be turned into what the driver takes, beyond plain Python scalars."""
     if isinstance(column_type, JSON):
-        return json.dumps
+        return _json_text()
     if for_copy:
         return None  # psycopg's COPY adapts str, int, float, bool, date and datetime itself
     if isinstance(column_type, Date | DateTime):
         # SQLite stores dates as strings in SQLAlchemy's own format; use its processor to match.
         return column_type.bind_processor(connection.dialect)
     return None
+
+
+def _json_text() -> Callable[[Any], str]:
+    """``json.dumps`` with its default arguments, for the values of one column: the same C encoder that
+    ``json.dumps`` builds for every value (so the same text), built once for the column."""
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_encoder is None:
+        return json.dumps
+    defaults = json.JSONEncoder()
+    encoder = make_encoder(
+        {},  # markers: circular references raise, as with json.dumps
+        defaults.default,
+        json.encoder.encode_basestring_ascii,
+        defaults.indent,
+        defaults.key_separator,
+        defaults.item_separator,
+        defaults.sort_keys,
+        defaults.skipkeys,
+        defaults.allow_nan,
+    )
+
+    def text(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return text
 
 
 def _copy_rows(connection: Connection, target: Table, names: list[str], rows: list[tuple[Any, ...]]) -> None:

@@ -76,23 +76,30 @@ def score_chunk(
         intercept=wide.intercept,
     )
     # The one explanation path (recommender.explain): the batch stores what a live answer would say.
-    explanations = model.explain(lists, context)
-    grade, fail = model.components_["risk"].predict(model.fs_, rows, lists.module_rows)
-    reasons = [[explanation.reasons for explanation in per_student] for per_student in explanations]
+    explanations = [
+        explanation for per_student in model.explain(lists, context) for explanation in per_student
+    ]
     valid = lists.module_rows >= 0
-    local, slot = np.nonzero(valid)
+    local, slot = np.nonzero(valid)  # the filled places in list order, as the explanations come
+    if len(explanations) != len(local):
+        raise RuntimeError(f"{len(explanations)} explanations for {len(local)} recommendations")
+    # The risk the reasons were written from (explain predicted it at these places; None = unknown).
+    grade = np.full(lists.module_rows.shape, np.nan, np.float32)
+    fail = np.full(lists.module_rows.shape, np.nan, np.float32)
+    grade[local, slot] = [np.nan if e.expected_grade is None else e.expected_grade for e in explanations]
+    fail[local, slot] = [np.nan if e.fail_probability is None else e.fail_probability for e in explanations]
     fs = model.fs_
     names = lists.component_names
-    picked = lists.contributions[local, slot]
-    components = [dict(zip(names, np.round(values, 5).tolist(), strict=True)) for values in picked]
+    # Rounded in float32 (the contributions' type) as a whole, then one dict per row.
+    rounded = np.round(lists.contributions[local, slot], 5).tolist()
     frame = pd.DataFrame(
         {
             "student_id": fs.students.ids[rows[local]],
             "rank": slot + 1,
             "module_id": fs.modules.ids[lists.module_rows[local, slot]],
             "score": lists.scores[local, slot].astype(np.float64),
-            "components": components,
-            "reasons": [reasons[i][j] for i, j in zip(local, slot, strict=True)],
+            "components": [dict(zip(names, values, strict=True)) for values in rounded],
+            "reasons": [explanation.reasons for explanation in explanations],
             "expected_grade": grade[local, slot].astype(np.float64),
             "fail_probability": fail[local, slot].astype(np.float64),
         }
