@@ -329,7 +329,9 @@ def _popularity_reason(
     if shares is None:
         return None, {}
     share = float(shares[0])
-    return _popularity_text(share, program >= 0), {"program_stage_share": round(share, 4)}
+    percent = round(100 * share)
+    reason = _popularity_text(percent, program >= 0) if percent >= 1 else None
+    return reason, {"program_stage_share": round(share, 4)}
 
 
 def _competency_text(builds: list[str], occupations: list[str], weight: float) -> str:
@@ -339,55 +341,53 @@ def _competency_text(builds: list[str], occupations: list[str], weight: float) -
     )
 
 
-def _peer_text(n_peers: int, took: int, passed: int) -> str | None:
-    """'Of N students with your last-term modules, X% took it next and Y% of them passed.'"""
-    if n_peers == 0 or took == 0:
-        return None
-    took_share = round(100 * took / n_peers)
-    if took_share == 0:
-        return None
+def _peer_text(n_peers: int, took_share: int, passed_share: int) -> str:
     return (
         f"Of {n_peers} students with your last-term modules, {took_share}% took it next and "
-        f"{round(100 * passed / took)}% of them passed."
+        f"{passed_share}% of them passed."
     )
 
 
-def _risk_text(expected_grade: float | None, fail_probability: float | None, level: str) -> str | None:
-    if fail_probability is None:
-        return None
-    chance = f"{round(100 * fail_probability)}% chance of failing"
-    if expected_grade is not None:
-        return f"Your expected grade is about {round(expected_grade)} ({level} risk: {chance})."
+def _risk_text(grade: int | None, fail_percent: int, level: str) -> str:
+    chance = f"{fail_percent}% chance of failing"
+    if grade is not None:
+        return f"Your expected grade is about {grade} ({level} risk: {chance})."
     return f"{level.capitalize()} risk for you: {chance}."
 
 
-def _track_text(track: str, credits: float, deficit: float, earned: float, target: float) -> str | None:
-    if target <= 0:
-        return None
+def _track_text(track: str, credits: float, deficit: float, earned: float) -> str:
     if earned == 0:
         return f"Your plan has no {track} module yet."
-    if deficit > 0:
-        return f"Adds {credits:g} {track} credits toward your program's target ({deficit:g} credits short)."
-    return None
+    return f"Adds {credits:g} {track} credits toward your program's target ({deficit:g} credits short)."
 
 
 def _unlock_text(names: list[str]) -> str:
     return f"It opens the way to {_join(names)}."
 
 
-def _popularity_text(share: float, has_program: bool) -> str | None:
-    percent = round(100 * share)
-    if percent < 1:
-        return None
+def _popularity_text(percent: int, has_program: bool) -> str:
     who = "students of your program" if has_program else "students without a program"
     return f"{percent}% of {who} took it at your stage."
 
 
+def _rounded(values: np.ndarray) -> np.ndarray:
+    """``round(x)`` of Python (half to even) for every value, int64; 0 where not finite."""
+    values = np.asarray(values, np.float64)
+    return np.where(np.isfinite(values), np.rint(values), 0.0).astype(np.int64)
+
+
 def _python_floats(values: np.ndarray) -> list[float | None]:
     """``values`` as Python floats, None where not finite."""
-    out = np.asarray(values, np.float64).astype(object)
-    out[~np.isfinite(np.asarray(values, np.float64))] = None
+    values = np.asarray(values, np.float64)
+    out = values.astype(object)
+    out[~np.isfinite(values)] = None
     return list(out.tolist())
+
+
+def _flat(values: np.ndarray, keep: np.ndarray) -> tuple[list[Any], list[int]]:
+    """The kept entries of ``values`` (m, w) as one flat list, and how many each row keeps: the loop
+    over items slices them (no list per item until one is needed)."""
+    return values[keep].tolist(), keep.sum(axis=1).tolist()
 
 
 # The candidate reasons, in the order they are weighed (ties keep this order).
@@ -414,6 +414,8 @@ def explain_lists(
     peers = model.components_["sequence"].evidence_batch(student_rows, module_rows)
 
     items = np.flatnonzero(module_rows.ravel() >= 0)  # the filled places, i * k + j
+    if len(items) == 0:
+        return [[] for _ in range(n)]
     owner = items // k
     modules = module_rows.ravel()[items]
     students = student_rows[owner]
@@ -421,20 +423,21 @@ def explain_lists(
     contributions = np.asarray(lists.contributions).reshape(n * k, len(names))[items]
 
     def contribution(name: str) -> np.ndarray:
-        return (
-            contributions[:, names.index(name)].astype(np.float64) if name in names else np.zeros(len(items))
-        )
+        if name not in names:
+            return np.zeros(len(items))
+        return contributions[:, names.index(name)].astype(np.float64)
 
     # Risk.
     grade = grades.ravel()[items].astype(np.float64)
     fail = fails.ravel()[items].astype(np.float64)
     low, high = (float(level) for level in model.risk_levels)
     level_code = np.where(~np.isfinite(fail), 0, np.where(fail < low, 1, np.where(fail < high, 2, 3)))
-    # Peers.
+    # Peers: shares of the peers who took the module next, and of those who passed it.
     n_peers = peers.n_peers[owner].astype(np.int64)
     took = peers.took_next.ravel()[items].astype(np.int64)
     passed_next = peers.passed_next.ravel()[items].astype(np.int64)
-    took_share = np.rint(100.0 * took / np.maximum(n_peers, 1))
+    took_share = _rounded(100.0 * took / np.maximum(n_peers, 1))
+    passed_share = _rounded(100.0 * passed_next / np.maximum(took, 1))
     # Track.
     track_row = tables.track_row[modules]
     track_at = np.maximum(track_row, 0)
@@ -444,6 +447,7 @@ def explain_lists(
     # Popularity, unlocked modules, competencies.
     program = tables.program_row[students]
     shares = _popularity_shares(fs, program, tables.stage[students], modules)
+    popularity_percent = _rounded(100.0 * shares.astype(np.float64)) if shares is not None else None
     unlocks = _unlocks_batch(fs, tables, students, modules)
     competency = _competency_batch(fs, student_rows, module_rows, occupation, items)
 
@@ -454,8 +458,8 @@ def explain_lists(
     said[:, _TRACK] = (track_row >= 0) & (target > 0) & ((earned == 0) | (deficit > 0))
     said[:, _RISK] = level_code > 0
     said[:, _UNLOCK] = unlocks[:, 0] >= 0
-    if shares is not None:
-        said[:, _POPULARITY] = np.rint(100.0 * shares.astype(np.float64)) >= 1
+    if popularity_percent is not None:
+        said[:, _POPULARITY] = popularity_percent >= 1
     weight = np.column_stack(
         [
             contribution("competency_gap") + 0.5,
@@ -466,8 +470,15 @@ def explain_lists(
             contribution("popularity"),
         ]
     )
-    ranked = np.argsort(np.where(said, -weight, np.inf), axis=1, kind="stable")
-    n_said = np.minimum(said.sum(axis=1), MAX_REASONS)
+    ranked = np.argsort(np.where(said, -weight, np.inf), axis=1, kind="stable")[:, :MAX_REASONS]
+    ranked[np.arange(MAX_REASONS)[None, :] >= said.sum(axis=1)[:, None]] = -1
+    # Few distinct orders occur: each item points at its order (a tuple of reason codes), found by one
+    # number per order (the codes + 1 as base-7 digits).
+    packed = np.zeros(len(items), np.int64)
+    for column in range(MAX_REASONS):
+        packed = packed * 7 + ranked[:, column] + 1
+    _, first, order_of_item = np.unique(packed, return_index=True, return_inverse=True)
+    orders = [tuple(code for code in row if code >= 0) for row in ranked[first].tolist()]
 
     # Only the sentences and records are written item by item.
     term = f" in {context.target_term}" if context.target_term else ""
@@ -475,97 +486,118 @@ def explain_lists(
     module_ids, module_names = tables.module_ids, tables.module_names
     competency_ids, competency_names = tables.competency_ids, tables.competency_names
     occupation_ids, occupation_names = tables.occupation_ids, tables.occupation_names
-    credits = tables.credits[modules].tolist()
+    has_competency = competency.said[:, None]
+    top_flat, top_count = _flat(competency.top, has_competency & (competency.top >= 0))
+    closed_flat, _ = _flat(competency.closed, has_competency & (competency.top >= 0))
+    wanting_flat, wanting_count = _flat(competency.wanting, competency.wanting >= 0)
+    unlocks_flat, unlocks_count = _flat(unlocks, unlocks >= 0)
+    # Each item's contributions are the next len(names) values (zip stops at the names first).
+    contribution_values = iter(contributions.ravel().tolist())
     share_list = shares.tolist() if shares is not None else [None] * len(items)
+    percent_list = popularity_percent.tolist() if popularity_percent is not None else [0] * len(items)
+    at_top = at_wanting = at_unlocks = 0
     out: list[list[Explanation]] = [[] for _ in range(n)]
     for (
         i,
         module_row,
-        values,
         score,
         expected_grade,
+        grade_rounded,
         fail_probability,
+        fail_percent,
         level_at,
         peers_n,
         took_n,
         passed_n,
+        took_percent,
+        passed_percent,
         track_at_item,
         module_credits,
         deficit_at,
         earned_at,
-        target_at,
         has_program,
         share,
-        unlocked,
-        top,
-        closed,
-        wanting,
+        share_percent,
+        n_top,
+        n_wanting,
+        n_unlocks,
         occupation_weight,
-        order,
-        n_reasons,
+        order_at,
     ) in zip(
         owner.tolist(),
         modules.tolist(),
-        contributions.tolist(),
         np.asarray(lists.scores).ravel()[items].tolist(),
         _python_floats(grade),
+        _rounded(grade).tolist(),
         _python_floats(fail),
+        _rounded(100.0 * fail).tolist(),
         level_code.tolist(),
         n_peers.tolist(),
         took.tolist(),
         passed_next.tolist(),
+        took_share.tolist(),
+        passed_share.tolist(),
         track_row.tolist(),
-        credits,
+        tables.credits[modules].tolist(),
         deficit.tolist(),
         earned.tolist(),
-        target.tolist(),
         (program >= 0).tolist(),
         share_list,
-        unlocks.tolist(),
-        competency.top.tolist(),
-        competency.closed.tolist(),
-        competency.wanting.tolist(),
+        percent_list,
+        top_count,
+        wanting_count,
+        unlocks_count,
         competency.weight.tolist(),
-        ranked.tolist(),
-        n_said.tolist(),
+        order_of_item.ravel().tolist(),
         strict=True,
     ):
+        order = orders[order_at]
         level = _LEVELS[level_at]
+        texts: dict[int, str] = {}
         evidence: dict[str, Any] = {}
         builds: list[str] = []
         for_occupations: list[str] = []
-        texts: list[str | None] = [None] * 6
-        if wanting[0] >= 0:
-            top = [c for c in top if c >= 0]
-            wanting = [o for o in wanting if o >= 0]
+        if n_wanting:
+            top = top_flat[at_top : at_top + n_top]
+            closed = closed_flat[at_top : at_top + n_top]
+            wanting = wanting_flat[at_wanting : at_wanting + n_wanting]
+            at_top += n_top
+            at_wanting += n_wanting
             builds = [competency_names[c] for c in top]
             for_occupations = [occupation_ids[o] for o in wanting]
             evidence.update(
                 competencies=[competency_ids[c] for c in top],
-                gap_closed=[round(x, 4) for x in closed[: len(top)]],
+                gap_closed=[round(x, 4) for x in closed],
                 occupations=list(for_occupations),
                 occupation_weight=round(occupation_weight, 3),
             )
-            texts[_COMPETENCY] = _competency_text(
-                builds, [occupation_names[o] for o in wanting], occupation_weight
-            )
+            if _COMPETENCY in order:
+                texts[_COMPETENCY] = _competency_text(
+                    builds, [occupation_names[o] for o in wanting], occupation_weight
+                )
         evidence.update(n_peers=peers_n, took_next=took_n, passed_next=passed_n)
-        texts[_PEER] = _peer_text(peers_n, took_n, passed_n)
+        if _PEER in order:
+            texts[_PEER] = _peer_text(peers_n, took_percent, passed_percent)
         track = TRACKS[track_at_item] if track_at_item >= 0 else None
         if track is not None:
             evidence.update(
                 track=track, track_deficit=round(deficit_at, 2), track_credits=round(earned_at, 2)
             )
-            texts[_TRACK] = _track_text(track, module_credits, deficit_at, earned_at, target_at)
-        texts[_RISK] = _risk_text(expected_grade, fail_probability, level)
-        if unlocked[0] >= 0:
-            unlocked = [d for d in unlocked if d >= 0]
+            if _TRACK in order:
+                texts[_TRACK] = _track_text(track, module_credits, deficit_at, earned_at)
+        if _RISK in order:
+            texts[_RISK] = _risk_text(None if expected_grade is None else grade_rounded, fail_percent, level)
+        if n_unlocks:
+            unlocked = unlocks_flat[at_unlocks : at_unlocks + n_unlocks]
+            at_unlocks += n_unlocks
             evidence["unlocks"] = [module_ids[d] for d in unlocked]
-            texts[_UNLOCK] = _unlock_text([module_names[d] for d in unlocked])
+            if _UNLOCK in order:
+                texts[_UNLOCK] = _unlock_text([module_names[d] for d in unlocked])
         if share is not None:
             evidence["program_stage_share"] = round(share, 4)
-            texts[_POPULARITY] = _popularity_text(share, has_program)
-        reasons = [texts[code] for code in order[:n_reasons]]
+            if _POPULARITY in order:
+                texts[_POPULARITY] = _popularity_text(share_percent, has_program)
+        reasons = [texts[code] for code in order]
         if len(reasons) < MIN_REASONS:
             reasons.append(fallback)
         if len(reasons) < MIN_REASONS:
@@ -574,8 +606,8 @@ def explain_lists(
             Explanation(
                 module_id=module_ids[module_row],
                 score=score,
-                contributions=dict(zip(names, values, strict=True)),
-                reasons=reasons,  # type: ignore[arg-type]  # every ranked code has its text
+                contributions=dict(zip(names, contribution_values, strict=False)),
+                reasons=reasons,
                 expected_grade=expected_grade,
                 fail_probability=fail_probability,
                 risk_level=level,
