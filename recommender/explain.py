@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from features.featureset import TRACKS, FeatureSet
 from recommender.base import RankedLists, TermContext
@@ -191,10 +190,14 @@ def _closes_batch(fs: FeatureSet, gaps: np.ndarray, module_rows: np.ndarray) -> 
     for ``module_rows`` (n, k) with the students' gap rows ``gaps`` (n, n_competencies)."""
     n, k = module_rows.shape
     flat = module_rows.ravel().astype(np.int64)
-    tags = sp.coo_matrix(fs.module_competency[np.maximum(flat, 0)])
-    place, competency = tags.row.astype(np.int64), tags.col.astype(np.int64)
-    closed = (tags.data * gaps[place // max(k, 1), competency]).astype(np.float32)
-    keep = (closed > 1e-6) & (flat[place] >= 0)
+    tags = fs.module_competency
+    # The stored tags of each place's module (none for an empty place), in the module's tag order.
+    starts = np.where(flat >= 0, tags.indptr[np.maximum(flat, 0)], 0).astype(np.int64)
+    lengths = np.where(flat >= 0, tags.indptr[np.maximum(flat, 0) + 1] - starts, 0).astype(np.int64)
+    place, positions = _segments(starts, lengths)
+    competency = tags.indices[positions].astype(np.int64)
+    closed = (tags.data[positions] * gaps[place // max(k, 1), competency]).astype(np.float32)
+    keep = closed > 1e-6
     place, competency, closed = place[keep], competency[keep], closed[keep]
     order = np.lexsort((np.arange(len(place)), -closed, place))
     place, competency, closed = place[order], competency[order], closed[order]
