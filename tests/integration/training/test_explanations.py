@@ -41,6 +41,11 @@ def test_batch_and_live_explanations_agree_for_every_student(trained_tiny: Train
         for explanation in explanations:
             row = by_pair[(student_id, explanation.module_id)]
             assert list(row.reasons or []) == explanation.reasons, (student_id, explanation.module_id)
+            # The stored risk is the risk the reasons were written from.
+            assert (row.expected_grade, row.fail_probability) == (
+                explanation.expected_grade,
+                explanation.fail_probability,
+            )
             compared += 1
     assert compared == len(stored) > 0
     # The reasons are evidence-based sentences (a peer share, a competency or a module by name...).
