@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -393,6 +395,35 @@ def _flat(values: np.ndarray, keep: np.ndarray) -> tuple[list[Any], list[int]]:
     return values[keep].tolist(), keep.sum(axis=1).tolist()
 
 
+_PAUSE_LOCK = threading.Lock()
+_pauses = 0
+_resume = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while the explanations are written.
+
+    They hold no reference cycles (reference counting frees them), but their many small lists and dicts
+    start full collections that walk every object of the process, the model's included (a sixth of
+    the score step's CPU on medium). Threads share the pause: the last one out resumes the collector,
+    and only when it was running.
+    """
+    global _pauses, _resume
+    with _PAUSE_LOCK:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()
+
+
 # The candidate reasons, in the order they are weighed (ties keep this order).
 _COMPETENCY, _PEER, _TRACK, _RISK, _UNLOCK, _POPULARITY = range(6)
 _LEVELS = ("unknown", "low", "medium", "high")
@@ -500,126 +531,129 @@ def explain_lists(
     percent_list = popularity_percent.tolist() if popularity_percent is not None else [0] * len(items)
     at_top = at_wanting = at_unlocks = 0
     out: list[list[Explanation]] = [[] for _ in range(n)]
-    for (
-        i,
-        module_row,
-        score,
-        expected_grade,
-        grade_rounded,
-        fail_probability,
-        fail_percent,
-        level_at,
-        peers_n,
-        took_n,
-        passed_n,
-        took_percent,
-        passed_percent,
-        track_at_item,
-        module_credits,
-        deficit_at,
-        earned_at,
-        has_program,
-        share,
-        share_percent,
-        n_top,
-        n_wanting,
-        n_unlocks,
-        occupation_weight,
-        order_at,
-    ) in zip(
-        owner.tolist(),
-        modules.tolist(),
-        np.asarray(lists.scores).ravel()[items].tolist(),
-        _python_floats(grade),
-        _rounded(grade).tolist(),
-        _python_floats(fail),
-        _rounded(100.0 * fail).tolist(),
-        level_code.tolist(),
-        n_peers.tolist(),
-        took.tolist(),
-        passed_next.tolist(),
-        took_share.tolist(),
-        passed_share.tolist(),
-        track_row.tolist(),
-        tables.credits[modules].tolist(),
-        deficit.tolist(),
-        earned.tolist(),
-        (program >= 0).tolist(),
-        share_list,
-        percent_list,
-        top_count,
-        wanting_count,
-        unlocks_count,
-        competency.weight.tolist(),
-        order_of_item.ravel().tolist(),
-        strict=True,
-    ):
-        order = orders[order_at]
-        level = _LEVELS[level_at]
-        texts: dict[int, str] = {}
-        evidence: dict[str, Any] = {}
-        builds: list[str] = []
-        for_occupations: list[str] = []
-        if n_wanting:
-            top = top_flat[at_top : at_top + n_top]
-            closed = closed_flat[at_top : at_top + n_top]
-            wanting = wanting_flat[at_wanting : at_wanting + n_wanting]
-            at_top += n_top
-            at_wanting += n_wanting
-            builds = [competency_names[c] for c in top]
-            for_occupations = [occupation_ids[o] for o in wanting]
-            evidence.update(
-                competencies=[competency_ids[c] for c in top],
-                gap_closed=[round(x, 4) for x in closed],
-                occupations=list(for_occupations),
-                occupation_weight=round(occupation_weight, 3),
-            )
-            if _COMPETENCY in order:
-                texts[_COMPETENCY] = _competency_text(
-                    builds, [occupation_names[o] for o in wanting], occupation_weight
+    with _collector_paused():
+        for (
+            i,
+            module_row,
+            score,
+            expected_grade,
+            grade_rounded,
+            fail_probability,
+            fail_percent,
+            level_at,
+            peers_n,
+            took_n,
+            passed_n,
+            took_percent,
+            passed_percent,
+            track_at_item,
+            module_credits,
+            deficit_at,
+            earned_at,
+            has_program,
+            share,
+            share_percent,
+            n_top,
+            n_wanting,
+            n_unlocks,
+            occupation_weight,
+            order_at,
+        ) in zip(
+            owner.tolist(),
+            modules.tolist(),
+            np.asarray(lists.scores).ravel()[items].tolist(),
+            _python_floats(grade),
+            _rounded(grade).tolist(),
+            _python_floats(fail),
+            _rounded(100.0 * fail).tolist(),
+            level_code.tolist(),
+            n_peers.tolist(),
+            took.tolist(),
+            passed_next.tolist(),
+            took_share.tolist(),
+            passed_share.tolist(),
+            track_row.tolist(),
+            tables.credits[modules].tolist(),
+            deficit.tolist(),
+            earned.tolist(),
+            (program >= 0).tolist(),
+            share_list,
+            percent_list,
+            top_count,
+            wanting_count,
+            unlocks_count,
+            competency.weight.tolist(),
+            order_of_item.ravel().tolist(),
+            strict=True,
+        ):
+            order = orders[order_at]
+            level = _LEVELS[level_at]
+            texts: dict[int, str] = {}
+            evidence: dict[str, Any] = {}
+            builds: list[str] = []
+            for_occupations: list[str] = []
+            if n_wanting:
+                top = top_flat[at_top : at_top + n_top]
+                closed = closed_flat[at_top : at_top + n_top]
+                wanting = wanting_flat[at_wanting : at_wanting + n_wanting]
+                at_top += n_top
+                at_wanting += n_wanting
+                builds = [competency_names[c] for c in top]
+                for_occupations = [occupation_ids[o] for o in wanting]
+                evidence.update(
+                    competencies=[competency_ids[c] for c in top],
+                    gap_closed=[round(x, 4) for x in closed],
+                    occupations=list(for_occupations),
+                    occupation_weight=round(occupation_weight, 3),
                 )
-        evidence.update(n_peers=peers_n, took_next=took_n, passed_next=passed_n)
-        if _PEER in order:
-            texts[_PEER] = _peer_text(peers_n, took_percent, passed_percent)
-        track = TRACKS[track_at_item] if track_at_item >= 0 else None
-        if track is not None:
-            evidence.update(
-                track=track, track_deficit=round(deficit_at, 2), track_credits=round(earned_at, 2)
+                if _COMPETENCY in order:
+                    texts[_COMPETENCY] = _competency_text(
+                        builds, [occupation_names[o] for o in wanting], occupation_weight
+                    )
+            evidence.update(n_peers=peers_n, took_next=took_n, passed_next=passed_n)
+            if _PEER in order:
+                texts[_PEER] = _peer_text(peers_n, took_percent, passed_percent)
+            track = TRACKS[track_at_item] if track_at_item >= 0 else None
+            if track is not None:
+                evidence.update(
+                    track=track, track_deficit=round(deficit_at, 2), track_credits=round(earned_at, 2)
+                )
+                if _TRACK in order:
+                    texts[_TRACK] = _track_text(track, module_credits, deficit_at, earned_at)
+            if _RISK in order:
+                texts[_RISK] = _risk_text(
+                    None if expected_grade is None else grade_rounded, fail_percent, level
+                )
+            if n_unlocks:
+                unlocked = unlocks_flat[at_unlocks : at_unlocks + n_unlocks]
+                at_unlocks += n_unlocks
+                evidence["unlocks"] = [module_ids[d] for d in unlocked]
+                if _UNLOCK in order:
+                    texts[_UNLOCK] = _unlock_text([module_names[d] for d in unlocked])
+            if share is not None:
+                evidence["program_stage_share"] = round(share, 4)
+                if _POPULARITY in order:
+                    texts[_POPULARITY] = _popularity_text(share_percent, has_program)
+            reasons = [texts[code] for code in order]
+            if len(reasons) < MIN_REASONS:
+                reasons.append(fallback)
+            if len(reasons) < MIN_REASONS:
+                reasons.append("You have not taken it yet.")
+            out[i].append(
+                Explanation(
+                    module_id=module_ids[module_row],
+                    score=score,
+                    contributions=dict(zip(names, contribution_values, strict=False)),
+                    reasons=reasons,
+                    expected_grade=expected_grade,
+                    fail_probability=fail_probability,
+                    risk_level=level,
+                    track=track,
+                    builds=builds,
+                    for_occupations=for_occupations,
+                    evidence=evidence,
+                )
             )
-            if _TRACK in order:
-                texts[_TRACK] = _track_text(track, module_credits, deficit_at, earned_at)
-        if _RISK in order:
-            texts[_RISK] = _risk_text(None if expected_grade is None else grade_rounded, fail_percent, level)
-        if n_unlocks:
-            unlocked = unlocks_flat[at_unlocks : at_unlocks + n_unlocks]
-            at_unlocks += n_unlocks
-            evidence["unlocks"] = [module_ids[d] for d in unlocked]
-            if _UNLOCK in order:
-                texts[_UNLOCK] = _unlock_text([module_names[d] for d in unlocked])
-        if share is not None:
-            evidence["program_stage_share"] = round(share, 4)
-            if _POPULARITY in order:
-                texts[_POPULARITY] = _popularity_text(share_percent, has_program)
-        reasons = [texts[code] for code in order]
-        if len(reasons) < MIN_REASONS:
-            reasons.append(fallback)
-        if len(reasons) < MIN_REASONS:
-            reasons.append("You have not taken it yet.")
-        out[i].append(
-            Explanation(
-                module_id=module_ids[module_row],
-                score=score,
-                contributions=dict(zip(names, contribution_values, strict=False)),
-                reasons=reasons,
-                expected_grade=expected_grade,
-                fail_probability=fail_probability,
-                risk_level=level,
-                track=track,
-                builds=builds,
-                for_occupations=for_occupations,
-                evidence=evidence,
-            )
-        )
     return out
 
 
