@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
 from recommender.base import RankedLists
-from recommender.explain import _prerequisite_reason, _tables
+from recommender.explain import _collector_paused, _prerequisite_reason, _rounded, _tables
 from recommender.hybrid import HybridRecommender
 from tests.unit.recommender.conftest import closed_x0, feature_set_from_tables, small_world
 from tests.unit.recommender.explain_reference import reference_explanations
@@ -90,3 +92,27 @@ def test_the_batch_equals_the_per_item_reference_for_every_item(
     # The lists exercise several kinds of reason, and some places are empty when k is large.
     assert len(said) >= 3
     assert k == 3 or (lists.module_rows < 0).any()
+
+
+def test_rounded_is_pythons_round_half_to_even() -> None:
+    rng = np.random.default_rng(0)
+    values = np.concatenate([np.arange(-400, 401) / 2, rng.normal(0, 300, 5000), 100 * rng.random(5000)])
+    assert _rounded(values).tolist() == [round(float(x)) for x in values]
+    assert _rounded(np.array([np.nan, np.inf])).tolist() == [0, 0]
+
+
+def test_the_collector_pause_is_shared_and_restores_the_state() -> None:
+    assert gc.isenabled()
+    with _collector_paused():
+        assert not gc.isenabled()
+        with _collector_paused():  # another thread's explanations at the same time
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collector_paused():
+            pass
+        assert not gc.isenabled()  # paused by someone else before: left paused
+    finally:
+        gc.enable()
