@@ -44,6 +44,8 @@ class PeerEvidenceBatch:
 
 PEER_FIELDS = ("n_peers", "min_shared", "took_next", "passed_next")
 EVIDENCE_CHUNK = 256
+PASSED_SHIFT = float(2**26)
+"""Peer counts packed as ``took + PASSED_SHIFT * passed`` in float64 (exact while each is below it)."""
 
 
 class SequenceComponent:
@@ -158,6 +160,17 @@ class SequenceComponent:
             self._source_took_by_module = transposed
         return transposed
 
+    def _next_took_and_passed(self) -> sp.csr_matrix:
+        """``next_took_ + PASSED_SHIFT * next_passed_`` (source terms × modules) float64, built on first use
+        and kept: one product with it gives both counts (exact: each is below PASSED_SHIFT)."""
+        combined = getattr(self, "_next_combined", None)
+        if combined is None:
+            combined = sp.csr_matrix(self.next_took_, dtype=np.float64) + PASSED_SHIFT * sp.csr_matrix(
+                self.next_passed_, dtype=np.float64
+            )
+            self._next_combined = combined
+        return combined
+
     def _evidence_chunk(self, student_rows: np.ndarray, module_rows: np.ndarray) -> PeerEvidenceBatch:
         rows = np.asarray(student_rows, np.int64)
         modules = np.asarray(module_rows, np.int64)
@@ -169,26 +182,40 @@ class SequenceComponent:
         ).astype(np.int64)
         # (n, sources): how many of each student's last-term modules every source term holds, from the
         # students' side (the cost follows their modules' takers, not every source term).
-        overlap = sp.coo_matrix(last @ self._took_by_module())
-        query, source, shared = overlap.row.astype(np.int64), overlap.col.astype(np.int64), overlap.data
-        keep = (shared >= min_shared[query]) & (self.source_student_[source] != rows[query])
-        source, query, shared = source[keep], query[keep], shared[keep]
-        # One source term per (student, peer): the one sharing the most modules (first in case of ties).
-        peer = self.source_student_[source]
-        order = np.lexsort((source, -shared, peer, query))
-        source, query, peer = source[order], query[order], peer[order]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = (query[1:] != query[:-1]) | (peer[1:] != peer[:-1])
-        source, query = source[first], query[first]
+        overlap = sp.csr_matrix(last @ self._took_by_module())
+        # Kept: source terms sharing enough of the student's modules, of another student.
+        enough = overlap.data >= np.repeat(min_shared.astype(overlap.data.dtype), np.diff(overlap.indptr))
+        kept_ptr = np.concatenate([[0], np.cumsum(enough)])[overlap.indptr]
+        source, shared = overlap.indices[enough], overlap.data[enough]
+        query = np.repeat(np.arange(n, dtype=np.int64), np.diff(kept_ptr))
+        other = self.source_student_[source] != rows[query]
+        kept_ptr = np.concatenate([[0], np.cumsum(other)])[kept_ptr]
+        peers = sp.csr_matrix((shared[other], source[other], kept_ptr), shape=overlap.shape)
+        # Source terms ascending per student: each peer's source terms are then contiguous (sources are
+        # ordered by student, then term). One per (student, peer): the one sharing the most modules, the
+        # first in case of ties.
+        peers.sort_indices()
+        source, shared = peers.indices.astype(np.int64), peers.data
+        query = np.repeat(np.arange(n, dtype=np.int64), np.diff(peers.indptr))
+        if len(source):
+            peer = self.source_student_[source]
+            new_group = np.ones(len(source), dtype=bool)
+            new_group[1:] = (query[1:] != query[:-1]) | (peer[1:] != peer[:-1])
+            starts = np.flatnonzero(new_group)
+            best = np.maximum.reduceat(shared, starts)
+            at_best = shared == np.repeat(best, np.diff(np.append(starts, len(source))))
+            first = np.minimum.reduceat(np.where(at_best, np.arange(len(source)), len(source)), starts)
+            source, query = source[first], query[first]
         chosen = sp.csr_matrix(
-            (np.ones(len(source), np.float32), (query, source)), shape=(n, self.source_took_.shape[0])
+            (np.ones(len(source), np.float64), (query, source)), shape=(n, self.source_took_.shape[0])
         )
         n_peers = np.bincount(query, minlength=n).astype(np.int64)
-        took_all = sp.csr_matrix(chosen @ self.next_took_)
-        passed_all = sp.csr_matrix(chosen @ self.next_passed_)
+        # Both counts from one product: took + PASSED_SHIFT * passed.
+        both = sp.csr_matrix(chosen @ self._next_took_and_passed())
         local = np.repeat(np.arange(n), k)
         safe = np.maximum(modules, 0).ravel()
         valid = (modules >= 0).ravel()
-        took = np.where(valid, np.asarray(took_all[local, safe]).ravel(), 0).reshape(n, k)
-        passed = np.where(valid, np.asarray(passed_all[local, safe]).ravel(), 0).reshape(n, k)
+        value = np.where(valid, np.asarray(both[local, safe]).ravel(), 0.0).reshape(n, k)
+        passed = np.floor(value / PASSED_SHIFT)
+        took = value - passed * PASSED_SHIFT
         return PeerEvidenceBatch(n_peers, min_shared, took.astype(np.int64), passed.astype(np.int64))

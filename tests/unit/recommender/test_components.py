@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import Component, TermContext
@@ -194,3 +195,46 @@ def test_the_collaborative_variants_are_compared_on_a_bounded_sample() -> None:
     assert quarter is not None and len(quarter) == 15_000
     large = variant_sample(200_000, 0)
     assert large is not None and len(large) == VARIANT_SAMPLE_MAX and large.max() < 200_000
+
+
+def test_sequence_evidence_batch_equals_a_per_student_count() -> None:
+    """Peers with several qualifying terms count once, at the term sharing the most modules (the first
+    on ties): the batch path against a plain loop over students, peers and their terms."""
+    from recommender.sequence import PeerEvidenceBatch
+
+    rng = np.random.default_rng(3)
+    sequence = SequenceComponent()
+    n_sources, n_students, n_modules = 400, 60, 12
+    source_student = np.sort(rng.integers(0, n_students, n_sources))
+    took = (rng.random((n_sources, n_modules)) < 0.3).astype(np.float32)
+    took_next = (rng.random((n_sources, n_modules)) < 0.3).astype(np.float32)
+    passed_next = took_next * (rng.random((n_sources, n_modules)) < 0.6)
+    last = (rng.random((n_students, n_modules)) < 0.25).astype(np.float32)
+    sequence.source_took_ = sp.csr_matrix(took)
+    sequence._source_took_by_module = None
+    sequence.source_student_ = source_student
+    sequence.next_took_ = sp.csr_matrix(took_next)
+    sequence.next_passed_ = sp.csr_matrix(passed_next)
+    sequence.last_term_took_ = sp.csr_matrix(last)
+    students = np.arange(n_students, dtype=np.int64)
+    modules = rng.integers(-1, n_modules, (n_students, 5))
+    batch: PeerEvidenceBatch = sequence.evidence_batch(students, modules, chunk=7)
+    for student in students:
+        mine = last[student] > 0
+        need = int(np.ceil(0.5 * mine.sum())) if mine.any() else 0
+        best: dict[int, int] = {}  # peer -> source term
+        for source in range(n_sources):
+            peer = int(source_student[source])
+            shared = int((took[source] * mine).sum())
+            if peer == student or shared == 0 or shared < need:
+                continue
+            if peer not in best or shared > int((took[best[peer]] * mine).sum()):
+                best[peer] = source
+        chosen = list(best.values())
+        assert batch.n_peers[student] == len(chosen)
+        assert batch.min_shared[student] == (max(1, need) if mine.any() else 0)
+        for j, module in enumerate(modules[student]):
+            expected_took = int(took_next[chosen, module].sum()) if module >= 0 and chosen else 0
+            expected_passed = int(passed_next[chosen, module].sum()) if module >= 0 and chosen else 0
+            assert batch.took_next[student, j] == expected_took
+            assert batch.passed_next[student, j] == expected_passed
