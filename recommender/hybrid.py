@@ -88,9 +88,11 @@ SELECTION_K = 10
 MAX_SELECTION_STUDENTS = 5_000
 MODEL_FILE = "hybrid.joblib"
 RISK_PENALTY = 3.0
+"""Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
 MIN_BOOSTED_POSITIVES = 500
 """With ``blend="auto"``, the boosted blend is learned from at least this many positive pairs."""
-"""Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
+RISK_PAIR_BLOCK = 200_000
+"""Candidate pairs whose risk is predicted at once (each block's pair features are a working set)."""
 
 
 def abstentions(components: dict[str, Any]) -> dict[str, str]:
@@ -616,7 +618,9 @@ class HybridRecommender:
         # One pair first, in this thread: the component caches the records' state on its first call.
         risk.score_pairs(past, pairs[:1, 0], pairs[:1, 1:2])
         workers = _thread_count(self.workers)
-        bounds = np.linspace(0, len(pairs), workers + 1).astype(np.int64)
+        # At most RISK_PAIR_BLOCK pairs at a time: each block's features are a working set of their own.
+        n_blocks = max(workers, -(-len(pairs) // RISK_PAIR_BLOCK))
+        bounds = np.linspace(0, len(pairs), n_blocks + 1).astype(np.int64)
         blocks = [pairs[start:end] for start, end in itertools.pairwise(bounds) if end > start]
 
         def block_scores(block: np.ndarray) -> np.ndarray:
@@ -624,7 +628,7 @@ class HybridRecommender:
 
         if len(blocks) == 1:
             return block_scores(blocks[0])
-        with limited_pool(len(blocks)) as pool:
+        with limited_pool(min(workers, len(blocks))) as pool:
             return np.concatenate(list(pool.map(block_scores, blocks)))
 
     def _blend_kinds(self, n_positive: int) -> tuple[str, ...]:
