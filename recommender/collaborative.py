@@ -45,6 +45,9 @@ class CollaborativeComponent:
     solved from their interaction row against the fitted module factors (the ALS user step), or zeros
     without interactions. Learned: ``user_factors_`` (n_students, f), ``item_factors_`` (n_modules, f),
     ``student_ids_``.
+
+    ``iterations``: ALS sweeps (8: on the medium institution's three regimes the hybrid scores as with 15,
+    at about half the fit's cost; bench/README.md); ``bpr_epochs``: BPR's passes over the interactions.
     """
 
     name = "collaborative"
@@ -56,7 +59,8 @@ class CollaborativeComponent:
         algorithm: str = "als",
         factors: int = 48,
         regularization: float = 0.05,
-        iterations: int = 15,
+        iterations: int = 8,
+        bpr_epochs: int = 60,
         learning_rate: float = 0.05,
         alpha: float = 1.0,
         num_threads: int = 0,
@@ -66,6 +70,7 @@ class CollaborativeComponent:
         self.factors = factors
         self.regularization = regularization
         self.iterations = iterations
+        self.bpr_epochs = bpr_epochs
         self.learning_rate = learning_rate
         self.alpha = alpha
         self.num_threads = num_threads
@@ -94,7 +99,7 @@ class CollaborativeComponent:
                 factors=self.factors,
                 learning_rate=self.learning_rate,
                 regularization=self.regularization,
-                iterations=self.iterations * 4,
+                iterations=self.bpr_epochs,
                 num_threads=num_threads,
                 random_state=self.random_state,
             )
