@@ -501,9 +501,7 @@ class HybridRecommender:
             if "risk" in abstained_past:
                 raw["risk"] = np.zeros(len(labels), np.float32)
             else:
-                # While fits still run on the pool, more threads would only add working sets.
-                busy = any(not future.done() for _, future in current_fits)
-                raw["risk"] = self._risk_at_pairs(first["risk"], past, pairs, threads=1 if busy else None)
+                raw["risk"] = self._risk_at_pairs(first["risk"], past, pairs)
             # An abstaining component's column is constant: the blend gives it no weight.
             matrix = (
                 np.column_stack(
@@ -612,26 +610,24 @@ class HybridRecommender:
         self._prepare_serving()
         return self
 
-    def _risk_at_pairs(
-        self, risk: Any, past: FeatureSet, pairs: np.ndarray, threads: int | None = None
-    ) -> np.ndarray:
+    def _risk_at_pairs(self, risk: Any, past: FeatureSet, pairs: np.ndarray) -> np.ndarray:
         """The risk component's raw score at the candidate pairs (p,) float32, in blocks of pairs on
-        ``threads`` (default ``workers``) threads (a prediction depends on its own pair only)."""
+        ``workers`` threads (a prediction depends on its own pair only)."""
         if len(pairs) == 0:
             return np.zeros(0, np.float32)
         # One pair first, in this thread: the component caches the records' state on its first call.
         risk.score_pairs(past, pairs[:1, 0], pairs[:1, 1:2])
-        workers = threads if threads is not None else _thread_count(self.workers)
+        workers = _thread_count(self.workers)
         # At most RISK_PAIR_BLOCK pairs at a time: each block's features are a working set of their own.
-        n_blocks = max(workers, 1, -(-len(pairs) // RISK_PAIR_BLOCK))
+        n_blocks = max(workers, -(-len(pairs) // RISK_PAIR_BLOCK))
         bounds = np.linspace(0, len(pairs), n_blocks + 1).astype(np.int64)
         blocks = [pairs[start:end] for start, end in itertools.pairwise(bounds) if end > start]
 
         def block_scores(block: np.ndarray) -> np.ndarray:
             return np.asarray(risk.score_pairs(past, block[:, 0], block[:, 1:2])).ravel()
 
-        if len(blocks) == 1 or workers <= 1:
-            return np.concatenate([block_scores(block) for block in blocks])
+        if len(blocks) == 1:
+            return block_scores(blocks[0])
         with limited_pool(min(workers, len(blocks))) as pool:
             return np.concatenate(list(pool.map(block_scores, blocks)))
 
