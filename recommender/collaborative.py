@@ -206,12 +206,17 @@ class CollaborativeComponent:
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
         """(n, n_modules) float32 dot products of student and module factors, divided by the fit's
-        ``scale_`` (1 for models saved before it)."""
-        products = self.student_factors(fs, student_rows) @ self.item_factors_.T
+        ``scale_`` (1 for models saved before it).
+
+        The products are taken in float64 and rounded once: a float32 product's last bits depend on how
+        many students are scored at once (BLAS blocking), and a student's scores must not depend on the
+        group it is scored with (a nightly chunk, a Spark partition, a live request)."""
+        factors = self.student_factors(fs, student_rows).astype(np.float64)
+        products = factors @ self.item_factors_.T.astype(np.float64)
         scale = getattr(self, "scale_", 1.0)
         if scale != 1.0:
-            products *= np.float32(1.0 / scale)
-        return products
+            products *= 1.0 / scale
+        return products.astype(np.float32)
 
 
 def variant_sample(n_students: int, random_state: int) -> np.ndarray | None:
