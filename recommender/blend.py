@@ -337,7 +337,13 @@ class ServedBlend:
         """This component's term of the served score, float32, same shape as ``scores``."""
         if self.weights_[column] == 0:
             return np.zeros_like(scores, dtype=np.float32)
-        value = self.base.contribution(column, scores)
+        return self.from_base(column, self.base.contribution(column, scores), scores)
+
+    def from_base(self, column: int, value: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """:meth:`contribution` given the base blend's own (``base.contribution(column, scores)``), so
+        that blends sharing a base compute it once (a zero-weight column still gives zeros)."""
+        if self.weights_[column] == 0:
+            return np.zeros_like(scores, dtype=np.float32)
         if self.shrink:
             value = value * np.float32(1.0 - self.shrink)
         if column == self.winner:

@@ -694,14 +694,6 @@ class HybridRecommender:
         best_single = max(singles, key=lambda name: singles[name]) if singles else None
         winner = self._column(best_single) if best_single is not None else None
 
-        def served_score(shrink: float, rerank: bool) -> float:
-            def one_fold(blend: Blend, rows: np.ndarray, relevant: sp.csr_matrix) -> float:
-                probe.blend_ = ServedBlend(blend, left_out=left_out, winner=winner, shrink=shrink)
-                lists = probe.recommend(rows, context, k=SELECTION_K, rerank=rerank)
-                return selection_score(lists.module_rows, relevant, SELECTION_K)
-
-            return pooled(one_fold)
-
         # The re-ranking serves the program's track targets: it stays where they exist. Without them it only
         # spreads competencies, and the list may go without it (as the single components' lists do);
         # the winner alone is always also tried as its own list.
@@ -713,7 +705,23 @@ class HybridRecommender:
             if rerank or (full and (no_tracks or shrink == 1.0))
         ]
         known = known or {}
-        grid = {point: known[point] if point in known else served_score(*point) for point in points}
+        # Every grid point of a fold is scored in one pass (the components' scores, eligibility and risk
+        # at the candidates shared): each list is the one recommend would give for that point.
+        todo = [point for point in points if point not in known]
+        totals = dict.fromkeys(todo, 0.0)
+        for blend, rows, relevant in folds:
+            variants = [
+                (ServedBlend(blend, left_out=left_out, winner=winner, shrink=shrink), rerank)
+                for shrink, rerank in todo
+            ]
+            for point, lists in zip(
+                todo, probe.recommend_variants(rows, context, SELECTION_K, variants), strict=True
+            ):
+                totals[point] += selection_score(lists.module_rows, relevant, SELECTION_K) * len(rows)
+        grid = {
+            point: known[point] if point in known else float(totals[point] / max(n_students, 1))
+            for point in points
+        }
         shrink, rerank = choose_shrink(grid)
         best_value = singles[best_single] if best_single is not None else None
         blend_value = grid[(0.0, True)]
@@ -856,10 +864,12 @@ class HybridRecommender:
         self.module_credits_ = module_credits(fs)
 
     # -- scoring -------------------------------------------------------------------------------
-    def _served_risk_penalty(self) -> np.float32:
-        """The fit-versus-risk penalty of the served lists (0 for models saved before it). When the
-        validation selection serves one component alone, its list is served as it is: no penalty."""
-        if isinstance(self.blend_, ServedBlend) and self.blend_.shrink >= 1.0:
+    def _served_risk_penalty(self, blend: Any = None) -> np.float32:
+        """The fit-versus-risk penalty of the lists served by ``blend`` (default the served one; 0 for
+        models saved before it). When the validation selection serves one component alone, its list is
+        served as it is: no penalty."""
+        blend = self.blend_ if blend is None else blend
+        if isinstance(blend, ServedBlend) and blend.shrink >= 1.0:
             return np.float32(0.0)
         return np.float32(getattr(self, "risk_penalty", 0.0))
 
@@ -919,60 +929,139 @@ class HybridRecommender:
 
         ``scores`` are the blend scores (intercept + Σ contributions); the order is the re-ranked order.
         """
+        return self.recommend_variants(student_rows, context, k, [(None, rerank)], occupation)[0]
+
+    def recommend_variants(
+        self,
+        student_rows: np.ndarray,
+        context: TermContext,
+        k: int,
+        variants: Sequence[tuple[ServedBlend | None, bool]],
+        occupation: str | None = None,
+    ) -> list[RankedLists]:
+        """:meth:`recommend` for several (blend, re-rank) variants of the same students at once: the
+        components' scores, eligibility and the risk at the candidates are computed once per chunk and
+        shared (a variant's blend ``None`` is the served one). Each list equals its own ``recommend``."""
         rows = np.asarray(student_rows, np.int64)
         occupation_row = self.occupation_row(occupation)
         n_components = len(self.component_names)
-        module_rows = np.full((len(rows), k), -1, np.int32)
-        scores = np.full((len(rows), k), -np.inf, np.float32)
-        contributions = np.zeros((len(rows), k, n_components), np.float32)
+        blends = [self.blend_ if blend is None else blend for blend, _ in variants]
+        outputs = [
+            (
+                np.full((len(rows), k), -1, np.int32),
+                np.full((len(rows), k), -np.inf, np.float32),
+                np.zeros((len(rows), k, n_components), np.float32),
+            )
+            for _ in variants
+        ]
         risk_column = self._column("risk")
+        scored = tuple(
+            name
+            for name in MATRIX_COMPONENTS
+            if name in self.component_names
+            and any(blend.weights_[self._column(name)] != 0 for blend in blends)
+        )
+        risk = self.components_["risk"]
         for part in _chunks(len(rows), self.chunk_size):
             chunk_rows = rows[part]
-            scored = self.scored_names
             raw = self._raw_scores(chunk_rows, context, occupation_row, scored)
             eligible = eligible_mask(self.fs_, chunk_rows, context, index=self.prerequisites_)
             # The blend is evaluated on eligible pairs only (a fraction of the matrix).
             pair_rows, pair_modules = np.nonzero(eligible)
-            pair_total = np.full(len(pair_rows), self.blend_.intercept_, np.float32)
-            for name in scored:
-                pair_total += self.blend_.contribution(self._column(name), raw[name][pair_rows, pair_modules])
-            total = np.full((len(chunk_rows), self.fs_.n_modules), -np.inf, np.float32)
-            total[pair_rows, pair_modules] = pair_total
-            width = max(k, self.k_candidates)
-            candidates, candidate_scores = top_k(total, width)
-            risk_raw = np.zeros(candidates.shape, np.float32)
-            risk_penalty = self._served_risk_penalty()
-            if self.blend_.weights_[risk_column] != 0 or risk_penalty != 0:
-                risk_raw = self.components_["risk"].score_pairs(self.fs_, chunk_rows, candidates)
-            # risk_raw is -fail probability: the penalty lowers risky candidates in the final score.
-            risk_contribution = self.blend_.contribution(risk_column, risk_raw) + risk_penalty * risk_raw
-            candidate_scores = np.where(candidates >= 0, candidate_scores + risk_contribution, -np.inf)
-            if rerank and getattr(self, "rerank_", True):
-                positions = self._rerank(chunk_rows, candidates, candidate_scores, k)
-            else:
-                positions, _ = top_k(candidate_scores, k)
-                positions = positions.astype(np.int64)
-            safe = np.where(positions >= 0, positions, 0)
-            chosen = np.where(positions >= 0, np.take_along_axis(candidates, safe, axis=1), -1)
-            module_rows[part] = chosen
-            scores[part] = np.where(chosen >= 0, np.take_along_axis(candidate_scores, safe, axis=1), -np.inf)
+            raw_at_pairs = {name: raw[name][pair_rows, pair_modules] for name in scored}
+            # Risk at the candidates, predicted once per pair for all variants (NaN: not yet).
+            pair_codes = pair_rows.astype(np.int64) * self.fs_.n_modules + pair_modules
+            risk_at_pairs = np.full(len(pair_codes), np.nan, np.float32)
             local = np.arange(len(chunk_rows))[:, None]
-            safe_modules = np.where(chosen >= 0, chosen, 0)
-            for name in scored:
-                column = self._column(name)
-                values = self.blend_.contribution(column, raw[name][local, safe_modules])
-                contributions[part, :, column] = np.where(chosen >= 0, values, 0.0)
-            contributions[part, :, risk_column] = np.where(
-                chosen >= 0, np.take_along_axis(risk_contribution, safe, axis=1), 0.0
+            # Variants shrunk from one learned blend share its terms at the pairs: computed once.
+            base_terms: dict[tuple[int, str], np.ndarray] = {}
+            for (module_rows, scores, contributions), blend, (_, reranked) in zip(
+                outputs, blends, variants, strict=True
+            ):
+                pair_total = np.full(len(pair_rows), blend.intercept_, np.float32)
+                for name in scored:
+                    pair_total += self._pair_contribution(blend, name, raw_at_pairs[name], base_terms)
+                total = np.full((len(chunk_rows), self.fs_.n_modules), -np.inf, np.float32)
+                total[pair_rows, pair_modules] = pair_total
+                width = max(k, self.k_candidates)
+                candidates, candidate_scores = top_k(total, width)
+                risk_raw = np.zeros(candidates.shape, np.float32)
+                risk_penalty = self._served_risk_penalty(blend)
+                if blend.weights_[risk_column] != 0 or risk_penalty != 0:
+                    risk_raw = self._risk_at_candidates(
+                        risk, chunk_rows, candidates, pair_codes, risk_at_pairs
+                    )
+                # risk_raw is -fail probability: the penalty lowers risky candidates in the final score.
+                risk_contribution = blend.contribution(risk_column, risk_raw) + risk_penalty * risk_raw
+                candidate_scores = np.where(candidates >= 0, candidate_scores + risk_contribution, -np.inf)
+                if reranked and getattr(self, "rerank_", True):
+                    positions = self._rerank(chunk_rows, candidates, candidate_scores, k)
+                else:
+                    positions, _ = top_k(candidate_scores, k)
+                    positions = positions.astype(np.int64)
+                safe = np.where(positions >= 0, positions, 0)
+                chosen = np.where(positions >= 0, np.take_along_axis(candidates, safe, axis=1), -1)
+                module_rows[part] = chosen
+                scores[part] = np.where(
+                    chosen >= 0, np.take_along_axis(candidate_scores, safe, axis=1), -np.inf
+                )
+                safe_modules = np.where(chosen >= 0, chosen, 0)
+                for name in scored:
+                    column = self._column(name)
+                    values = blend.contribution(column, raw[name][local, safe_modules])
+                    contributions[part, :, column] = np.where(chosen >= 0, values, 0.0)
+                contributions[part, :, risk_column] = np.where(
+                    chosen >= 0, np.take_along_axis(risk_contribution, safe, axis=1), 0.0
+                )
+        return [
+            RankedLists(
+                student_rows=rows,
+                module_rows=module_rows,
+                scores=scores,
+                contributions=contributions,
+                component_names=self.component_names,
+                intercept=float(blend.intercept_),
             )
-        return RankedLists(
-            student_rows=rows,
-            module_rows=module_rows,
-            scores=scores,
-            contributions=contributions,
-            component_names=self.component_names,
-            intercept=float(self.blend_.intercept_),
-        )
+            for (module_rows, scores, contributions), blend in zip(outputs, blends, strict=True)
+        ]
+
+    def _pair_contribution(
+        self, blend: Any, name: str, values: np.ndarray, base_terms: dict[tuple[int, str], np.ndarray]
+    ) -> np.ndarray:
+        """``blend.contribution`` of component ``name`` at ``values``; for a ServedBlend the base blend's
+        term is taken from (or put in) ``base_terms`` (the same float32 result either way)."""
+        column = self._column(name)
+        if not isinstance(blend, ServedBlend) or blend.weights_[column] == 0:
+            return blend.contribution(column, values)
+        key = (id(blend.base), name)
+        if key not in base_terms:
+            base_terms[key] = blend.base.contribution(column, values)
+        return blend.from_base(column, base_terms[key], values)
+
+    def _risk_at_candidates(
+        self,
+        risk: Any,
+        chunk_rows: np.ndarray,
+        candidates: np.ndarray,
+        pair_codes: np.ndarray,
+        known: np.ndarray,
+    ) -> np.ndarray:
+        """``risk.score_pairs`` at ``candidates`` (chunk-local (n, width), -1 none), predicting only the
+        pairs not yet in ``known`` (NaN; aligned with the sorted eligible ``pair_codes``, filled here).
+        A pair's prediction does not depend on the others predicted with it."""
+        valid = candidates >= 0
+        local, slot = np.nonzero(valid)
+        codes = local.astype(np.int64) * self.fs_.n_modules + candidates[local, slot]
+        at = np.searchsorted(pair_codes, codes)
+        missing = np.isnan(known[at])
+        if missing.any():
+            wanted = at[missing]
+            known[wanted] = risk.score_pairs(
+                self.fs_, chunk_rows[local[missing]], candidates[local[missing], slot[missing]][:, None]
+            )[:, 0]
+        out = np.zeros(candidates.shape, np.float32)
+        out[local, slot] = known[at]
+        return out
 
     def _rerank(
         self, chunk_rows: np.ndarray, candidates: np.ndarray, candidate_scores: np.ndarray, k: int

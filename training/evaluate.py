@@ -436,7 +436,10 @@ def evaluate_candidate(
             f"no student known as of {split.fit_cutoff_term} enrolled in {split.test_term}"
         )
     context = test_context(fs, state)
-    lists = model.recommend(test.student_rows, context, k=MAX_K)
+    # With and without the re-ranking in one pass: the components are scored once for both.
+    lists, without_rerank = model.recommend_variants(
+        test.student_rows, context, MAX_K, [(None, True), (None, False)]
+    )
     risk = model.components_["risk"]
     hybrid, per_student = list_metrics(lists, test, fs, context, risk, min_group_size)
     models: dict[str, Any] = {"hybrid": hybrid}
@@ -449,7 +452,6 @@ def evaluate_candidate(
         return metrics, baseline_lists
 
     with limited_pool(max(threads, 1)) as pool:
-        without_rerank = pool.submit(model.recommend, test.student_rows, context, k=MAX_K, rerank=False)
         baselines = {
             name: pool.submit(baseline, name)
             for name in BASELINES
@@ -461,7 +463,7 @@ def evaluate_candidate(
             elif name in baselines:
                 models[name], lists_by_model[name] = baselines[name].result()
         models["promoted"] = dict(promoted) if promoted is not None else None
-        lists_by_model["hybrid_without_rerank"] = without_rerank.result()
+        lists_by_model["hybrid_without_rerank"] = without_rerank
 
     labels_by_attribute = group_labels(split.frames, test.student_ids)
     groups = {

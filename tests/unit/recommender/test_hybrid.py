@@ -241,3 +241,40 @@ def test_collaborative_baseline_list_equals_its_full_score_ranking(model: Hybrid
     filled = reference_rows >= 0
     assert (fast.module_rows >= 0).sum() == filled.sum()
     np.testing.assert_allclose(fast.scores[filled], reference_scores[filled], rtol=1e-5, atol=1e-6)
+
+
+def test_variants_scored_in_one_pass_equal_their_own_lists(model: HybridRecommender) -> None:
+    """recommend_variants shares the components' scores, eligibility and the risk at the candidates
+    between variants; every variant's list must be the one recommend gives with that blend served."""
+    import copy
+
+    from recommender.blend import ServedBlend
+
+    probe = copy.copy(model)
+    probe.chunk_size = 3  # several chunks, each with its own shared scores
+    probe.risk_penalty = 0.5  # the risk at the candidates is used, so its cache is exercised
+    fs = probe.fs_
+    rows = np.arange(fs.n_students)
+    context = closed_x0(fs)
+    sequence = COMPONENT_NAMES.index("sequence")
+    variants = [
+        (None, True),
+        (None, False),
+        (ServedBlend(probe.base_blend_, winner=sequence, shrink=0.5), True),
+        (ServedBlend(probe.base_blend_, winner=sequence, shrink=1.0), False),
+    ]
+    together = probe.recommend_variants(rows, context, 4, variants)
+    assert len(together) == len(variants)
+    risk_column = COMPONENT_NAMES.index("risk")
+    assert np.any(together[0].contributions[:, :, risk_column] != 0)
+    for (blend, rerank), shared in zip(variants, together, strict=True):
+        alone_model = copy.copy(probe)
+        if blend is not None:
+            alone_model.blend_ = blend
+        alone = alone_model.recommend(rows, context, k=4, rerank=rerank)
+        np.testing.assert_array_equal(shared.module_rows, alone.module_rows)
+        np.testing.assert_array_equal(shared.scores, alone.scores)
+        np.testing.assert_array_equal(shared.contributions, alone.contributions)
+        assert shared.intercept == alone.intercept
+    # The variants differ: shrinking all the way to sequence changes some list.
+    assert not np.array_equal(together[0].module_rows, together[3].module_rows)
