@@ -116,7 +116,7 @@ print(
 # %%
 fit_started = time.perf_counter()
 with threadpool_limits(OPENMP_THREADS, user_api="openmp"):
-    model = fit_evaluation_model(split, **MODEL_OPTIONS)
+    model = fit_evaluation_model(split, **{**MODEL_OPTIONS, "risk_metrics": True})
     promoted_metrics, promoted_note = promoted_on_split(engine, split)
     state = load_term_state(engine, split.test_term, cutoff_term=split.fit_cutoff_term)
     evaluation = evaluate_candidate(model, split, state, promoted_metrics)

@@ -235,10 +235,14 @@ class HybridRecommender:
     ``risk_levels`` fail-probability bounds of low/medium/high; ``plan_fail_threshold`` the fail
     probability above which the planner skips a module; ``risk_penalty`` the explicit fit-versus-risk
     trade-off: blend logits subtracted per unit of predicted fail probability in the final score
-    (0 leaves the ranking to the learned blend; it is carried in the ``risk`` contribution).
+    (0 leaves the ranking to the learned blend; it is carried in the ``risk`` contribution);
+    ``risk_metrics`` whether the serving risk model also reports its own held-out grade MAE and fail
+    AUC (``risk_metrics_``, else empty: two more gradient-boosting fits; the nightly job's evaluation
+    measures the risk model on the test term instead).
 
     Learned: ``fs_``, ``components_``, ``blend_``, ``collaborative_algorithm_``, ``validation_``,
-    ``risk_metrics_`` (grade MAE and fail AUC on the newest term of ``current``), ``prerequisites_``,
+    ``risk_metrics_`` (grade MAE and fail AUC on the newest term of ``current``, with ``risk_metrics``),
+    ``prerequisites_``,
     ``similarity_`` (module × module competency cosine), ``labels_`` (names for explanations).
     """
 
@@ -268,6 +272,7 @@ class HybridRecommender:
         risk_levels: tuple[float, float] = (0.15, 0.35),
         plan_fail_threshold: float = 0.35,
         risk_penalty: float = RISK_PENALTY,
+        risk_metrics: bool = True,
     ) -> None:
         self.k_candidates = k_candidates
         self.diversity = diversity
@@ -285,6 +290,7 @@ class HybridRecommender:
         self.risk_levels = risk_levels
         self.plan_fail_threshold = plan_fail_threshold
         self.risk_penalty = risk_penalty
+        self.risk_metrics = risk_metrics
 
     # -- construction --------------------------------------------------------------------------
     def _components(self, algorithm: str, report_metrics: bool = True) -> dict[str, Any]:
@@ -294,7 +300,10 @@ class HybridRecommender:
                 algorithm=algorithm, num_threads=self.num_threads, random_state=self.random_state
             ),
             "competency_gap": CompetencyGapComponent(),
-            "risk": RiskComponent(random_state=self.random_state, report_metrics=report_metrics),
+            "risk": RiskComponent(
+                random_state=self.random_state,
+                report_metrics=report_metrics and getattr(self, "risk_metrics", True),
+            ),
             "track_balance": TrackBalanceComponent(),
             "popularity": PopularityComponent(),
             "progress": ProgressComponent(),

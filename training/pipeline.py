@@ -83,7 +83,13 @@ one gradient-boosting fit on a busy 2-core machine); the job pins it, and the BL
 call and uses the cores with its own threads instead (``Settings.train_threads``: independent component
 fits side by side, chunks of students on a pool). One thread per ALS/BPR fit also keeps BPR's
 stochastic updates reproducible."""
-MODEL_OPTIONS: dict[str, Any] = {"random_state": 0, "num_threads": OPENMP_THREADS}
+# The job's evaluation measures the risk model on the test term (``calibration``): the fits do not also
+# hold out a term of their own for it (``risk_metrics``).
+MODEL_OPTIONS: dict[str, Any] = {
+    "random_state": 0,
+    "num_threads": OPENMP_THREADS,
+    "risk_metrics": False,
+}
 
 
 def thread_plan(settings: Settings) -> dict[str, int]:

@@ -278,3 +278,18 @@ def test_variants_scored_in_one_pass_equal_their_own_lists(model: HybridRecommen
         assert shared.intercept == alone.intercept
     # The variants differ: shrinking all the way to sequence changes some list.
     assert not np.array_equal(together[0].module_rows, together[3].module_rows)
+
+
+def test_without_risk_metrics_the_served_model_is_the_same(world: World) -> None:
+    """risk_metrics=False (the nightly job) skips the risk model's own held-out fits: no metrics, and
+    the same served lists as with them."""
+    past, current = feature_set_from_tables(world, cutoff=2), feature_set_from_tables(world)
+    with_metrics = HybridRecommender(random_state=0, num_threads=1).fit(past, current)
+    without = HybridRecommender(random_state=0, num_threads=1, risk_metrics=False).fit(past, current)
+    assert "grade_mae" in with_metrics.risk_metrics_ and without.risk_metrics_ == {}
+    context = closed_x0(current)
+    rows = np.arange(current.n_students)
+    a = with_metrics.recommend(rows, context, k=4)
+    b = without.recommend(rows, context, k=4)
+    np.testing.assert_array_equal(a.module_rows, b.module_rows)
+    np.testing.assert_array_equal(a.scores, b.scores)
