@@ -16,6 +16,7 @@ from threadpoolctl import ThreadpoolController
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
+from recommender.trees import CompiledTrees, compile_trees, predict_probability, predict_regression
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +394,7 @@ class RiskComponent:
     def fit(self, fs: FeatureSet) -> Self:
         self.abstain_reason_ = self.missing_inputs(fs)
         self._cache_key: tuple[object, ...] | None = None
+        self._trees: tuple[CompiledTrees | None, CompiledTrees | None] | None = None
         self.metrics_: dict[str, float] = {}
         if self.abstain_reason_ is not None:
             self.used_features_ = np.arange(0)
@@ -439,9 +441,21 @@ class RiskComponent:
             self._cache_key = key
         return self._cache
 
+    def _compiled_trees(self) -> tuple[CompiledTrees | None, CompiledTrees | None]:
+        """The grade and fail models' trees for few-row predictions (recommender.trees), made once."""
+        trees = getattr(self, "_trees", None)
+        if trees is None:
+            trees = (
+                None if self.grade_model_ is None else compile_trees(self.grade_model_),
+                None if self.fail_model_ is None else compile_trees(self.fail_model_),
+            )
+            self._trees = trees
+        return trees
+
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state.pop("_cache", None)
+        state.pop("_trees", None)
         state["_cache_key"] = None
         return state
 
@@ -464,11 +478,12 @@ class RiskComponent:
             x = pair_features(state, static, flat_students[valid], flat_modules[valid])[
                 :, self.used_features_
             ]
+            grade_trees, fail_trees = self._compiled_trees()
             with _limit_openmp(len(x)):
                 if self.grade_model_ is not None and with_grade:
-                    grade[valid] = self.grade_model_.predict(x)
+                    grade[valid] = predict_regression(self.grade_model_, grade_trees, x)
                 if self.fail_model_ is not None:
-                    fail[valid] = self.fail_model_.predict_proba(x)[:, 1]
+                    fail[valid] = predict_probability(self.fail_model_, fail_trees, x)
             if self.fail_model_ is None:
                 rate = state.module_fail_rate[flat_modules[valid]]
                 fail[valid] = np.where(np.isnan(rate), self.overall_fail_rate_, rate)

@@ -1,0 +1,98 @@
+"""scikit-learn's histogram gradient boosting, predicted for a few rows without its per-call costs.
+
+``HistGradientBoosting*.predict`` validates its input and then walks every tree in its own call: for the
+ten or thirty pairs of a live answer that fixed cost (about a millisecond per model) is most of the time.
+:class:`CompiledTrees` holds the fitted trees as flat arrays and walks all of them for all rows at once
+with numpy, taking the same decisions as scikit-learn's predictor (NaN follows ``missing_go_to_left``;
+otherwise ``x <= threshold`` goes left, compared in float64) and adding the leaf values to the baseline
+tree by tree in scikit-learn's order, so the raw predictions are the same floats. Larger inputs go to
+scikit-learn (its compiled loop is faster there). Models with categorical splits or several trees per
+iteration are not compiled (``compile_trees`` returns None) and always use scikit-learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FEW_ROWS = 256
+"""Inputs of at most this many rows are walked here; larger ones by scikit-learn."""
+
+
+@dataclass(frozen=True)
+class CompiledTrees:
+    """The trees of one fitted model as flat node arrays (every tree's nodes one after another)."""
+
+    roots: np.ndarray  # (n_trees,) int64 index of each tree's root
+    feature: np.ndarray  # (n_nodes,) int64
+    threshold: np.ndarray  # (n_nodes,) float64
+    missing_left: np.ndarray  # (n_nodes,) bool
+    children: np.ndarray  # (2 * n_nodes,) int64 global indexes: left of node i at 2i, right at 2i + 1
+    value: np.ndarray  # (n_nodes,) float64
+    baseline: np.ndarray  # scikit-learn's _baseline_prediction, (1, 1) float64
+    depth: int  # the deepest leaf's depth: steps every walk takes
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """(n, 1) float64 raw predictions, as scikit-learn's ``_raw_predict``."""
+        data = np.asarray(x, dtype=np.float64)
+        n_rows, n_features = data.shape
+        flat = data.ravel()
+        row_start = (np.arange(n_rows, dtype=np.int64) * n_features)[:, None]
+        node = np.broadcast_to(self.roots, (n_rows, len(self.roots)))
+        # A leaf's children are itself: every walk takes ``depth`` steps and stays at its leaf.
+        for _ in range(self.depth):
+            values = flat[row_start + self.feature[node]]
+            go_right = ~((values <= self.threshold[node]) | ((values != values) & self.missing_left[node]))
+            node = self.children[2 * node + go_right]
+        # baseline + tree 1 + tree 2 + ..., added one after another as scikit-learn does.
+        terms = np.empty((n_rows, len(self.roots) + 1), dtype=np.float64)
+        terms[:, 0] = self.baseline[0, 0]
+        terms[:, 1:] = self.value[node]
+        return np.add.accumulate(terms, axis=1)[:, -1:].astype(self.baseline.dtype, copy=False)
+
+
+def compile_trees(model: Any) -> CompiledTrees | None:
+    """The trees of a fitted ``HistGradientBoostingRegressor`` / binary ``...Classifier``, or None when
+    they cannot be walked here (categorical splits, several trees per iteration)."""
+    if getattr(model, "n_trees_per_iteration_", None) != 1 or not model._predictors:
+        return None
+    trees = [predictors[0].nodes for predictors in model._predictors]
+    if any(nodes["is_categorical"].any() for nodes in trees):
+        return None
+    sizes = np.array([len(nodes) for nodes in trees], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    nodes = np.concatenate(trees)
+    shift = np.repeat(offsets, sizes)
+    leaf = nodes["is_leaf"].astype(bool)
+    itself = np.arange(len(nodes), dtype=np.int64)
+    return CompiledTrees(
+        roots=offsets,
+        feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.int64),
+        threshold=nodes["num_threshold"].astype(np.float64),
+        missing_left=nodes["missing_go_to_left"].astype(bool),
+        children=np.column_stack(
+            [
+                np.where(leaf, itself, nodes["left"].astype(np.int64) + shift),
+                np.where(leaf, itself, nodes["right"].astype(np.int64) + shift),
+            ]
+        ).ravel(),
+        value=nodes["value"].astype(np.float64),
+        baseline=np.asarray(model._baseline_prediction, dtype=np.float64).reshape(1, 1),
+        depth=int(nodes["depth"][leaf].max()),
+    )
+
+
+def predict_regression(model: Any, trees: CompiledTrees | None, x: np.ndarray) -> np.ndarray:
+    """``model.predict(x)`` (n,), walked here for few rows."""
+    if trees is None or len(x) > FEW_ROWS:
+        return np.asarray(model.predict(x))
+    return np.asarray(model._loss.link.inverse(trees.raw(x).ravel()))
+
+
+def predict_probability(model: Any, trees: CompiledTrees | None, x: np.ndarray) -> np.ndarray:
+    """``model.predict_proba(x)[:, 1]`` (n,) of a binary classifier, walked here for few rows."""
+    if trees is None or len(x) > FEW_ROWS:
+        return np.asarray(model.predict_proba(x)[:, 1])
+    return np.asarray(model._loss.predict_proba(trees.raw(x))[:, 1])
