@@ -511,6 +511,10 @@ class HybridRecommender:
                 raw["risk"] = np.zeros(len(labels), np.float32)
             else:
                 raw["risk"] = self._risk_at_pairs(first["risk"], past, pairs)
+                if recipe is not None:
+                    # Nothing scores past's students again in this fit (no selection): the record state
+                    # behind these predictions need not stay beside the fits on current.
+                    first["risk"].drop_cache()
             # An abstaining component's column is constant: the blend gives it no weight.
             matrix = (
                 np.column_stack(

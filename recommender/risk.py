@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error, roc_auc_score
@@ -79,6 +78,28 @@ class RecordState:
     module_attempts: np.ndarray  # (n_modules,) float32
 
 
+def best_grade_matrix(
+    student: np.ndarray, module: np.ndarray, grade: np.ndarray, n_students: int, n_modules: int
+) -> sp.csr_matrix:
+    """(n_students, n_modules) float32 CSR of each (student, module)'s best grade (a module passed twice
+    keeps its better grade), in canonical form (sorted indices). One sort of the pair codes: a
+    pandas group-by over millions of rows held several times their size."""
+    codes = student.astype(np.int64) * n_modules + module
+    # By pair, the best grade last (a missing grade below every other, as a group-by's max skips it).
+    order = np.lexsort((np.where(np.isnan(grade), -np.inf, grade), codes))
+    codes = codes[order]
+    last = np.ones(len(codes), bool)
+    last[:-1] = codes[1:] != codes[:-1]
+    best = grade[order][last].astype(np.float32)
+    codes = codes[last]
+    del order, last
+    rows = codes // n_modules
+    indptr = np.zeros(n_students + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_students), out=indptr[1:])
+    indices = (codes - rows * n_modules).astype(np.int32)
+    return sp.csr_matrix((best, indices, indptr), shape=(n_students, n_modules))
+
+
 def record_state(fs: FeatureSet, before_ordinal: int | None) -> RecordState:
     """The state from ``fs.history`` rows with ``term_ordinal < before_ordinal`` (None: all closed rows)."""
     history = fs.history
@@ -109,23 +130,9 @@ def record_state(fs: FeatureSet, before_ordinal: int | None) -> RecordState:
         past[["student_row", "term_ordinal"]].drop_duplicates()["student_row"].to_numpy(np.int64)
     )
     passed_grade = np.where(np.isnan(grade), fs.module_info["pass_grade"].to_numpy(np.float32)[module], grade)
-    passed_matrix = sp.coo_matrix(
-        (passed_grade[passed], (student[passed], module[passed])), shape=(n_students, n_modules)
-    ).tocsr()
-    # Duplicates (passed twice) summed: recompute the best grade instead.
-    if passed.any():
-        best = (
-            pd.DataFrame({"s": student[passed], "m": module[passed], "g": passed_grade[passed]})
-            .groupby(["s", "m"], sort=False)["g"]
-            .max()
-        )
-        passed_matrix = sp.csr_matrix(
-            (
-                best.to_numpy(np.float32),
-                (best.index.get_level_values(0).to_numpy(), best.index.get_level_values(1).to_numpy()),
-            ),
-            shape=(n_students, n_modules),
-        )
+    passed_matrix = best_grade_matrix(
+        student[passed], module[passed], passed_grade[passed], n_students, n_modules
+    )
     attempted = sp.csr_matrix(
         (np.ones(len(student), np.float32), (student, module)), shape=(n_students, n_modules)
     )
@@ -440,6 +447,11 @@ class RiskComponent:
             self._cache = (record_state(fs, None), module_static(fs))
             self._cache_key = key
         return self._cache
+
+    def drop_cache(self) -> None:
+        """Forget the record state kept for the last FeatureSet predicted on (made again when needed)."""
+        self._cache_key = None
+        self.__dict__.pop("_cache", None)
 
     def _compiled_trees(self) -> tuple[CompiledTrees | None, CompiledTrees | None]:
         """The grade and fail models' trees for few-row predictions (recommender.trees), made once."""
