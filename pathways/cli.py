@@ -348,7 +348,7 @@ EngineOption = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="where every active student is scored: 'local' (this process) or 'spark' (PySpark, Java)",
+        help="where the batch's students are scored: 'local' (this process) or 'spark' (PySpark, Java)",
     ),
 ]
 SparkMasterOption = Annotated[
@@ -407,9 +407,11 @@ def rescore(
     spark_master: SparkMasterOption = None,
     spark_conf: SparkConfOption = None,
 ) -> None:
-    """Score every active student again with the promoted model into a new complete batch (no refit)."""
+    """Score the active, recently enrolled students again with the promoted model into a new complete
+    batch (no refit)."""
     from training.lock import LockHeldError
     from training.rescore import RescoreError, rescore
+    from training.scoring import left_out_note
     from training.spark import SparkUnavailable
 
     settings = _settings()
@@ -425,7 +427,8 @@ def rescore(
         fail(f"rescore failed: {type(exc).__name__}: {first_line(exc)}")
     console.print(
         f"model {result.version}: batch {result.batch_id} for {result.target_term} "
-        f"({result.engine} engine): {result.n_students} students, {result.n_recommendations} "
+        f"({result.engine} engine): {result.n_students} students"
+        f"{left_out_note(result.n_not_recent, result.within_terms)}, {result.n_recommendations} "
         f"recommendations, {result.n_flags} flags; {result.duration_s:.1f}s",
         highlight=False,
     )

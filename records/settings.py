@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Recommendation list length the batch stores per student.
     batch_k: int = Field(default=10, ge=1, le=50)
+    # The nightly batch scores students whose status is active AND whose newest enrolment lies in one of
+    # the last this many terms up to the cutoff (or, never enrolled, whose entry term does, is later or is
+    # unknown): a stale status (an interaction log makes every learner active) costs no nightly list. 3:
+    # the cutoff term and the two before it, a year out (two terms) included. Anyone left out gets a live
+    # list. 0 scores every active student. Counted in the records' terms (month terms: months).
+    active_within_terms: int = Field(default=3, ge=0)
     # Predicted fail probability above which a recommendation is flagged for advisors.
     fail_risk_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
     # Gate: a candidate may be at most this much worse (absolute NDCG@10) than the promoted model.

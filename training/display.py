@@ -17,6 +17,7 @@ from records.settings import Settings
 from training.pipeline import STEPS, RunResult, run_nightly
 from training.registry import VersionSummary
 from training.report import metric_columns
+from training.scoring import left_out_note
 
 
 def train_with_progress(settings: Settings, console: Console, **options: Any) -> RunResult:
@@ -47,7 +48,8 @@ def print_run(result: RunResult, console: Console) -> None:
     console.print(f"model {result.version}: {status} — {result.gate_reason}", highlight=False)
     console.print(
         f"data cutoff {result.cutoff_term}, target term {result.target_term}; "
-        f"{result.n_students} students scored, {result.n_recommendations} recommendations, "
+        f"{result.n_students} students scored{left_out_note(result.n_not_recent, result.within_terms)}, "
+        f"{result.n_recommendations} recommendations, "
         f"{result.n_flags} flags; {result.duration_s:.1f}s",
         highlight=False,
     )

@@ -4,9 +4,10 @@ run the same :class:`training.scoring.BatchScorer`."""
 
 from __future__ import annotations
 
+import numpy as np
 from sqlalchemy import Engine
 
-from training.scoring import BatchScorer, active_student_rows, write_scored
+from training.scoring import BatchScorer, write_scored
 from training.spark import SparkOptions, score_on_spark, spark_scope
 
 ENGINES = ("local", "spark")
@@ -15,13 +16,15 @@ ENGINES = ("local", "spark")
 def score_into_batch(
     engine: Engine,
     scorer: BatchScorer,
+    rows: np.ndarray,
     batch_id: int,
     database_url: str,
     engine_kind: str = "local",
     spark: SparkOptions | None = None,
     threads: int = 1,
 ) -> tuple[int, int]:
-    """Score every active student of the scorer's model into the ``writing`` batch ``batch_id``.
+    """Score the students at ``rows`` (model rows, int64: :func:`training.scoring.batch_students`) into
+    the ``writing`` batch ``batch_id``.
 
     ``engine_kind``: ``local`` (this process, chunk by chunk, ``threads`` chunks at once) or ``spark``
     (partitions on ``spark.master``; on PostgreSQL the executors write their own rows). Returns
@@ -29,7 +32,6 @@ def score_into_batch(
     """
     if engine_kind not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine_kind!r}")
-    rows = active_student_rows(scorer.model.fs_)
     if engine_kind == "local":
         return write_scored(engine, batch_id, scorer.score(rows, threads=threads), len(rows))
     options = spark or SparkOptions()

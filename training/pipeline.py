@@ -58,7 +58,7 @@ from training.gate import GATE_METRIC, EquityGate, GateDecision, decide
 from training.lock import training_lock
 from training.outcomes import batch_outcomes
 from training.report import write_report
-from training.scoring import active_student_rows, batch_scorer
+from training.scoring import BatchStudents, batch_scorer, batch_students
 from training.spark import SparkOptions, spark_scope
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,10 @@ class RunResult:
     artifact_path: Path | None = None
     batch_id: int | None = None
     n_students: int = 0
+    """Students scored into the batch (:func:`training.scoring.batch_students`)."""
+    n_not_recent: int = 0
+    """Active students left out: no enrolment in the last ``within_terms`` terms."""
+    within_terms: int = 0
     n_recommendations: int = 0
     n_flags: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -161,6 +165,15 @@ class RunResult:
     @property
     def promoted(self) -> bool:
         return self.status == "promoted"
+
+
+def _left_out(students: BatchStudents) -> str:
+    if students.since_term is None:
+        return "0 (every active student is scored)"
+    return (
+        f"{students.n_not_recent} (no enrolment in the last {students.within_terms} terms, "
+        f"since {students.since_term})"
+    )
 
 
 def code_version() -> str:
@@ -502,10 +515,13 @@ class _Run:
                 model, scorer.context, feedback_pairs(engine), settings.batch_k
             )
             self.batch_id = batches.start_batch(engine, self.version, target, settings.batch_k)
-            n_students = len(active_student_rows(model.fs_))
+            students = batch_students(model.fs_, settings.active_within_terms)
+            log.info(students.describe())
+            n_students = len(students.rows)
             n_recommendations, n_flags = score_into_batch(
                 engine,
                 scorer,
+                students.rows,
                 self.batch_id,
                 settings.database_url,
                 self.engine_kind,
@@ -522,6 +538,7 @@ class _Run:
                 self.timings,
                 extra={
                     "students scored": n_students,
+                    "active students left out (not recently enrolled)": _left_out(students),
                     "recommendations stored": n_recommendations,
                     "flags": n_flags,
                     "target term": target,
@@ -553,6 +570,8 @@ class _Run:
             artifact_path=self.artifact_path,
             batch_id=self.batch_id,
             n_students=n_students,
+            n_not_recent=students.n_not_recent,
+            within_terms=students.within_terms,
             n_recommendations=n_recommendations,
             n_flags=n_flags,
             timings=dict(self.timings),
@@ -663,7 +682,7 @@ def run_nightly(
     ``fail_at``: name of a step (:data:`STEPS`) at whose end to raise :class:`InjectedFailure` (tests);
     for ``promote`` it is raised inside the promotion transaction, just before its commit.
     ``model_options``: keyword arguments for ``HybridRecommender`` over :data:`MODEL_OPTIONS`.
-    ``engine_kind``: where every active student is scored, ``local`` or ``spark`` (with ``spark``'s
+    ``engine_kind``: where the batch's students are scored, ``local`` or ``spark`` (with ``spark``'s
     master and settings; see :mod:`training.spark`).
     """
     own_engine = engine is None

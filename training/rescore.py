@@ -1,5 +1,6 @@
-"""``pathways rescore``: every active student scored again by the promoted model, into a new complete
-batch, without refitting (after an import, a change of offerings or seats, new reviews and feedback).
+"""``pathways rescore``: the batch's students (active and recently enrolled,
+:func:`training.scoring.batch_students`) scored again by the promoted model, into a new complete batch,
+without refitting (after an import, a change of offerings or seats, new reviews and feedback).
 
 Runs under the training lock (never beside a nightly run). The new batch is written as ``writing`` and
 completed in one transaction that also marks the version's older batches ``superseded``; a run that
@@ -27,7 +28,7 @@ from training import batch as batches
 from training import registry
 from training.engines import score_into_batch
 from training.lock import training_lock
-from training.scoring import active_student_rows, batch_scorer
+from training.scoring import batch_scorer, batch_students
 from training.spark import SparkOptions
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class RescoreResult:
     target_term: str | None
     engine: str
     n_students: int
+    n_not_recent: int
+    """Active students left out: no enrolment in the last ``within_terms`` terms."""
+    within_terms: int
     n_recommendations: int
     n_flags: int
     duration_s: float
@@ -56,7 +60,8 @@ def rescore(
     engine_kind: str = "local",
     spark: SparkOptions | None = None,
 ) -> RescoreResult:
-    """Score every active student with the promoted model into a new complete batch (see module doc)."""
+    """Score the batch's students (:func:`training.scoring.batch_students`) with the promoted model into a
+    new complete batch (see module doc)."""
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
     started = time.perf_counter()
@@ -78,12 +83,15 @@ def rescore(
             scorer = batch_scorer(
                 engine, model, target, promoted.cutoff_term, settings.batch_k, settings.fail_risk_threshold
             )
-            n_students = len(active_student_rows(model.fs_))
+            students = batch_students(model.fs_, settings.active_within_terms)
+            log.info(students.describe())
+            n_students = len(students.rows)
             batch_id = batches.start_batch(engine, promoted.version, target, settings.batch_k)
             try:
                 n_recommendations, n_flags = score_into_batch(
                     engine,
                     scorer,
+                    students.rows,
                     batch_id,
                     settings.database_url,
                     engine_kind,
@@ -110,5 +118,14 @@ def rescore(
         duration,
     )
     return RescoreResult(
-        promoted.version, batch_id, target, engine_kind, n_students, n_recommendations, n_flags, duration
+        promoted.version,
+        batch_id,
+        target,
+        engine_kind,
+        n_students,
+        students.n_not_recent,
+        students.within_terms,
+        n_recommendations,
+        n_flags,
+        duration,
     )

@@ -55,10 +55,65 @@ def previous_lists(engine: Engine) -> pd.DataFrame | None:
         )
 
 
-def active_student_rows(fs: FeatureSet) -> np.ndarray:
-    """Rows of students whose recorded status is ``active`` (int64, ascending)."""
-    status = fs.student_info["status"].astype(object).to_numpy()
-    return np.flatnonzero(status == "active").astype(np.int64)
+@dataclass(frozen=True)
+class BatchStudents:
+    """The students the batch scores (:func:`batch_students`) and the active ones it leaves out."""
+
+    rows: np.ndarray
+    """Model rows of the students scored (int64, ascending)."""
+    n_active: int
+    """Students whose recorded status is ``active``."""
+    n_not_recent: int
+    """Active students left out: their newest enrolment is older than the window."""
+    within_terms: int
+    """The window in terms (0: no window, every active student is scored)."""
+    since_term: str | None
+    """The oldest term of the window (None: no window, or fewer terms than the window)."""
+
+    def describe(self) -> str:
+        if self.since_term is None:
+            return f"scoring {len(self.rows)} active students"
+        return (
+            f"scoring {len(self.rows)} of {self.n_active} active students: {self.n_not_recent} left out "
+            f"as not recently enrolled (no enrolment in the last {self.within_terms} terms, "
+            f"since {self.since_term})"
+        )
+
+
+def left_out_note(n_not_recent: int, within_terms: int) -> str:
+    """What a summary says of the active students the batch left out (empty when no window applied)."""
+    if n_not_recent == 0:
+        return ""
+    return f" ({n_not_recent} active ones left out: no enrolment in the last {within_terms} terms)"
+
+
+def batch_students(fs: FeatureSet, within_terms: int) -> BatchStudents:
+    """Who the batch scores: students whose status is ``active`` and who are recently enrolled.
+
+    Recently enrolled: their newest enrolment (any status) lies in one of the last ``within_terms`` terms
+    up to the cutoff (the terms just before the target term), or they have no enrolment at all and
+    their entry term is one of those terms, later, or unknown (new entrants, cold start). A recorded
+    status is often stale (an interaction log makes every learner ``active``; students who left years
+    ago stay ``active``): the window keeps the nightly batch to learners who are really there. Anyone
+    left out still gets a live list from the service. ``within_terms`` 0 (or records with fewer terms
+    than the window, or none) scores every active student.
+    """
+    if within_terms < 0:
+        raise ValueError(f"within_terms must be 0 or more, not {within_terms}")
+    info = fs.student_info
+    active = info["status"].astype(object).to_numpy() == "active"
+    n_active = int(active.sum())
+    ordinals = fs.terms["ordinal"].to_numpy(np.int64)
+    if within_terms == 0 or len(ordinals) <= within_terms:
+        return BatchStudents(np.flatnonzero(active).astype(np.int64), n_active, 0, within_terms, None)
+    first = int(ordinals[len(ordinals) - within_terms])  # terms are sorted by ordinal
+    last_ordinal = info["last_ordinal"].to_numpy(np.int64)
+    entry_ordinal = info["entry_ordinal"].to_numpy(np.int64)
+    never_enrolled = last_ordinal < 0
+    recent = np.where(never_enrolled, (entry_ordinal < 0) | (entry_ordinal >= first), last_ordinal >= first)
+    rows = np.flatnonzero(active & recent).astype(np.int64)
+    since = str(fs.terms["code"].iloc[len(ordinals) - within_terms])
+    return BatchStudents(rows, n_active, n_active - len(rows), within_terms, since)
 
 
 def score_chunk(
