@@ -8,15 +8,15 @@ written), and runs the same measurements twice, each in its own process: on the 
 ``--before`` (extracted with ``git archive`` into ``var/bench/explain-before-<rev>``) and on the code
 this file belongs to. Each pass:
 
-- *explain*: ``model.explain`` (recommender.explain.explain_lists) of one chunk of ``--chunk`` active
-  students' top-k lists (the lists made once, outside the timing), CPU ms per 1,000 items, the fastest
-  of ``--repeat``; the same for a what-if occupation, and one student at a time (a live answer) for
-  ``--live`` students, CPU ms per answer;
-- *score step*: every active student through ``BatchScorer.score`` and ``write_scored`` into a fresh
+- *explain*: ``model.explain`` (recommender.explain.explain_lists) of one chunk of ``--chunk`` batch
+  students' top-k lists (the students the nightly job scores; the lists made once, outside the timing),
+  CPU ms per 1,000 items, the fastest of ``--repeat``; the same for a what-if occupation, and one
+  student at a time (a live answer) for ``--live`` students, CPU ms per answer;
+- *score step*: every student of the batch through ``BatchScorer.score`` and ``write_scored`` into a fresh
   SQLite database (``var/bench/explain-out-<pass>.db``), once per ``--threads`` value: process CPU s
   (all threads) and wall s;
 - the answers: every stored row (the JSON columns as stored text) and flag, and for ``--students``
-  sampled active students the live records (``explanation_records`` as JSON, and the Explanation
+  sampled batch students the live records (``explanation_records`` as JSON, and the Explanation
   objects' repr with their evidence) of their own lists and of a what-if occupation each.
 
 BLAS and OpenMP run one thread per call (threadpoolctl) in both passes; ``--threads`` is the scoring
@@ -48,6 +48,19 @@ def _cpu() -> float:
     return time.process_time()
 
 
+def _batch_rows(fs: Any) -> Any:
+    """The students the nightly batch scores, as the measured code chooses them (a revision from before
+    ``batch_students`` scored every active student)."""
+    try:
+        from records.settings import get_settings
+        from training.scoring import batch_students
+    except ImportError:
+        from training.scoring import active_student_rows  # type: ignore[attr-defined]
+
+        return active_student_rows(fs)
+    return batch_students(fs, get_settings().active_within_terms).rows
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """One pass on the code at ``args.code`` (first on sys.path); the answers go to ``args.out``."""
     sys.path.insert(0, str(Path(args.code).resolve()))
@@ -64,7 +77,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from records.schema import Flag, Recommendation
     from training import batch as batches
     from training.flags import FlagRules
-    from training.scoring import active_student_rows, batch_scorer, write_scored
+    from training.scoring import batch_scorer, write_scored
 
     assert Path(recommender.explain.__file__).resolve().is_relative_to(Path(args.code).resolve())
     engine = make_engine(f"sqlite:///{args.db}", create=False)
@@ -79,7 +92,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         scorer = batch_scorer(engine, model, target, cutoff, k, FlagRules().fail_risk_threshold)
         engine.dispose()
         context = scorer.context
-        active = active_student_rows(fs)
+        active = _batch_rows(fs)
         result["active_students"] = len(active)
         rng = np.random.default_rng(args.seed)
         occupations = [str(o) for o in fs.occupations.ids.tolist()]
@@ -121,7 +134,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["live_cpu_ms_per_answer"] = round(1000 * min(timings["live"]) / len(live_rows), 2)
         result["explain_passes_s"] = {key: [round(v, 3) for v in values] for key, values in timings.items()}
 
-        # The score step, every active student, into a fresh database per thread count.
+        # The score step, every student of the batch, into a fresh database per thread count.
         answers: dict[str, Any] = {}
         result["score_step"] = {}
         for threads in args.threads:

@@ -13,7 +13,7 @@ worker, and measures:
 2. a check that the default list answers ``source=batch`` and the what-ifs ``source=live``, and that
    the default list of ``--check-students`` students equals ``export-recommendations``' rows;
 3. ``--passes`` passes of: ``/healthz``, then the default list ``GET /v1/students/{id}/recommendations``
-   over the shuffled active students (each wrk thread walks its own share: distinct students until
+   over the shuffled students of the batch (each wrk thread walks its own share: distinct students until
    the list wraps), each for ``--duration`` seconds, and the ratio of their requests/s within the pass;
 4. live scoring for ``--duration`` seconds each: an occupation what-if (a different occupation per
    student) and another k (``k=15``, beyond the batch's), over distinct students;
@@ -44,8 +44,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from records.db import make_engine, promoted_version, session_scope
-from records.schema import Occupation, OccupationCompetency, Student
+from records.db import current_batch, make_engine, promoted_version, session_scope
+from records.schema import Occupation, OccupationCompetency, Recommendation
 from records.settings import get_settings
 from records.users import add_user
 
@@ -87,15 +87,24 @@ def free_port() -> int:
 
 
 def sample(database_url: str, seed: int) -> tuple[list[str], list[str], str, str]:
-    """Active student ids (shuffled), occupations with a profile, a fresh admin token, the version."""
+    """Ids of the students the current batch holds lists for (shuffled: the active, recently enrolled
+    ones), occupations with a profile, a fresh admin token, the version."""
     engine = make_engine(database_url)
     try:
         with session_scope(engine) as session:
             promoted = promoted_version(session)
             if promoted is None:
                 sys.exit("bench: no promoted model; run `pathways generate --size medium && pathways train`")
+            batch = current_batch(session)
+            if batch is None:
+                sys.exit("bench: the promoted model has no complete batch; run `pathways rescore`")
             ids = list(
-                session.scalars(select(Student.id).where(Student.status == "active").order_by(Student.id))
+                session.scalars(
+                    select(Recommendation.student_id)
+                    .where(Recommendation.batch_id == batch.id)
+                    .distinct()
+                    .order_by(Recommendation.student_id)
+                )
             )
             occupations = list(
                 session.scalars(

@@ -1,4 +1,4 @@
-"""Benchmark: scoring every active student on Apache Spark against the local engine, in one run.
+"""Benchmark: scoring the batch's students on Apache Spark against the local engine, in one run.
 
     .venv/bin/python -m bench.spark --database sqlite:///var/bench/train-large-7.db
     .venv/bin/python -m bench.spark --size medium          # var/bench/train-medium-7.db (bench.train)
@@ -7,7 +7,7 @@ Needs a database with a promoted model (``python -m bench.train --size SIZE`` le
 ``spark`` extra. The scorer (the promoted model and the target term's context: the same object a
 ``pathways rescore`` uses) is built once; then, in one process and one run:
 
-- ``local``: :meth:`training.scoring.BatchScorer.score` over every active student in this process
+- ``local``: :meth:`training.scoring.BatchScorer.score` over the batch's students in this process
   (BLAS threads as the local engine runs them, stated in the output);
 - ``spark local[2]`` and ``spark local[1]``: the same scorer broadcast, the students in partitions,
   every partition scored by ``mapInPandas`` and the rows written to Spark's ``noop`` sink (everything is
@@ -36,8 +36,9 @@ from threadpoolctl import threadpool_info
 
 from records.db import make_engine, promoted_version
 from records.frames import next_term
+from records.settings import get_settings
 from training import registry
-from training.scoring import BatchScorer, active_student_rows, batch_scorer
+from training.scoring import BatchScorer, batch_scorer, batch_students
 from training.spark import SparkOptions, spark_session, students_frame
 
 log = logging.getLogger("bench.spark")
@@ -56,7 +57,8 @@ def load_scorer(url: str, k: int = 10, threshold: float = 0.35) -> tuple[BatchSc
         engine, model, next_term(engine, promoted.cutoff_term), promoted.cutoff_term, k, threshold
     )
     engine.dispose()
-    return scorer, active_student_rows(model.fs_)
+    # The students the nightly batch scores (active and recently enrolled).
+    return scorer, batch_students(model.fs_, get_settings().active_within_terms).rows
 
 
 def time_local(scorer: BatchScorer, rows: np.ndarray) -> float:

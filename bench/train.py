@@ -213,6 +213,8 @@ def main() -> None:
             "size": args.size,
             "status": result.status,
             "students_scored": result.n_students,
+            "active_left_out_not_recent": result.n_not_recent,
+            "active_within_terms": result.within_terms,
             "recommendations": result.n_recommendations,
             "flags": result.n_flags,
             "total_s": round(total, 1),
