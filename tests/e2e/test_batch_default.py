@@ -149,3 +149,41 @@ def test_decisions_and_dismissals_adjust_the_stored_list(live_client: TestClient
     by_id = {i["module"]["id"]: i for i in five["items"]}
     if first["module"]["id"] in by_id:
         assert by_id[first["module"]["id"]]["review"] == "approved"
+
+
+def test_an_active_student_left_out_of_the_batch_gets_a_live_list(database_url: str, tmp_path: Path) -> None:
+    """A student recorded ``active`` whose newest enrolment is older than the window (settings
+    ``active_within_terms``) is not scored by the nightly job; the service scores their list live."""
+    tables = generate("tiny", seed=7)
+    students, enrollments = tables["students.csv"], tables["enrollments.csv"]
+    ordinal = tables["terms.csv"].set_index("code")["ordinal"]
+    newest = (
+        enrollments.assign(ordinal=enrollments["term"].map(ordinal)).groupby("student_id")["ordinal"].max()
+    )
+    gone = students.loc[students["status"] != "active", "id"]
+    stale = str(newest[newest.index.isin(gone)].sort_values(kind="stable").index[0])
+    students.loc[students["id"] == stale, "status"] = "active"  # a stale status, as real records have
+    engine = make_engine(database_url)
+    try:
+        import_tables(engine, tables)
+        settings = job_settings(database_url, tmp_path)
+        result = run_nightly(settings, engine=engine, model_options=FAST_MODEL)
+        assert result.promoted and result.n_not_recent >= 1 and result.within_terms == 3
+        export_current_batch(engine, tmp_path / "export.csv")
+        exported = {
+            row["student_id"] for row in csv.DictReader(io.StringIO((tmp_path / "export.csv").read_text()))
+        }
+        assert stale not in exported and len(exported) == result.n_students
+        with session_scope(engine) as session:
+            _, token = add_user(session, "root", "admin")
+        app = create_app(settings, model_check_interval_s=3600, wait_for_model_s=60)
+        with TestClient(app) as client:
+            body = client.get(f"/v1/students/{stale}/recommendations", headers=auth(token)).json()
+            assert body["source"] == "live" and body["items"], body
+            kept = sorted(exported)[0]
+            assert (
+                client.get(f"/v1/students/{kept}/recommendations", headers=auth(token)).json()["source"]
+                == "batch"
+            )
+    finally:
+        engine.dispose()
