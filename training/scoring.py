@@ -48,11 +48,12 @@ the default, collections took about a fifth of the score step's CPU on the mediu
 
 
 @contextmanager
-def fewer_collections(threshold: int = GC_THRESHOLD) -> Iterator[None]:
+def fewer_collections(threshold: int | None = None) -> Iterator[None]:
     """Run the cyclic garbage collector less often inside (first threshold raised to ``threshold``,
-    never lowered); the thresholds are restored on leaving. Reference counting frees as before."""
+    default :data:`GC_THRESHOLD`, never lowered); the thresholds are restored on leaving. Reference
+    counting frees as before."""
     old = gc.get_threshold()
-    gc.set_threshold(max(threshold, old[0]), *old[1:])
+    gc.set_threshold(max(GC_THRESHOLD if threshold is None else threshold, old[0]), *old[1:])
     try:
         yield
     finally:
