@@ -304,6 +304,8 @@ class ServedBlend:
     ``shrink`` 1 the order is the winner's own (its z-score, not clipped, so its top scores keep their
     order); the sum stays decomposable, one term per component. ``weights_`` (n_components,) are the
     base weights scaled by ``1 − shrink`` plus ``shrink`` at the winner (0 for left-out components).
+    With a ``partner`` the shrink is shared: ``shrink / 2`` on the z-score of each of the two (with
+    ``shrink`` 1, the order of their z-scores' sum).
     """
 
     def __init__(
@@ -313,16 +315,21 @@ class ServedBlend:
         left_out: tuple[int, ...] = (),
         winner: int | None = None,
         shrink: float = 0.0,
+        partner: int | None = None,
     ) -> None:
         if not 0.0 <= shrink <= 1.0:
             raise ValueError(f"shrink must be in [0, 1], not {shrink}")
+        if partner is not None and partner == winner:
+            raise ValueError(f"partner must differ from the winner, both are column {winner}")
         self.base = base
         self.left_out = tuple(left_out)
         self.winner = winner if shrink > 0 else None
         self.shrink = float(shrink) if winner is not None else 0.0
+        self.partner = partner if self.winner is not None else None
         weights = (1.0 - self.shrink) * np.asarray(base.weights_, dtype=np.float64)
-        if self.winner is not None:
-            weights[self.winner] += self.shrink
+        toward = self._shrunk_toward()
+        for column in toward:
+            weights[column] += self.shrink / len(toward)
         weights[list(self.left_out)] = 0.0
         self.weights_ = weights
         self.intercept_ = float((1.0 - self.shrink) * base.intercept_)
@@ -346,9 +353,18 @@ class ServedBlend:
             return np.zeros_like(scores, dtype=np.float32)
         if self.shrink:
             value = value * np.float32(1.0 - self.shrink)
-        if column == self.winner:
+        toward = self._shrunk_toward()
+        if column in toward:
             standard = (np.asarray(scores, np.float32) - np.float32(self.mean_[column])) / np.float32(
                 self.scale_[column]
             )
-            value = value + np.float32(self.shrink) * standard
+            value = value + np.float32(self.shrink / len(toward)) * standard
         return value.astype(np.float32, copy=False)
+
+    def _shrunk_toward(self) -> tuple[int, ...]:
+        """The columns the blend is shrunk toward: the winner, and its partner (a blend saved before
+        partners has none)."""
+        if self.winner is None:
+            return ()
+        partner = getattr(self, "partner", None)
+        return (self.winner,) if partner is None else (self.winner, partner)

@@ -43,7 +43,13 @@ from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
 from recommender.rerank import module_similarity, rerank
 from recommender.risk import RiskComponent
-from recommender.selection import SHRINK_GRID, Selection, check_half, choose_shrink, selection_score
+from recommender.selection import (
+    SHRINK_GRID,
+    Selection,
+    check_half,
+    choose_by_evidence,
+    student_scores,
+)
 from recommender.sequence import SequenceComponent
 from recommender.successor import SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent, module_credits, module_track_rows
@@ -544,7 +550,10 @@ class HybridRecommender:
                 kinds = self._blend_kinds(int(taken_labels.sum()))
                 by_kind: dict[str, Selection] = {}
                 folds_of: dict[str, list[tuple[Blend, np.ndarray, sp.csr_matrix]]] = {}
-                singles: dict[str, float] | None = None
+                # Per-student scores already measured on these folds: the single components' lists
+                # (shared by the kinds) and each kind's grid points.
+                singles: dict[str, np.ndarray] = {}
+                grids: dict[str, dict[Any, np.ndarray]] = {kind: {} for kind in kinds}
                 # Every held-out blend (kind x fold) is learned at once on the pool's threads.
                 held_out: dict[tuple[str, int], Future[Blend]] = {}
                 fold_rows: list[tuple[np.ndarray, sp.csr_matrix]] = []
@@ -562,9 +571,15 @@ class HybridRecommender:
                     ]
                     folds_of[kind] = folds
                     by_kind[kind] = self._select(
-                        past, past_components, folds, past_left_out, context, singles, full=len(kinds) == 1
+                        past,
+                        past_components,
+                        folds,
+                        past_left_out,
+                        context,
+                        singles,
+                        grids[kind],
+                        full=len(kinds) == 1,
                     )
-                    singles = by_kind[kind].singles
                 self.blend_kind_ = max(by_kind, key=lambda kind: by_kind[kind].blend or 0.0)
                 # The served blend is learned on all pairs while its shrink grid is scored.
                 final_blend = pool.submit(self._fit_blend, matrix, taken_labels, self.blend_kind_)
@@ -577,7 +592,7 @@ class HybridRecommender:
                         past_left_out,
                         context,
                         singles,
-                        known={(0.0, True): selection.blend or 0.0},
+                        grids[self.blend_kind_],
                     )
                 selection.blends = {kind: choice.blend for kind, choice in by_kind.items()}
             else:
@@ -602,6 +617,9 @@ class HybridRecommender:
         if winner is not None and winner in self.abstained_:
             selection.shrink, selection.rerank = 0.0, True
             selection.note = f"{winner} abstains when serving: the blend is served"
+        if selection.partner is not None and selection.partner in self.abstained_:
+            selection.note = f"{selection.partner} abstains when serving: {winner} is served alone"
+            selection.partner = None
         self.selection_ = selection
         self.rerank_ = selection.rerank
         self.blend_: ServedBlend = ServedBlend(
@@ -609,6 +627,11 @@ class HybridRecommender:
             left_out=tuple(self._column(name) for name in self.abstained_),
             winner=self._column(winner) if winner is not None and selection.shrink > 0 else None,
             shrink=selection.shrink,
+            partner=(
+                self._column(selection.partner)
+                if selection.partner is not None and selection.shrink > 0
+                else None
+            ),
         )
         log.info(
             "fit: served weights %s, intercept %.3f, collaborative=%s, selection %s",
@@ -672,17 +695,25 @@ class HybridRecommender:
         folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]],
         left_out: tuple[int, ...],
         context: TermContext,
-        singles: dict[str, float] | None = None,
+        singles: dict[str, np.ndarray] | None = None,
+        known: dict[Any, np.ndarray] | None = None,
         *,
         full: bool = True,
-        known: dict[tuple[float, bool], float] | None = None,
     ) -> Selection:
         """Compare, on held-out validation students, the blend (each fold scored by a blend learned
         without it) with every single component's own list, and choose how far to shrink the blend
         toward the best of them. ``folds``: (blend, student rows, what they took (n, n_modules) csr);
         every figure is the mean over the folds' students.
 
-        ``singles`` and ``known`` (grid points already scored on these folds) are not scored again;
+        The candidates are the blend shrunk toward the best single component (grid of SHRINK_GRID, with
+        and without re-ranking), that component alone, and the two best single components together
+        (equal weights on their z-scores). The simplest candidate no more than EVIDENCE_Z paired standard
+        errors below the best one (per student, :func:`recommender.selection.choose_by_evidence`) is
+        served: the two together, then the best alone, then the blend from the largest shrink down. With
+        a few dozen validation students no choice is made on noise; with thousands, the best is served.
+
+        ``singles`` and ``known`` (per-student scores already measured on these folds: the single
+        components' lists, the grid points) are filled in as they are scored and not scored again;
         ``full=False`` scores the blend as learned only (shrink 0, re-ranked), served as such."""
         probe = copy.copy(self)
         probe.fs_ = past
@@ -691,63 +722,96 @@ class HybridRecommender:
         probe._prepare_serving()
         n_students = sum(len(rows) for _, rows, _ in folds)
 
-        def pooled(metric_of_fold: Any) -> float:
-            return float(sum(metric_of_fold(*fold) * len(fold[1]) for fold in folds) / max(n_students, 1))
+        def pooled(scores_of_fold: Any) -> np.ndarray:
+            """Per-student scores over the folds' students, fold after fold."""
+            parts = [scores_of_fold(*fold) for fold in folds]
+            return np.concatenate(parts) if parts else np.zeros(0, np.float64)
 
         # The single components' own lists do not depend on the blend: given, they are not scored again.
-        singles = dict(singles) if singles is not None else {}
+        singles = singles if singles is not None else {}
         for name in SINGLE_RANKERS:
             if self._column(name) in left_out or name in singles:
                 continue
             singles[name] = pooled(
-                lambda _blend, rows, relevant, name=name: selection_score(
+                lambda _blend, rows, relevant, name=name: student_scores(
                     probe.rank_by(name, rows, context, k=SELECTION_K).module_rows, relevant, SELECTION_K
                 )
             )
-        best_single = max(singles, key=lambda name: singles[name]) if singles else None
+        means = {
+            name: float(scores.mean()) if len(scores) else 0.0
+            for name, scores in singles.items()
+            if self._column(name) not in left_out
+        }
+        ranked = sorted(means, key=lambda name: -means[name])
+        best_single = ranked[0] if ranked else None
+        partner = ranked[1] if len(ranked) > 1 else None
         winner = self._column(best_single) if best_single is not None else None
 
         # The re-ranking serves the program's track targets: it stays where they exist. Without them it only
         # spreads competencies, and the list may go without it (as the single components' lists do);
         # the winner alone is always also tried as its own list.
         no_tracks = self._column("track_balance") in left_out
-        points = [
-            (shrink, rerank)
-            for shrink in (SHRINK_GRID if best_single is not None and full else (0.0,))
+        shrinks = SHRINK_GRID if best_single is not None and full else (0.0,)
+        # Simplest first (the order choose_by_evidence prefers): the two best singles together, the best
+        # alone, then the blend from the largest shrink down (re-ranked first, as ties were before).
+        points: list[tuple[float, bool, bool]] = []
+        if full and partner is not None:
+            points.append((1.0, False, True))
+        points += [
+            (shrink, rerank, False)
+            for shrink in sorted(shrinks, reverse=True)
             for rerank in (True, False)
             if rerank or (full and (no_tracks or shrink == 1.0))
         ]
-        known = known or {}
+        known = known if known is not None else {}
         # Every grid point of a fold is scored in one pass (the components' scores, eligibility and risk
         # at the candidates shared): each list is the one recommend would give for that point.
         todo = [point for point in points if point not in known]
-        totals = dict.fromkeys(todo, 0.0)
+        parts: dict[tuple[float, bool, bool], list[np.ndarray]] = {point: [] for point in todo}
         for blend, rows, relevant in folds:
             variants = [
-                (ServedBlend(blend, left_out=left_out, winner=winner, shrink=shrink), rerank)
-                for shrink, rerank in todo
+                (
+                    ServedBlend(
+                        blend,
+                        left_out=left_out,
+                        winner=winner,
+                        shrink=shrink,
+                        partner=self._column(partner) if paired and partner is not None else None,
+                    ),
+                    rerank,
+                )
+                for shrink, rerank, paired in todo
             ]
             for point, lists in zip(
                 todo, probe.recommend_variants(rows, context, SELECTION_K, variants), strict=True
             ):
-                totals[point] += selection_score(lists.module_rows, relevant, SELECTION_K) * len(rows)
-        grid = {
-            point: known[point] if point in known else float(totals[point] / max(n_students, 1))
-            for point in points
-        }
-        shrink, rerank = choose_shrink(grid)
-        best_value = singles[best_single] if best_single is not None else None
-        blend_value = grid[(0.0, True)]
+                parts[point].append(student_scores(lists.module_rows, relevant, SELECTION_K))
+        for point in todo:
+            known[point] = np.concatenate(parts[point]) if parts[point] else np.zeros(0, np.float64)
+        grid = {point: known[point] for point in points}
+        (shrink, rerank, paired), tolerance = choose_by_evidence(grid, points)
+
+        def mean(point: tuple[float, bool, bool]) -> float:
+            return float(grid[point].mean()) if len(grid[point]) else 0.0
+
+        def label(point: tuple[float, bool, bool]) -> str:
+            rerank_label = "" if point[1] else " no re-rank"
+            return f"{point[0]:g}{rerank_label}{f' with {partner}' if point[2] else ''}"
+
+        best_value = means[best_single] if best_single is not None else None
+        blend_value = mean((0.0, True, False))
         return Selection(
             n_students=n_students,
             blend=blend_value,
-            singles=singles,
+            singles=means,
             best_single=best_single,
             blend_vs_best=(blend_value / best_value) if best_value else None,
             shrink=shrink,
             rerank=rerank,
-            served=grid[(shrink, rerank)],
-            grid={f"{key[0]:g}{'' if key[1] else ' no re-rank'}": value for key, value in grid.items()},
+            served=mean((shrink, rerank, paired)),
+            partner=partner if paired else None,
+            tolerance=tolerance,
+            grid={label(key): mean(key) for key in points},
         )
 
     def set_labels(

@@ -1,5 +1,7 @@
 """Choosing what to serve on the validation split: the blend, or the blend shrunk toward the best single
-component when the blend does not beat it (never serve worse than the best of the parts)."""
+component when the blend does not beat it (never serve worse than the best of the parts by more than the
+noise of the validation students allows), or the two best single components together when the choice
+between them is noise."""
 
 from __future__ import annotations
 
@@ -12,11 +14,47 @@ import scipy.sparse as sp
 SELECTION_METRIC = "ndcg@10+recall@10"
 """What the selection maximises: the sum of the two metrics of the quality bar."""
 SHRINK_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+EVIDENCE_Z = 0.5
+"""A candidate within this many paired standard errors of the best one on the validation students counts as
+as good (:func:`choose_by_evidence`); bench/README.md: the record sets, the rules measured."""
 
 
 def selection_score(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -> float:
     """NDCG@k + Recall@k of ranked lists (see :func:`ndcg_at_k`)."""
     return ndcg_at_k(module_rows, relevant, k) + recall_at_k(module_rows, relevant, k)
+
+
+def student_scores(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -> np.ndarray:
+    """(n,) float64 NDCG@k + Recall@k of each student's list (0 for a student without a relevant module):
+    their mean is :func:`selection_score`."""
+    return _ndcg_per_student(module_rows, relevant, k) + _recall_per_student(module_rows, relevant, k)
+
+
+def paired_margin(scores: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Mean of ``scores - reference`` over the same students (paired) and its standard error (0 with
+    fewer than two students)."""
+    difference = np.asarray(scores, np.float64) - np.asarray(reference, np.float64)
+    if len(difference) < 2:
+        return float(difference.mean()) if len(difference) else 0.0, 0.0
+    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))
+
+
+def choose_by_evidence(
+    scores: dict[Any, np.ndarray], order: list[Any], z: float = EVIDENCE_Z
+) -> tuple[Any, float]:
+    """The first candidate of ``order`` (the simplest first) whose per-student scores are, on the mean, no
+    more than ``z`` paired standard errors below the best candidate's; with it the allowance it was
+    granted (``z`` × that standard error, 0 for the best itself). ``scores``: candidate → (n,) scores of
+    the same students; ``order`` holds every candidate. With many students the standard errors vanish
+    and the best mean is chosen; with a few dozen, a simpler candidate is not dropped on noise."""
+    best = max(order, key=lambda key: (float(np.mean(scores[key])), -order.index(key)))
+    for key in order:
+        if key == best:
+            return key, 0.0
+        margin, error = paired_margin(scores[key], scores[best])
+        if margin >= -z * error:
+            return key, z * error
+    raise AssertionError("unreachable: the best candidate is in order")
 
 
 def _hits(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
@@ -32,19 +70,31 @@ def recall_at_k(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -
     """Mean Recall@k of ranked lists against ``relevant``; students without a relevant module count 0."""
     if len(module_rows) == 0:
         return 0.0
+    return float(_recall_per_student(module_rows, relevant, k).mean())
+
+
+def _recall_per_student(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
+    if len(module_rows) == 0:
+        return np.zeros(0, np.float64)
     found = _hits(module_rows, relevant, k).sum(axis=1).astype(np.float64)
     n_relevant = np.diff(sp.csr_matrix(relevant).indptr).astype(np.float64)
-    return float(np.divide(found, n_relevant, out=np.zeros_like(found), where=n_relevant > 0).mean())
+    return np.divide(found, n_relevant, out=np.zeros_like(found), where=n_relevant > 0)
 
 
 def ndcg_at_k(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -> float:
     """Mean NDCG@k (binary gains) of ranked lists ``module_rows`` (n, >=k) int, -1 empty, against
     ``relevant`` (n, n_modules) csr; students without a relevant module count as 0."""
+    if len(module_rows) == 0:
+        return 0.0
+    return float(_ndcg_per_student(module_rows, relevant, k).mean())
+
+
+def _ndcg_per_student(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     top = np.asarray(module_rows)[:, :k].astype(np.int64)
     relevant = sp.csr_matrix(relevant)
     n = top.shape[0]
     if n == 0:
-        return 0.0
+        return np.zeros(0, np.float64)
     coo = relevant.tocoo()
     n_modules = relevant.shape[1]
     relevant_keys = coo.row[coo.data != 0].astype(np.int64) * n_modules + coo.col[coo.data != 0]
@@ -54,7 +104,7 @@ def ndcg_at_k(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -> 
     dcg = hits.astype(np.float64) @ discounts[: top.shape[1]]
     n_relevant = np.minimum(np.diff(relevant.indptr), k)
     ideal = np.concatenate([[0.0], np.cumsum(discounts)])[n_relevant]
-    return float(np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0).mean())
+    return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
 
 
 def check_half(n: int, random_state: int, min_students: int = 20) -> np.ndarray | None:
@@ -75,9 +125,11 @@ class Selection:
     ``blend``: the blend's metric on the held-out students; ``singles``: each component's own list's;
     ``best_single`` and ``blend_vs_best`` (ratio); ``shrink`` toward ``best_single`` (0 = the blend as
     learned, 1 = the winner alone) and whether the list is re-ranked (``rerank``; the single
-    components' own lists are not), with ``served`` its metric; ``grid`` every combination tried;
-    ``blends`` each kind of blend tried with its metric as learned (the better kind is served, shrunk as
-    ``shrink`` says).
+    components' own lists are not), with ``served`` its metric; ``partner``: the runner-up single
+    component served with the winner, equal weights on their z-scores (shrink 1: the choice between the
+    two was within the noise); ``tolerance``: how far below the best candidate's metric ``served`` was
+    allowed to be (:func:`choose_by_evidence`); ``grid`` every combination tried; ``blends`` each kind of
+    blend tried with its metric as learned (the better kind is served, shrunk as ``shrink`` says).
     """
 
     metric: str = SELECTION_METRIC
@@ -89,15 +141,20 @@ class Selection:
     shrink: float = 0.0
     rerank: bool = True
     served: float | None = None
+    partner: str | None = None
+    tolerance: float = 0.0
     grid: dict[str, float] = field(default_factory=dict)
     blends: dict[str, float | None] = field(default_factory=dict)
     note: str = ""
 
     @property
     def winner(self) -> str:
-        """``blend`` when the blend is served as learned, else the single component it shrinks toward."""
+        """``blend`` when the blend is served as learned, else the single component it shrinks toward
+        (``a+b`` for two served together)."""
         if self.shrink == 0 or self.best_single is None:
             return "blend"
+        if self.partner:
+            return f"{self.best_single}+{self.partner}"
         return self.best_single
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,16 +169,9 @@ class Selection:
             "shrink": self.shrink,
             "rerank": self.rerank,
             "served": self.served,
+            "partner": self.partner,
+            "tolerance": self.tolerance,
             "grid": dict(self.grid),
             "blends": dict(self.blends),
             "note": self.note,
         }
-
-
-def choose_shrink(grid: dict[tuple[float, bool], float]) -> tuple[float, bool]:
-    """The (shrink, re-rank) with the best metric; ties go to the smaller shrink (closer to the learned
-    blend), then to re-ranking."""
-    best = max(grid.values())
-    return min(
-        (key for key, value in grid.items() if value >= best - 1e-12), key=lambda key: (key[0], not key[1])
-    )

@@ -15,7 +15,14 @@ from recommender.competency_gap import CompetencyGapComponent
 from recommender.popularity import PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.risk import RiskComponent
-from recommender.selection import choose_shrink, ndcg_at_k, recall_at_k, selection_score
+from recommender.selection import (
+    choose_by_evidence,
+    ndcg_at_k,
+    paired_margin,
+    recall_at_k,
+    selection_score,
+    student_scores,
+)
 from recommender.sequence import SequenceComponent
 from recommender.successor import SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent
@@ -141,6 +148,23 @@ def test_served_blend_with_full_shrink_orders_as_the_winner_alone() -> None:
         ServedBlend(base, winner=1, shrink=1.5)
 
 
+def test_served_blend_with_a_partner_orders_by_the_two_z_scores() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(400, 3)) * np.array([1.0, 3.0, 0.5])
+    taken = scores[:, 1] / 3.0 + scores[:, 2] / 0.5 + 0.3 * rng.normal(size=400) > 0.5
+    base = AdditiveBlend().fit(scores, taken)
+    served = ServedBlend(base, winner=1, shrink=1.0, partner=2)
+    np.testing.assert_allclose(served.weights_, [0.0, 0.5, 0.5])
+    total = sum(served.contribution(c, scores[:, c].astype(np.float32)) for c in range(3))
+    z = (scores - base.mean_) / base.scale_
+    np.testing.assert_allclose(total, 0.5 * (z[:, 1] + z[:, 2]), rtol=1e-5, atol=1e-5)
+    # Half way: half the blend, a quarter on each of the two.
+    half = ServedBlend(base, winner=1, shrink=0.5, partner=2)
+    np.testing.assert_allclose(half.weights_, 0.5 * np.asarray(base.weights_) + [0.0, 0.25, 0.25])
+    with pytest.raises(ValueError, match="partner"):
+        ServedBlend(base, winner=1, shrink=1.0, partner=1)
+
+
 def test_ndcg_and_the_shrink_choice() -> None:
     import scipy.sparse as sp
 
@@ -150,11 +174,41 @@ def test_ndcg_and_the_shrink_choice() -> None:
     assert ndcg_at_k(np.array([[2, 1], [2, 1]]), relevant, k=2) == pytest.approx(0.5 / np.log2(3))
     assert recall_at_k(np.array([[2, 1], [2, 1]]), relevant, k=2) == pytest.approx(0.5)
     assert selection_score(perfect, relevant, k=2) == pytest.approx(2.0)
-    assert choose_shrink({(0.0, True): 0.3, (0.5, True): 0.4, (0.5, False): 0.4, (1.0, False): 0.4}) == (
-        0.5,
-        True,
-    )
-    assert choose_shrink({(0.0, True): 0.3, (0.0, False): 0.35}) == (0.0, False)
+    lists = np.array([[2, 1], [3, 2]])
+    per_student = student_scores(lists, relevant, k=2)
+    np.testing.assert_allclose(per_student, [1 / np.log2(3) + 1.0, 1 / (1 + 1 / np.log2(3)) + 0.5])
+    assert per_student.mean() == pytest.approx(selection_score(lists, relevant, k=2))
+
+
+def test_paired_margin_is_the_mean_difference_and_its_standard_error() -> None:
+    margin, error = paired_margin(np.array([1.0, 2.0, 3.0, 6.0]), np.array([1.0, 1.0, 1.0, 1.0]))
+    assert margin == pytest.approx(2.0)
+    assert error == pytest.approx(np.std([0.0, 1.0, 2.0, 5.0], ddof=1) / 2.0)
+    assert paired_margin(np.array([0.5]), np.array([0.25])) == (0.25, 0.0)
+
+
+def test_the_simplest_candidate_within_the_noise_is_served() -> None:
+    rng = np.random.default_rng(0)
+    # Eighty students whose scores are noise around the same mean: the blend's lead is a fraction of
+    # its standard error, so the simpler candidate (first in the order) is served.
+    single = rng.normal(1.0, 0.5, size=80)
+    # Ahead by 0.01 on the mean, by +0.51 / -0.49 student by student: a standard error of about 0.056.
+    blend = single + np.where(np.arange(80) % 2 == 0, 0.51, -0.49)
+    assert blend.mean() == pytest.approx(single.mean() + 0.01)
+    order = ["pair", "single", "blend"]
+    pair = single - 0.2
+    chosen, allowance = choose_by_evidence({"pair": pair, "single": single, "blend": blend}, order)
+    margin, error = paired_margin(single, blend)
+    assert chosen == "single" and margin > -0.5 * error
+    assert allowance == pytest.approx(0.5 * error)
+    # The pair, a fifth below on every student, is well outside the noise; with z large enough it is not.
+    assert choose_by_evidence({"pair": pair, "single": single, "blend": blend}, order, z=50.0)[0] == "pair"
+    # A lead of several standard errors is served: the blend gains 0.3 on every student, give or take 0.05.
+    clear = single + 0.3 + rng.normal(0.0, 0.05, size=80)
+    assert choose_by_evidence({"pair": pair, "single": single, "blend": clear}, order) == ("blend", 0.0)
+    # z = 0: the best mean, ties to the earlier (simpler) candidate.
+    assert choose_by_evidence({"pair": pair, "single": single, "blend": blend}, order, z=0.0)[0] == "blend"
+    assert choose_by_evidence({"a": single, "b": single.copy()}, ["a", "b"], z=0.0) == ("a", 0.0)
 
 
 def test_successor_chooses_its_decay_on_each_learners_newest_step() -> None:

@@ -226,6 +226,18 @@ def test_a_fit_with_a_recipe_serves_the_recipes_choices_without_cross_fitting(wo
     assert "chosen on the validation split of" in served.selection_.note
     # Learned on its own pairs: not the recipe's blend object.
     assert served.base_blend_ is not evaluated.base_blend_
+    # The two best singles together (a partner) are served as the recipe says too.
+    evaluated.selection_ = dataclasses.replace(
+        evaluated.selection_, best_single="sequence", partner="popularity", shrink=1.0, rerank=False
+    )
+    paired = HybridRecommender(random_state=0, num_threads=1).fit(
+        as_of_2, as_of_3, reuse=evaluated, recipe=evaluated
+    )
+    assert paired.selection_.winner == "sequence+popularity"
+    assert paired.blend_.partner == COMPONENT_NAMES.index("popularity")
+    assert paired.scored_names == ("sequence", "popularity")
+    halves = [0.5 if name in {"sequence", "popularity"} else 0.0 for name in COMPONENT_NAMES]
+    np.testing.assert_allclose(paired.blend_.weights_, halves)
 
 
 def test_collaborative_baseline_list_equals_its_full_score_ranking(model: HybridRecommender) -> None:
