@@ -336,16 +336,29 @@ class HybridRecommender:
     def _validation_targets(
         self, past: FeatureSet, current: FeatureSet
     ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
-        """Students of ``past`` who enrolled in T, what they took then ((n, past.n_modules) csr), and the
-        modules that ran in T (past module rows)."""
+        """Students of ``past`` who enrolled after its cutoff, what they took in their first term after it
+        ((n, past.n_modules) csr), and the modules that ran in those terms (past module rows).
+
+        With ``past`` as of T-2 and ``current`` as of T-1 these are the students who enrolled in T-1; a
+        ``past`` cut earlier pools the terms up to T-1 (training.evaluate.make_split does so when T-1
+        alone holds few students), each student counted once, at their next term."""
         history = current.history
-        in_term = history[history["term_ordinal"] == current.cutoff_ordinal]
+        if past.cutoff_ordinal is None:
+            in_term = history[history["term_ordinal"] == current.cutoff_ordinal]
+        else:
+            in_term = history[history["term_ordinal"] > past.cutoff_ordinal]
+        ran = past.modules.rows(current.modules.ids[in_term["module_row"].to_numpy(np.int64)])
+        offered_rows = np.unique(ran[ran >= 0])
+        ordinals = in_term["term_ordinal"].to_numpy()
+        if len(ordinals) and ordinals.min() != ordinals.max():
+            # Terms pooled: each student's first one after the past's cutoff.
+            first = in_term.groupby("student_row")["term_ordinal"].transform("min").to_numpy()
+            in_term = in_term[ordinals == first]
         student_ids = current.students.ids[in_term["student_row"].to_numpy(np.int64)]
         module_ids = current.modules.ids[in_term["module_row"].to_numpy(np.int64)]
         past_students = past.students.rows(student_ids)
         past_modules = past.modules.rows(module_ids)
         known = (past_students >= 0) & (past_modules >= 0)
-        offered_rows = np.unique(past_modules[past_modules >= 0])
         rows = np.unique(past_students[known])
         # Students with some history in the past: the ones a next-term recommendation is for.
         has_history = past.student_info["n_terms"].to_numpy()[rows] > 0

@@ -4,7 +4,8 @@ Protocol, for the newest closed term T (the run's data cutoff) and the two terms
 before it, T-1 and T-2:
 
 - fit the candidate as ``HybridRecommender().fit(past=as_of(T-2), current=as_of(T-1))``, so it serves
-  from the records as of T-1;
+  from the records as of T-1 (when T-1 holds few returning students, as a log cut into months does, the
+  past is cut a term earlier and the blend learns from each student's first term after it);
 - score every student who enrolled in T (and is known as of T-1) on T's offerings, and compare the
   top-k with the modules they really took in T (every status: the recommender predicts choices);
 - the same students and context for the baselines (popularity, sequence, collaborative and
@@ -86,6 +87,13 @@ BASELINES: tuple[str, ...] = (
 """Single components scored on their own beside the hybrid (``models.<name>``); an abstaining one is
 reported as ``{"abstained": reason}``."""
 COMPARED_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10")
+MIN_VALIDATION_STUDENTS = 500
+"""With fewer students with a history enrolled in T-1, the blend's validation split pools earlier terms."""
+GROWTH = 1.25
+"""An earlier term is pooled only when it brings this factor more validation students (a small
+institution's cohorts do not grow with more terms: an older past would only be staler)."""
+MAX_VALIDATION_TERMS = 6
+"""At most this many terms (T-1 and the ones before it) are pooled for the validation split."""
 GROUP_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "hitrate@10", "cross_track_exposure")
 MIN_GROUP_SIZE = 5
 MIN_EQUITY_GROUP_SIZE = 30
@@ -115,8 +123,9 @@ class Split:
 
     @property
     def past(self) -> Frames:
-        """The frames as of ``past_term`` (T-2): a new copy on every call, so that it lives only as long
-        as its caller holds it (the nightly job drops it once T-2's features are built)."""
+        """The frames as of ``past_term`` (T-2, or earlier when T-1 holds few students: :func:`make_split`):
+        a new copy on every call, so that it lives only as long as its caller holds it (the nightly job
+        drops it once T-2's features are built)."""
         return self.frames.as_of(self.past_term)
 
     @property
@@ -125,10 +134,53 @@ class Split:
         return self.frames.as_of(self.fit_cutoff_term)
 
 
-def make_split(frames: Frames) -> Split:
+def validation_past(
+    enrollments: pd.DataFrame, ordinals: np.ndarray, min_students: int, max_terms: int
+) -> int:
+    """The past cutoff of the blend's validation split, for ``ordinals`` the terms with enrollments up to
+    T-1: T-2, or, when fewer than ``min_students`` students with a history enrolled in T-1, an earlier
+    term, so that the students' first terms after it (up to T-1, at most ``max_terms`` of them) hold that
+    many (recommender.hybrid: each validation student's targets are their first term after the cutoff).
+    A term is added only while it brings GROWTH times the students pooled so far.
+    """
+    fit_ordinal, default = int(ordinals[-1]), int(ordinals[-2])
+    if max_terms <= 1 or len(ordinals) < 3:
+        return default
+    term = enrollments["term_ordinal"].to_numpy()
+    students = enrollments["student_id"].cat.codes.to_numpy()
+    # An upper bound first (everyone enrolled in T-1): reached, T-2 stays without a pass over the records.
+    if len(np.unique(students[term == fit_ordinal])) >= min_students:
+        return default
+    known = term <= fit_ordinal
+    students, term = students[known], term[known]
+    first = np.full(len(enrollments["student_id"].cat.categories), np.iinfo(np.int64).max, np.int64)
+    last = np.full(len(first), np.iinfo(np.int64).min, np.int64)
+    np.minimum.at(first, students, term)
+    np.maximum.at(last, students, term)
+    past, count = default, int(((first <= default) & (last > default)).sum())
+    for back in range(2, min(max_terms, len(ordinals) - 1) + 1):
+        if count >= min_students:
+            break
+        earlier = int(ordinals[-(back + 1)])
+        more = int(((first <= earlier) & (last > earlier)).sum())
+        if more < count * GROWTH:
+            break
+        past, count = earlier, more
+    return past
+
+
+def make_split(
+    frames: Frames,
+    *,
+    min_validation_students: int = MIN_VALIDATION_STUDENTS,
+    max_validation_terms: int = MAX_VALIDATION_TERMS,
+) -> Split:
     """Split the frames (as of the newest closed term T) into as_of(T-2), as_of(T-1) and test term T.
 
     Only terms with enrollments count. Raises :class:`EvaluationUnavailable` with fewer than three.
+    When fewer than ``min_validation_students`` students with a history enrolled in T-1 (a log cut into
+    short terms), the past is cut earlier (:func:`validation_past`): the blend then learns from each
+    student's first term after it, over up to ``max_validation_terms`` terms.
     """
     if frames.cutoff_term is None or frames.cutoff_ordinal is None:
         raise EvaluationUnavailable("the records hold no terms, so there is no term to evaluate on")
@@ -140,7 +192,10 @@ def make_split(frames: Frames) -> Split:
             f"the records have {len(ordinals)}"
         )
     codes = frames.terms.set_index("ordinal")["code"]
-    test_ordinal, fit_ordinal, past_ordinal = (int(o) for o in ordinals[[-1, -2, -3]])
+    test_ordinal, fit_ordinal = (int(o) for o in ordinals[[-1, -2]])
+    past_ordinal = validation_past(
+        frames.enrollments, ordinals[:-1], min_validation_students, max_validation_terms
+    )
     test_term, fit_term, past_term = (str(codes[o]) for o in (test_ordinal, fit_ordinal, past_ordinal))
     return Split(
         test_term=test_term,

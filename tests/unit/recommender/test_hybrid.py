@@ -274,6 +274,13 @@ def test_variants_scored_in_one_pass_equal_their_own_lists(model: HybridRecommen
         (None, False),
         (ServedBlend(probe.base_blend_, winner=sequence, shrink=0.5), True),
         (ServedBlend(probe.base_blend_, winner=sequence, shrink=1.0), False),
+        # The two best singles together (a partner), as the selection scores them.
+        (
+            ServedBlend(
+                probe.base_blend_, winner=sequence, shrink=1.0, partner=COMPONENT_NAMES.index("popularity")
+            ),
+            False,
+        ),
     ]
     together = probe.recommend_variants(rows, context, 4, variants)
     assert len(together) == len(variants)
@@ -305,3 +312,36 @@ def test_without_risk_metrics_the_served_model_is_the_same(world: World) -> None
     b = without.recommend(rows, context, k=4)
     np.testing.assert_array_equal(a.module_rows, b.module_rows)
     np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_validation_targets_are_each_students_first_term_after_the_past(world: World) -> None:
+    """With ``past`` cut two terms before ``current``, each student with a history counts once, with what
+    they took in their first term after the past's cutoff (term 2, else term 3)."""
+    import dataclasses
+
+    # s35 took A0 in term 1, nothing in term 2, and V0 in term 3.
+    assert "s35" in world.students and not any(e[0] == "s35" for e in world.enrollments)
+    world = dataclasses.replace(
+        world,
+        enrollments=[
+            *world.enrollments,
+            ("s35", "A0", 1, "completed", 70.0),
+            ("s35", "V0", 3, "completed", 70.0),
+        ],
+    )
+    past, current = feature_set_from_tables(world, cutoff=1), feature_set_from_tables(world, cutoff=3)
+    rows, taken, offered = HybridRecommender()._validation_targets(past, current)
+    history = {e[0] for e in world.enrollments if e[2] <= 1}
+    expected: dict[str, set[str]] = {}
+    for student in sorted(history):
+        later = [e for e in world.enrollments if e[0] == student and 1 < e[2] <= 3]
+        if later:
+            first = min(e[2] for e in later)
+            expected[student] = {e[1] for e in later if e[2] == first}
+    assert expected["s35"] == {"V0"}
+    assert sorted(past.students.ids[rows]) == sorted(expected)
+    for position, row in enumerate(rows):
+        took = {past.modules.ids[m] for m in taken[position].indices}
+        assert took == expected[past.students.ids[row]]
+    # Offered: whatever ran in terms 2-3 (the students without a history in term 1 took some of it).
+    assert set(past.modules.ids[offered]) == {e[1] for e in world.enrollments if 1 < e[2] <= 3}
