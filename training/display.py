@@ -105,7 +105,9 @@ def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
     if selection:
         console.print(
             f"served: {selection.get('winner')} (shrink {selection.get('shrink')} toward "
-            f"{selection.get('best_single')}), chosen on {selection.get('n_students')} held-out "
+            f"{selection.get('best_single')}"
+            f"{' and ' + selection['partner'] if selection.get('partner') else ''}), chosen on "
+            f"{selection.get('n_students')} held-out "
             "validation students",
             markup=False,
             highlight=False,
