@@ -308,7 +308,7 @@ class HybridRecommender:
             "competency_gap": CompetencyGapComponent(),
             "risk": RiskComponent(
                 random_state=self.random_state,
-                report_metrics=report_metrics and getattr(self, "risk_metrics", True),
+                report_metrics=report_metrics and self.risk_metrics,
             ),
             "track_balance": TrackBalanceComponent(),
             "popularity": PopularityComponent(),
@@ -325,11 +325,15 @@ class HybridRecommender:
     @property
     def scored_names(self) -> tuple[str, ...]:
         """Matrix components the served blend uses (non-zero weight): the others are not scored."""
-        weights = self.blend_.weights_
+        return self._scored_names([self.blend_])
+
+    def _scored_names(self, blends: Sequence[Any]) -> tuple[str, ...]:
+        """Matrix components any of ``blends`` uses (non-zero weight)."""
         return tuple(
             name
             for name in MATRIX_COMPONENTS
-            if name in self.component_names and weights[self._column(name)] != 0
+            if name in self.component_names
+            and any(blend.weights_[self._column(name)] != 0 for blend in blends)
         )
 
     # -- fitting -------------------------------------------------------------------------------
@@ -1045,12 +1049,7 @@ class HybridRecommender:
             for _ in variants
         ]
         risk_column = self._column("risk")
-        scored = tuple(
-            name
-            for name in MATRIX_COMPONENTS
-            if name in self.component_names
-            and any(blend.weights_[self._column(name)] != 0 for blend in blends)
-        )
+        scored = self._scored_names(blends)
         risk = self.components_["risk"]
         for part in _chunks(len(rows), self.chunk_size):
             chunk_rows = rows[part]

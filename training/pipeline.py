@@ -58,7 +58,7 @@ from training.gate import GATE_METRIC, EquityGate, GateDecision, decide
 from training.lock import training_lock
 from training.outcomes import batch_outcomes
 from training.report import write_report
-from training.scoring import BatchStudents, batch_scorer, batch_students
+from training.scoring import batch_scorer, batch_students
 from training.spark import SparkOptions, spark_scope
 
 log = logging.getLogger(__name__)
@@ -165,15 +165,6 @@ class RunResult:
     @property
     def promoted(self) -> bool:
         return self.status == "promoted"
-
-
-def _left_out(students: BatchStudents) -> str:
-    if students.since_term is None:
-        return "0 (every active student is scored)"
-    return (
-        f"{students.n_not_recent} (no enrolment in the last {students.within_terms} terms, "
-        f"since {students.since_term})"
-    )
 
 
 def code_version() -> str:
@@ -538,7 +529,7 @@ class _Run:
                 self.timings,
                 extra={
                     "students scored": n_students,
-                    "active students left out (not recently enrolled)": _left_out(students),
+                    "active students left out (not recently enrolled)": students.left_out(),
                     "recommendations stored": n_recommendations,
                     "flags": n_flags,
                     "target term": target,

@@ -91,6 +91,15 @@ class BatchStudents:
     since_term: str | None
     """The oldest term of the window (None: no window, or fewer terms than the window)."""
 
+    def left_out(self) -> str:
+        """The active students left out, and why (the report's line)."""
+        if self.since_term is None:
+            return "0 (every active student is scored)"
+        return (
+            f"{self.n_not_recent} (no enrolment in the last {self.within_terms} terms, "
+            f"since {self.since_term})"
+        )
+
     def describe(self) -> str:
         if self.since_term is None:
             return f"scoring {len(self.rows)} active students"
