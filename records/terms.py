@@ -1,7 +1,8 @@
 """Ordering term codes (``natural_term_key``) and cutting dated logs into terms (``date_windows``).
 
 Pure functions, no database: ``2019-2`` < ``2019-10`` < ``2020-1``; ``Fall 2019`` < ``Spring 2020``;
-``2019S1``, ``201910``, ``2019/20-1`` and plain years are understood too.
+``2019S1``, ``201910``, ``2019/20-1``, ``S1 2024``, ``Semester 2 2023/24``, ``WS 2023/24`` and plain years
+are understood too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,24 @@ SEASONS: dict[str, int] = {
     "autumn": 4,
     "fa": 4,
     "au": 4,
+    # Terms named by the season they start in: the German winter semester (October to March) and
+    # summer semester (April to September), the Nordic autumn (HT) and spring (VT) terms.
+    "ws": 4,
+    "wise": 4,
+    "ss": 2,
+    "sose": 2,
+    "ht": 4,
+    "vt": 2,
 }
+# Of an academic year (``Spring 2023/24``), the seasons that fall in its first calendar year.
+_FIRST_YEAR_SEASONS = frozenset({4})
+# Words that name a numbered part of a year (``S1 2024``, ``Semester 2 2024``, ``2024 Term 3``), and words
+# that carry no time (``AY2023 T1``: academic year 2023, term 1).
+_PART_WORDS = frozenset(
+    {"s", "sem", "semester", "t", "tri", "trimester", "term", "q", "qtr", "quarter", "p", "period", "block"}
+)
+_FILLER_WORDS = frozenset({"ay", "academic", "year", "session", "of"})
+_TOKEN = re.compile(r"(?P<span>\d{4}\s*[-/]\s*\d{2}(?:\d{2})?)(?!\d)|(?P<number>\d+)|(?P<word>[a-z]+)")
 
 _YEAR_PART = re.compile(r"^(?P<year>\d{4})\s*[-/_. ]?\s*(?:[A-Za-z]{0,2})\s*(?P<part>\d{1,2})$")
 _COMPACT = re.compile(r"^(?P<year>(?:19|20)\d{2})(?P<part>\d{1,2})$")
@@ -67,10 +85,51 @@ def natural_term_key(code: str) -> tuple[int, int]:
     match = _YEAR.match(text)
     if match:
         return int(match["year"]), 0
+    key = _key_from_words(text)
+    if key is not None:
+        return key
     raise TermCodeError(
         f"cannot tell when term {code!r} is: use codes like 2019-1, 2019S2, 201910 or 'Fall 2019', "
         "or give terms.csv with an ordinal column"
     )
+
+
+def _key_from_words(text: str) -> tuple[int, int] | None:
+    """``(year, part)`` of a code spelt in words and numbers (``Sem 1 2024``, ``2023-24 Semester 2``,
+    ``AY2023 T1``, ``WS 2023/24``, ``VT2024``), or None.
+
+    The code must name exactly one year (``2024``, or an academic year ``2023/24``, read as its first year)
+    and at most one part: a number (after an optional word such as ``S``, ``Sem``, ``Term``) or a season.
+    Of an academic year, an autumn season is its first year's and the other seasons its second's, so
+    ``Fall 2023/24`` < ``Spring 2023/24`` < ``Fall 2024/25``. Any other word makes the code unreadable.
+    """
+    years: list[tuple[int, bool]] = []  # (year, is an academic year)
+    numbers: list[int] = []
+    seasons: list[int] = []
+    for token in _TOKEN.finditer(text.lower()):
+        if token["span"]:
+            years.append((int(token["span"][:4]), True))
+        elif token["number"]:
+            value = token["number"]
+            if len(value) == 4 and 1900 <= int(value) <= 2199:
+                years.append((int(value), False))
+            elif len(value) <= 2:
+                numbers.append(int(value))
+            else:
+                return None
+        elif token["word"] in SEASONS:
+            seasons.append(SEASONS[token["word"]])
+        elif token["word"] not in _PART_WORDS and token["word"] not in _FILLER_WORDS:
+            return None
+    if len(years) != 1 or len(numbers) + len(seasons) > 1:
+        return None
+    year, academic = years[0]
+    if numbers:
+        return year, numbers[0]
+    if seasons:
+        season = seasons[0]
+        return (year if not academic or season in _FIRST_YEAR_SEASONS else year + 1), season
+    return None
 
 
 def order_term_codes(codes: list[str]) -> list[str]:

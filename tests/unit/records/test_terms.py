@@ -24,6 +24,19 @@ def test_numbered_terms_sort_by_number_not_by_text() -> None:
         ("autumn-2021", (2021, 4)),
         ("FA19", (2019, 4)),
         ("2018", (2018, 0)),
+        ("S1 2024", (2024, 1)),
+        ("Sem 2 2024", (2024, 2)),
+        ("2024 Semester 2", (2024, 2)),
+        ("Term 3 2024", (2024, 3)),
+        ("T2 2024", (2024, 2)),
+        ("2023-24 Sem 1", (2023, 1)),
+        ("AY2023 T1", (2023, 1)),
+        ("AY 2023/24 Semester 2", (2023, 2)),
+        ("WS 2023/24", (2023, 4)),
+        ("SoSe 2024", (2024, 2)),
+        ("HT2023", (2023, 4)),
+        ("VT 2024", (2024, 2)),
+        ("Spring 2023/24", (2024, 2)),
     ],
 )
 def test_odd_spellings_get_a_year_and_a_part(code: str, key: tuple[int, int]) -> None:
@@ -35,7 +48,28 @@ def test_seasons_follow_the_calendar() -> None:
     assert order_term_codes(codes) == ["Fall 2019", "Winter 2020", "Spring 2020", "Summer 2020", "Fall 2020"]
 
 
-@pytest.mark.parametrize("code", ["the rainy season", "Term A", "", "19-1x"])
+def test_semesters_named_by_their_start_follow_the_calendar() -> None:
+    german = ["SS 2024", "WS 2023/24", "SS 2023", "WS 2024/25"]
+    assert order_term_codes(german) == ["SS 2023", "WS 2023/24", "SS 2024", "WS 2024/25"]
+    nordic = ["VT2024", "HT2023", "HT2024"]
+    assert order_term_codes(nordic) == ["HT2023", "VT2024", "HT2024"]
+    academic = ["Spring 2023/24", "Fall 2024/25", "Fall 2023/24", "Winter 2023/24"]
+    assert order_term_codes(academic) == ["Fall 2023/24", "Winter 2023/24", "Spring 2023/24", "Fall 2024/25"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "the rainy season",
+        "Term A",
+        "",
+        "19-1x",
+        "Semester 2024",
+        "S1 S2 2024",
+        "2024 2025 S1",
+        "Sem 1 2024 draft",
+    ],
+)
 def test_codes_without_a_time_are_refused_with_advice(code: str) -> None:
     with pytest.raises(TermCodeError, match=r"terms\.csv with an ordinal"):
         natural_term_key(code)
