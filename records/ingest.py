@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from records.bulk import bulk_insert, table_of
 from records.csv_formats import CSV_BY_NAME, CSV_FILES
 from records.csv_read import read_csv_text
+from records.grades import GRADE_POINTS_MAX, looks_like_grade_points, read_grade_codes
 from records.schema import (
     COMPETENCY_KINDS,
     DEFAULT_PASS_GRADE,
@@ -592,6 +593,8 @@ def _validate_file(
     extra = [c for c in columns if c not in csv_file.columns]
     if extra:
         notes.append(f"{spec.name}: ignored unknown column(s) {', '.join(map(str, extra))}")
+    if spec.name == "enrollments.csv" and "grade" in columns:
+        columns = _read_grade_codes(raw, columns, notes)
     typed = pd.DataFrame({"__line__": lines}, index=raw.index)
     table = table_of(spec.table)
     for spec_field in spec.fields:
@@ -607,7 +610,31 @@ def _validate_file(
         typed[spec_field.table_column] = values
     if spec.name == "demand.csv":
         typed["period_start"] = period_start(typed["period"].fillna(""))
+    grades = typed["grade"] if spec.name == "enrollments.csv" and "grade" in typed.columns else None
+    if grades is not None and looks_like_grade_points(grades):
+        notes.append(
+            f"{spec.name}: every grade is at most {GRADE_POINTS_MAX:g}: if these are grade points, convert "
+            "them to 0-100 (data/README.md); read as percentages, nearly every row counts as failed unless "
+            "its status says otherwise"
+        )
     return typed.reset_index(drop=True)
+
+
+def _read_grade_codes(raw: pd.DataFrame, columns: list[str], notes: list[str]) -> list[str]:
+    """Letter grades and pass/fail/withdrawal codes of enrollments.csv's grade column read in place
+    (records.grades); returns the columns, with ``status`` when the codes created it."""
+    read = read_grade_codes(raw["grade"], raw["status"] if "status" in columns else None)
+    raw["grade"] = read.grade
+    if read.statuses:
+        raw["status"] = read.status
+        columns = columns if "status" in columns else [*columns, "status"]
+    if read.letters or read.statuses:
+        notes.append(
+            f"enrollments.csv: read {read.letters} letter grades as percentages (A 95 ... D- 61, F 50) and "
+            f"{read.statuses} pass/fail/withdrawal codes (P, NP, W, I, ...) as statuses, by the table in "
+            "data/README.md"
+        )
+    return columns
 
 
 def _reject_too_long(

@@ -1,0 +1,82 @@
+"""Letter grades and pass/fail/withdrawal codes in enrollments.csv import as numbers and statuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from records.ingest import ImportRejected, import_directory
+from records.schema import Enrollment
+from tests.integration.records.csv_set import write_csv_set
+
+TERMS = "code,ordinal\n2021-1,1\n2021-2,2\n"
+
+
+def stored(engine: Engine) -> dict[tuple[str, str], tuple[str, float | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Enrollment.student_id, Enrollment.module_id, Enrollment.status, Enrollment.grade)
+        ).all()
+    return {(s, m): (status, grade) for s, m, status, grade in rows}
+
+
+def test_letter_grades_become_percentages_and_codes_become_statuses(engine: Engine, tmp_path: Path) -> None:
+    log = (
+        "student_id,module_id,term,grade,status\n"
+        "L1,M1,2021-1,A-,\n"
+        "L1,M2,2021-1, b+ ,\n"
+        "L1,M3,2021-2,F,\n"
+        "L1,M4,2021-2,D-,\n"
+        "L2,M1,2021-1,P,\n"
+        "L2,M2,2021-1,NP,\n"
+        "L2,M3,2021-2,W,\n"
+        "L2,M4,2021-2,I,\n"
+        "L3,M1,2021-1,72.5,\n"
+        "L3,M2,2021-1,W,completed\n"
+    )
+    directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
+    report = import_directory(engine, directory, allow_uncatalogued=True)
+    assert stored(engine) == {
+        ("L1", "M1"): ("completed", 91.0),
+        ("L1", "M2"): ("completed", 88.0),
+        ("L1", "M3"): ("failed", 50.0),
+        ("L1", "M4"): ("completed", 61.0),  # D- passes at the default pass grade 60
+        ("L2", "M1"): ("completed", None),
+        ("L2", "M2"): ("failed", None),
+        ("L2", "M3"): ("withdrawn", None),
+        ("L2", "M4"): ("in_progress", None),
+        ("L3", "M1"): ("completed", 72.5),
+        ("L3", "M2"): ("completed", None),  # a given status is kept; the code only fills an empty one
+    }
+    read = "read 4 letter grades as percentages"
+    assert any(read in note and "5 pass/fail/withdrawal codes" in note for note in report.notes)
+
+
+def test_a_log_without_a_status_column_takes_statuses_from_the_codes(engine: Engine, tmp_path: Path) -> None:
+    log = "student_id,module_id,term,grade\nL1,M1,2021-1,W\nL1,M2,2021-1,C\nL1,M3,2021-2,NC\n"
+    directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
+    import_directory(engine, directory, allow_uncatalogued=True)
+    assert stored(engine) == {
+        ("L1", "M1"): ("withdrawn", None),
+        ("L1", "M2"): ("completed", 75.0),
+        ("L1", "M3"): ("failed", None),
+    }
+
+
+def test_an_unknown_grade_code_is_rejected_with_its_line(engine: Engine, tmp_path: Path) -> None:
+    log = "student_id,module_id,term,grade\nL1,M1,2021-1,A\nL1,M2,2021-1,Q\n"
+    directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
+    with pytest.raises(ImportRejected) as caught:
+        import_directory(engine, directory, allow_uncatalogued=True)
+    assert "enrollments.csv:3 grade: not a number: 'Q'" in str(caught.value)
+    assert stored(engine) == {}, "nothing is written when a row is rejected"
+
+
+def test_grades_that_look_like_grade_points_are_named_in_a_note(engine: Engine, tmp_path: Path) -> None:
+    rows = [f"L{i},M{i % 3},2021-1,{2.0 + (i % 20) / 10:.1f}" for i in range(25)]
+    log = "student_id,module_id,term,grade\n" + "\n".join(rows) + "\n"
+    directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
+    report = import_directory(engine, directory, allow_uncatalogued=True)
+    assert any("every grade is at most 4.3" in note for note in report.notes)
