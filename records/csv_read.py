@@ -7,6 +7,7 @@ through the ``csv`` module so that quoted commas and line breaks count right.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
@@ -44,8 +45,10 @@ class CsvTable:
 
 
 def _decode_problem(raw: bytes, error: UnicodeDecodeError) -> CsvProblem:
-    line = raw.count(b"\n", 0, error.start) + 1
-    byte = raw[error.start : error.start + 1].hex()
+    # utf-8-sig counts the error's position after the byte order mark it strips.
+    start = error.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
+    line = raw.count(b"\n", 0, start) + 1
+    byte = raw[start : start + 1].hex()
     return CsvProblem(
         line,
         f"not UTF-8: byte 0x{byte} at line {line} cannot be decoded; save the file as UTF-8",
@@ -149,6 +152,17 @@ def _has_padding(raw: bytes, delimiter: int) -> bool:
     return bool(
         space[0] or space[-1] or np.any(space[1:] & boundary[:-1]) or np.any(space[:-1] & boundary[1:])
     )
+
+
+def sniff_delimiter(raw: bytes) -> str:
+    """The delimiter of a CSV file by its header line: ``;`` (as spreadsheets save CSV in locales with a
+    decimal comma) or a tab when the header has one of them and no comma, else ``,``."""
+    header = raw.lstrip(b"\r\n")[:65536].split(b"\n", 1)[0]
+    if b"," not in header:
+        for candidate in (b";", b"\t"):
+            if candidate in header:
+                return candidate.decode()
+    return ","
 
 
 def read_csv_text(

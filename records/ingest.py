@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from records.bulk import bulk_insert, table_of
 from records.csv_formats import CSV_BY_NAME, CSV_FILES
-from records.csv_read import read_csv_text
+from records.csv_read import read_csv_text, sniff_delimiter
 from records.grades import GRADE_POINTS_MAX, looks_like_grade_points, read_grade_codes
 from records.schema import (
     COMPETENCY_KINDS,
@@ -386,11 +386,19 @@ def read_csv_set(directory: Path) -> tuple[dict[str, pd.DataFrame], list[Rejecti
         if not path.is_file():
             absent.append(csv_file.name)
             continue
-        table, problems = read_csv_text(path.read_bytes())
+        raw = path.read_bytes()
+        delimiter = sniff_delimiter(raw)
+        table, problems = read_csv_text(raw, delimiter)
         rejections.extend(Rejection(csv_file.name, p.line, None, p.reason) for p in problems)
         if table is not None:
             frame = table.frame
             frame["__line__"] = table.lines
+            if delimiter == ";":  # a spreadsheet's CSV where the decimal mark is a comma
+                frame.attrs["decimal_comma"] = True
+            if delimiter != ",":
+                notes.append(
+                    f"{csv_file.name}: read as separated by {'a tab' if delimiter == chr(9) else delimiter!r}"
+                )
             frames[csv_file.name] = frame
     if absent:
         notes.append(f"absent (nothing imported from them): {', '.join(absent)}")
@@ -502,6 +510,9 @@ def period_start(periods: pd.Series) -> pd.Series:
     return result
 
 
+_DECIMAL_COMMA = r"^(-?\d+),(\d+)$"
+
+
 def _typed_column(
     spec_field: Field,
     text: pd.Series,
@@ -580,6 +591,7 @@ def _validate_file(
     """
     csv_file = CSV_BY_NAME[spec.name]
     longest_line: int | None = raw.attrs.get("longest_line_bytes")
+    decimal_comma = bool(raw.attrs.get("decimal_comma"))
     raw = raw.copy()
     if "__line__" not in raw.columns:
         raw["__line__"] = np.arange(2, len(raw) + 2, dtype=np.int64)
@@ -587,7 +599,8 @@ def _validate_file(
     columns = [c for c in raw.columns if c != "__line__"]
     missing = [c for c in csv_file.required if c not in columns]
     for column in missing:
-        rejections.add(spec.name, 1, column, "required column missing from the header")
+        found = ", ".join(map(str, columns)) or "nothing"
+        rejections.add(spec.name, 1, column, f"required column missing from the header (it has: {found})")
     if missing:
         return None
     extra = [c for c in columns if c not in csv_file.columns]
@@ -601,6 +614,8 @@ def _validate_file(
         if spec_field.column not in columns:
             continue
         text = raw[spec_field.column]
+        if decimal_comma and spec_field.kind == "float":
+            text = text.str.replace(_DECIMAL_COMMA, r"\1.\2", regex=True)
         _reject_too_long(table, spec_field, text, spec.name, lines, rejections, longest_line)
         values = _typed_column(
             spec_field, text, spec.name, lines, spec_field.column in csv_file.required, rejections

@@ -1,4 +1,5 @@
-"""Letter grades and pass/fail/withdrawal codes in enrollments.csv import as numbers and statuses."""
+"""Grades as spreadsheets and student information systems export them: letter grades, pass/fail and
+withdrawal codes, decimal commas in semicolon-separated files."""
 
 from __future__ import annotations
 
@@ -80,3 +81,20 @@ def test_grades_that_look_like_grade_points_are_named_in_a_note(engine: Engine, 
     directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
     report = import_directory(engine, directory, allow_uncatalogued=True)
     assert any("every grade is at most 4.3" in note for note in report.notes)
+
+
+def test_a_semicolon_separated_file_reads_decimal_commas(engine: Engine, tmp_path: Path) -> None:
+    log = "student_id;module_id;term;grade\nL1;M1;2021-1;71,5\nL1;M2;2021-2;58\n"
+    directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
+    report = import_directory(engine, directory, allow_uncatalogued=True)
+    assert stored(engine) == {("L1", "M1"): ("completed", 71.5), ("L1", "M2"): ("failed", 58.0)}
+    assert "enrollments.csv: read as separated by ';'" in report.notes
+
+
+def test_a_missing_column_is_named_with_the_header_found(engine: Engine, tmp_path: Path) -> None:
+    log = "learner,course,term\nL1,M1,2021-1\n"
+    directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
+    with pytest.raises(ImportRejected) as caught:
+        import_directory(engine, directory, allow_uncatalogued=True)
+    expected = "required column missing from the header (it has: learner, course, term)"
+    assert f"enrollments.csv:1 student_id: {expected}" in str(caught.value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from records.csv_read import read_csv_text
+from records.csv_read import read_csv_text, sniff_delimiter
 
 
 def test_lines_count_the_header_blank_lines_and_quoted_line_breaks() -> None:
@@ -34,6 +34,21 @@ def test_non_utf8_bytes_are_reported_with_their_line() -> None:
     table, problems = read_csv_text(raw)
     assert table is None
     assert problems[0].line == 3 and "not UTF-8" in problems[0].reason and "0xe8" in problems[0].reason
+
+
+def test_a_bad_byte_after_a_byte_order_mark_is_named_as_it_is() -> None:
+    raw = b"\xef\xbb\xbfid,title\r\nM1,Algebra\r\nM2,Alg\xe8bre\r\n"
+    _, problems = read_csv_text(raw)
+    assert problems[0].line == 3 and "byte 0xe8" in problems[0].reason
+
+
+def test_the_delimiter_is_read_off_the_header() -> None:
+    assert sniff_delimiter(b"student_id;module_id;term;grade\nL1;M1;2021-1;71,5\n") == ";"
+    assert sniff_delimiter(b"\r\nstudent_id\tmodule_id\n") == "\t"
+    assert sniff_delimiter(b'student_id,module_id,note\nL1,M1,"a;b"\n') == ","
+    assert sniff_delimiter(b"student_id\nL1\n") == ","
+    table, problems = read_csv_text(b'id;title\nM1;"Algebra; part 1"\n', ";")
+    assert problems == [] and table is not None and table.frame["title"].tolist() == ["Algebra; part 1"]
 
 
 def test_byte_order_mark_and_header_problems() -> None:
