@@ -511,6 +511,7 @@ def period_start(periods: pd.Series) -> pd.Series:
 
 
 _DECIMAL_COMMA = r"^(-?\d+),(\d+)$"
+_TIME_OFFSET = r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 
 def _typed_column(
@@ -550,7 +551,10 @@ def _typed_column(
             return values.round().astype("Int64")
         return values
     if spec_field.kind == "date":
-        dates = pd.to_datetime(text.where(~empty), errors="coerce", format="ISO8601")
+        # A timestamp's offset is dropped: the day is the one where it was recorded (mixed offsets in
+        # one column cannot be parsed together otherwise).
+        local = text.str.replace(_TIME_OFFSET, r"\1", regex=True)
+        dates = pd.to_datetime(local.where(~empty), errors="coerce", format="ISO8601")
         parsed = dates.notna().to_numpy()
         rejections.rows(
             file, lines, ~empty & ~parsed, column, lambda: "not a date (YYYY-MM-DD): " + text.map(repr)

@@ -181,3 +181,23 @@ def test_a_dated_log_joins_the_terms_already_in_the_database(engine: Engine, tmp
     rows = stored_enrollments(engine)
     assert ("S3", "M3", "2020-2", "2020-10-15") in rows and ("S3", "M4", "2021-1", "2021-03-01") in rows
     assert any("the database's terms" in note for note in report.notes)
+
+
+def test_timestamps_with_mixed_offsets_are_placed_by_their_recorded_day(
+    engine: Engine, tmp_path: Path
+) -> None:
+    log = (
+        "student_id,module_id,enrolled_on,status\n"
+        "L1,M1,2023-07-31T23:30:00-05:00,completed\n"
+        "L1,M2,2023-08-12 09:00:00,completed\n"
+        "L2,M1,2023-07-13T10:33:00Z,completed\n"
+        "L2,M3,2023-09-01T08:00:00.250+0200,completed\n"
+    )
+    directory = write_csv_set(tmp_path / "log", {"enrollments.csv": log})
+    import_directory(engine, directory, allow_uncatalogued=True)
+    assert stored_enrollments(engine) == [
+        ("L1", "M1", "2023-07", "2023-07-31"),  # the day where it was recorded, not the next day in UTC
+        ("L1", "M2", "2023-08", "2023-08-12"),
+        ("L2", "M1", "2023-07", "2023-07-13"),
+        ("L2", "M3", "2023-09", "2023-09-01"),
+    ]
