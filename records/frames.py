@@ -196,14 +196,20 @@ def _ordinal_of(terms: pd.DataFrame, term_code: str) -> int | None:
     return None if match.empty else int(match.iloc[0])
 
 
+CLOSED_TERM_MAX_IN_PROGRESS = 0.05
+"""A term with enrollments is closed when at most this share of them is still in progress: a few
+incompletes left open in an old term (an ``I`` grade never resolved) do not keep it open for ever."""
+
+
 def newest_closed_term(engine: Engine) -> str | None:
-    """The newest term (by ordinal) that has enrollments, none of them in progress; None if none."""
+    """The newest term (by ordinal) that has enrollments, at most :data:`CLOSED_TERM_MAX_IN_PROGRESS` of
+    them in progress; None if none."""
     in_progress = func.sum(case((Enrollment.status == "in_progress", 1), else_=0))
     statement = (
         select(Term.code)
         .join(Enrollment, Enrollment.term_code == Term.code)
         .group_by(Term.code, Term.ordinal)
-        .having(in_progress == 0)
+        .having(in_progress <= CLOSED_TERM_MAX_IN_PROGRESS * func.count())
         .order_by(Term.ordinal.desc())
         .limit(1)
     )
@@ -1010,9 +1016,7 @@ def frames_from_tables(tables: dict[str, pd.DataFrame], cutoff_term: str | None 
 def _closed_term_in_memory(enrollments: pd.DataFrame, terms: pd.DataFrame) -> str:
     if enrollments.empty:
         return str(terms["code"].iloc[-1])
-    open_terms = set(enrollments.loc[enrollments["status"] == "in_progress", "term_ordinal"].tolist())
-    with_enrollments = sorted(set(enrollments["term_ordinal"].tolist()), reverse=True)
-    for ordinal in with_enrollments:
-        if ordinal not in open_terms:
-            return str(terms.loc[terms["ordinal"] == ordinal, "code"].iloc[0])
-    return str(terms.loc[terms["ordinal"] == with_enrollments[0], "code"].iloc[0])
+    share = (enrollments["status"] == "in_progress").groupby(enrollments["term_ordinal"]).mean()
+    closed = share.index[share.to_numpy() <= CLOSED_TERM_MAX_IN_PROGRESS]
+    ordinal = closed.max() if len(closed) else share.index.max()
+    return str(terms.loc[terms["ordinal"] == ordinal, "code"].iloc[0])

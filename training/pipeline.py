@@ -39,7 +39,14 @@ from features.featureset import FeatureSet, memory_by_part
 from recommender.collaborative import ALGORITHMS, SPARK_ALGORITHMS
 from recommender.hybrid import HybridRecommender, limited_pool
 from records.db import make_engine, promoted_version
-from records.frames import Frames, load_frames, load_term_state, newest_closed_term, next_term
+from records.frames import (
+    CLOSED_TERM_MAX_IN_PROGRESS,
+    Frames,
+    load_frames,
+    load_term_state,
+    newest_closed_term,
+    next_term,
+)
 from records.schema import ModelVersion
 from records.settings import Settings
 from training import batch as batches
@@ -130,6 +137,12 @@ def return_freed_memory() -> bool:
 
 Progress = Callable[[str, str], None]
 """Called as ``progress(step, "start")`` and ``progress(step, "done")``; steps are :data:`STEPS`."""
+
+
+NO_CLOSED_TERM = (
+    "the records have no closed term (a term with enrollments, at most "
+    f"{CLOSED_TERM_MAX_IN_PROGRESS:.0%} of them in progress)"
+)
 
 
 class PipelineError(RuntimeError):
@@ -395,9 +408,7 @@ class _Run:
         with self.step("frames"):
             cutoff = newest_closed_term(engine)
             if cutoff is None:
-                raise PipelineError(
-                    "the records have no closed term (a term with enrollments, none in progress)"
-                )
+                raise PipelineError(NO_CLOSED_TERM)
             frames = load_frames(engine, cutoff)
             target = next_term(engine, cutoff)
             try:
@@ -702,7 +713,7 @@ def run_evaluation(
     try:
         cutoff = newest_closed_term(engine)
         if cutoff is None:
-            raise PipelineError("the records have no closed term (a term with enrollments, none in progress)")
+            raise PipelineError(NO_CLOSED_TERM)
         split = make_split(load_frames(engine, cutoff))
         with threadpool_limits(OPENMP_THREADS, user_api="openmp"):
             model = HybridRecommender(**{**MODEL_OPTIONS, **(model_options or {})}).fit(

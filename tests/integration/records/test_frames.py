@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from records.frames import (
     newest_closed_term,
     next_term,
 )
+from records.ingest import import_directory
 from records.schema import (
     Advisor,
     Base,
@@ -47,6 +49,7 @@ from records.schema import (
     Term,
     User,
 )
+from tests.integration.records.csv_set import write_csv_set
 from tests.unit.features.compare import assert_feature_sets_equal
 from tests.unit.features.tables import CUTOFF, small_tables
 
@@ -290,3 +293,19 @@ def test_interaction_log_alone_loads_and_builds(engine: Engine) -> None:
     context = build_term_context(fs, load_term_state(engine, None))
     assert context.target_term == "Spring C" and context.offered.all()
     assert context.extra_in_progress.nnz == 3  # S1 M3, S2 M5 and S4 M1 (S4 has no entry term: kept)
+
+
+def test_a_few_incompletes_do_not_hold_a_term_open(engine: Engine, tmp_path: Path) -> None:
+    """2021-1 and 2021-2 keep 1 of 20 enrolments in progress (5%), 2021-3 2 (10%): the newest closed term
+    is 2021-2."""
+    rows = ["student_id,module_id,term,status"]
+    in_progress = {"2021-1": 1, "2021-2": 1, "2021-3": 2, "2021-4": 20}
+    for term, open_rows in in_progress.items():
+        for index in range(20):
+            status = "in_progress" if index < open_rows else "completed"
+            rows.append(f"L{index},M{term[-1]}{index % 4},{term},{status}")
+    directory = write_csv_set(tmp_path / "set", {"enrollments.csv": "\n".join(rows) + "\n"})
+    import_directory(engine, directory, allow_uncatalogued=True)
+    assert newest_closed_term(engine) == "2021-2"
+    assert next_term(engine, None) == "2021-3"
+    assert load_frames(engine).cutoff_term == "2021-2"
