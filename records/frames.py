@@ -197,24 +197,37 @@ def _ordinal_of(terms: pd.DataFrame, term_code: str) -> int | None:
 
 
 CLOSED_TERM_MAX_IN_PROGRESS = 0.05
-"""A term with enrollments is closed when at most this share of them is still in progress: a few
-incompletes left open in an old term (an ``I`` grade never resolved) do not keep it open for ever."""
+"""A term with enrollments is closed when at most this share of them is still in progress, or at most
+twice the smallest term's share when that is higher (up to :data:`CLOSED_TERM_CEILING`): incompletes left
+open in old terms (``I`` grades never resolved) do not keep every term open."""
+CLOSED_TERM_CEILING = 0.25
+
+
+def closed_term_position(shares: np.ndarray) -> int | None:
+    """Index of the newest closed term among terms with enrollments ordered oldest first, given the share
+    of each term's enrollments in progress (:data:`CLOSED_TERM_MAX_IN_PROGRESS`); None if none is."""
+    if len(shares) == 0:
+        return None
+    limit = max(CLOSED_TERM_MAX_IN_PROGRESS, min(2 * float(shares.min()), CLOSED_TERM_CEILING))
+    closed = np.flatnonzero(shares <= limit)
+    return int(closed[-1]) if len(closed) else None
 
 
 def newest_closed_term(engine: Engine) -> str | None:
-    """The newest term (by ordinal) that has enrollments, at most :data:`CLOSED_TERM_MAX_IN_PROGRESS` of
-    them in progress; None if none."""
+    """The newest term (by ordinal) that has enrollments and is closed (:func:`closed_term_position`);
+    None if none."""
     in_progress = func.sum(case((Enrollment.status == "in_progress", 1), else_=0))
     statement = (
-        select(Term.code)
+        select(Term.code, in_progress, func.count())
         .join(Enrollment, Enrollment.term_code == Term.code)
         .group_by(Term.code, Term.ordinal)
-        .having(in_progress <= CLOSED_TERM_MAX_IN_PROGRESS * func.count())
-        .order_by(Term.ordinal.desc())
-        .limit(1)
+        .order_by(Term.ordinal)
     )
     with engine.connect() as connection:
-        return connection.scalars(statement).first()
+        rows = connection.execute(statement).all()
+    shares = np.asarray([float(open_rows) / count for _, open_rows, count in rows], dtype=np.float64)
+    position = closed_term_position(shares)
+    return None if position is None else str(rows[position][0])
 
 
 def next_term(engine: Engine, after: str | None) -> str | None:
@@ -1016,7 +1029,7 @@ def frames_from_tables(tables: dict[str, pd.DataFrame], cutoff_term: str | None 
 def _closed_term_in_memory(enrollments: pd.DataFrame, terms: pd.DataFrame) -> str:
     if enrollments.empty:
         return str(terms["code"].iloc[-1])
-    share = (enrollments["status"] == "in_progress").groupby(enrollments["term_ordinal"]).mean()
-    closed = share.index[share.to_numpy() <= CLOSED_TERM_MAX_IN_PROGRESS]
-    ordinal = closed.max() if len(closed) else share.index.max()
+    share = (enrollments["status"] == "in_progress").groupby(enrollments["term_ordinal"]).mean().sort_index()
+    position = closed_term_position(share.to_numpy(dtype=np.float64))
+    ordinal = share.index[-1 if position is None else position]
     return str(terms.loc[terms["ordinal"] == ordinal, "code"].iloc[0])

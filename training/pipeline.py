@@ -141,7 +141,7 @@ Progress = Callable[[str, str], None]
 
 NO_CLOSED_TERM = (
     "the records have no closed term (a term with enrollments, at most "
-    f"{CLOSED_TERM_MAX_IN_PROGRESS:.0%} of them in progress)"
+    f"{CLOSED_TERM_MAX_IN_PROGRESS:.0%} of them in progress, or twice the least share of any term)"
 )
 
 

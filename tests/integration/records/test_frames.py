@@ -296,16 +296,16 @@ def test_interaction_log_alone_loads_and_builds(engine: Engine) -> None:
 
 
 def test_a_few_incompletes_do_not_hold_a_term_open(engine: Engine, tmp_path: Path) -> None:
-    """2021-1 and 2021-2 keep 1 of 20 enrolments in progress (5%), 2021-3 2 (10%): the newest closed term
-    is 2021-2."""
+    """Of 20 enrolments per term, 1 stays in progress in 2021-1, 2021-3 and 2021-4 (5%), 3 in 2021-5 (15%)
+    and all in 2021-6: the newest closed term is 2021-4."""
     rows = ["student_id,module_id,term,status"]
-    in_progress = {"2021-1": 1, "2021-2": 1, "2021-3": 2, "2021-4": 20}
+    in_progress = {"2021-1": 1, "2021-2": 0, "2021-3": 1, "2021-4": 1, "2021-5": 3, "2021-6": 20}
     for term, open_rows in in_progress.items():
         for index in range(20):
             status = "in_progress" if index < open_rows else "completed"
             rows.append(f"L{index},M{term[-1]}{index % 4},{term},{status}")
     directory = write_csv_set(tmp_path / "set", {"enrollments.csv": "\n".join(rows) + "\n"})
     import_directory(engine, directory, allow_uncatalogued=True)
-    assert newest_closed_term(engine) == "2021-2"
-    assert next_term(engine, None) == "2021-3"
-    assert load_frames(engine).cutoff_term == "2021-2"
+    assert newest_closed_term(engine) == "2021-4"
+    assert next_term(engine, None) == "2021-5"
+    assert load_frames(engine).cutoff_term == "2021-4"

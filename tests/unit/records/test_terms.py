@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from records.frames import closed_term_position
 from records.terms import TermCodeError, date_windows, is_window_code, natural_term_key, order_term_codes
 
 
@@ -96,3 +98,18 @@ def test_date_windows_name_calendar_windows_that_sort_in_time() -> None:
         assert order_term_codes(list(reversed(codes))) == codes
         assert all(is_window_code(code, window) for code in codes)
     assert not is_window_code("2021-1", "month") and not is_window_code("2021-W05", "month")
+
+
+@pytest.mark.parametrize(
+    ("shares", "position"),
+    [
+        ([0.0, 0.0, 0.02, 0.7, 1.0], 2),  # a straggler within 5%: closed
+        ([0.0, 0.0, 0.076, 0.74, 1.0], 1),  # 7.6% of a month still running: open
+        ([0.08, 0.09, 0.08, 0.08, 0.7, 1.0], 3),  # incompletes in every term: twice the least is the bar
+        ([0.5, 1.0], None),  # half still running: more than the 25% a term may keep open
+        ([0.0, 0.7, 1.0], 0),
+        ([], None),
+    ],
+)
+def test_the_newest_closed_term_allows_for_incompletes(shares: list[float], position: int | None) -> None:
+    assert closed_term_position(np.asarray(shares)) == position
