@@ -72,6 +72,7 @@ def _module_info(frames: Frames, modules: IdIndex) -> tuple[pd.DataFrame, list[s
             "track_row": track_row,
             "level": catalog["level"].astype(np.float64).to_numpy(),
             "credits": credits.fillna(fallback).to_numpy(),
+            "catalog_credits": credits.to_numpy(),  # as the catalogue gives them, NaN unknown (for display)
             "capacity": catalog["capacity"].astype(np.float64).to_numpy(),
             "pass_grade": catalog["pass_grade"].astype(np.float64).fillna(DEFAULT_PASS_GRADE).to_numpy(),
         }

@@ -46,8 +46,9 @@ class FeatureSet:
     """One row per module, in ``modules`` order. Columns: ``code``, ``title``, ``department`` (object),
     ``track`` (object, None unknown), ``track_row`` (int64: index into TRACKS, -1 unknown), ``level``
     (float64, NaN unknown), ``credits`` (float64; unknown credits default to the catalog median, else 1),
-    ``capacity`` (float64, NaN unlimited), ``pass_grade`` (float64), ``difficulty`` (float64: mean
-    grade shortfall seen so far, NaN without history), ``fail_rate`` (float64, NaN without history)."""
+    ``catalog_credits`` (float64 as the catalogue gives them, NaN unknown: what answers show),
+    ``capacity`` (float64, NaN unlimited), ``pass_grade`` (float64), ``difficulty`` (float64: mean grade
+    shortfall seen so far, NaN without history), ``fail_rate`` (float64, NaN without history)."""
     program_info: pd.DataFrame
     """One row per program, in ``programs`` order. Columns: ``name``, ``credits_to_graduate`` (float64),
     ``target_academic``, ``target_vocational``, ``target_project`` (float64 shares)."""

@@ -525,7 +525,7 @@ def recommend(
         row = fs.modules.row(item["module_id"])
         code = info["code"].iat[row]
         item["code"] = code if isinstance(code, str) else None
-        credits = info["credits"].iat[row]
+        credits = info["catalog_credits" if "catalog_credits" in info.columns else "credits"].iat[row]
         item["credits"] = float(credits) if credits == credits else None
     if json_output:
         print_json(

@@ -199,7 +199,7 @@ class LiveRecommender:
             code=optional_str(info.get("code")),
             title=optional_str(info.get("title")),
             track=optional_str(info.get("track")),
-            credits=optional_float(info.get("credits")),
+            credits=optional_float(info.get("catalog_credits", info.get("credits"))),  # None when unknown
         )
 
     # -----------------------------------------------------------------------------------------

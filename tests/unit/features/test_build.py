@@ -132,6 +132,7 @@ def test_interaction_log_alone_builds_with_empty_parts() -> None:
     assert fs.interactions.nnz == 8 and fs.transitions.nnz > 0
     assert fs.goal_source.tolist() == ["none"] * 4
     assert (fs.module_info["track_row"] == -1).all() and (fs.module_info["credits"] == 1.0).all()
+    assert fs.module_info["catalog_credits"].isna().all(), "answers show unknown credits as unknown"
     assert "no competencies: competency profiles, demand and gaps are empty" in fs.missing
     assert "no module tracks: track mix unknown" in fs.missing
 
