@@ -51,10 +51,11 @@ GRADE_POINTS_MIN_ROWS = 20
 
 @dataclass(frozen=True)
 class GradeCodes:
-    """The grade and status columns as text after reading the codes, and how many of each were read."""
+    """The grade and status columns as text after reading the codes, and how many of each were read
+    (``status`` None when the file has none and no code gave one)."""
 
     grade: pd.Series
-    status: pd.Series
+    status: pd.Series | None
     letters: int
     statuses: int
 
@@ -62,18 +63,26 @@ class GradeCodes:
 def read_grade_codes(grade: pd.Series, status: pd.Series | None) -> GradeCodes:
     """Letter grades become numbers and status codes become statuses (text columns, ``""`` empty).
 
-    A given status is kept; a status code only fills an empty one. Values that are neither a letter
-    grade nor a status code are left as they are, for the number check to accept or reject.
+    A given status is kept; a status code only fills an empty one (a ``status`` column is made when
+    ``status`` is None and a code needs one). Values that are neither a letter grade nor a status code are
+    left as they are, for the number check to accept or reject. Only values with a letter are looked at
+    (a column of numbers costs one scan).
     """
-    codes = grade.str.strip().str.upper()
+    lettered = grade.str.contains(r"[A-Za-z]", regex=True).to_numpy(dtype=bool)
+    if not lettered.any():
+        return GradeCodes(grade, status, 0, 0)
+    codes = grade[lettered].str.strip().str.upper()
     letter = codes.map(LETTER_GRADES)
     coded_status = codes.map(STATUS_CODES)
-    is_letter = letter.notna()
-    is_status = coded_status.notna()
-    grade = grade.mask(is_letter, letter.map("{:g}".format)).mask(is_status, "")
-    if status is None:
-        status = pd.Series("", index=grade.index, dtype=object)
-    status = status.mask(is_status & (status.str.strip() == ""), coded_status)
+    is_letter, is_status = letter.notna(), coded_status.notna()
+    grade = grade.copy()
+    grade[letter.index[is_letter]] = letter[is_letter].map("{:g}".format)
+    grade[coded_status.index[is_status]] = ""
+    if is_status.any():
+        status = pd.Series("", index=grade.index, dtype=object) if status is None else status.copy()
+        fill = coded_status.index[is_status]
+        fill = fill[status[fill].str.strip().to_numpy() == ""]
+        status[fill] = coded_status[fill]
     return GradeCodes(grade, status, int(is_letter.sum()), int(is_status.sum()))
 
 

@@ -644,7 +644,7 @@ def _read_grade_codes(raw: pd.DataFrame, columns: list[str], notes: list[str]) -
     (records.grades); returns the columns, with ``status`` when the codes created it."""
     read = read_grade_codes(raw["grade"], raw["status"] if "status" in columns else None)
     raw["grade"] = read.grade
-    if read.statuses:
+    if read.status is not None and read.statuses:
         raw["status"] = read.status
         columns = columns if "status" in columns else [*columns, "status"]
     if read.letters or read.statuses:
