@@ -553,7 +553,10 @@ def _typed_column(
     if spec_field.kind == "date":
         # A timestamp's offset is dropped: the day is the one where it was recorded (mixed offsets in
         # one column cannot be parsed together otherwise).
-        local = text.str.replace(_TIME_OFFSET, r"\1", regex=True)
+        timed = text.str.contains(":", regex=False).to_numpy(dtype=bool)  # only timestamps carry offsets
+        local = text.copy()
+        if timed.any():
+            local[timed] = text[timed].str.replace(_TIME_OFFSET, r"\1", regex=True)
         dates = pd.to_datetime(local.where(~empty), errors="coerce", format="ISO8601")
         parsed = dates.notna().to_numpy()
         rejections.rows(
