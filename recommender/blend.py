@@ -305,7 +305,8 @@ class ServedBlend:
     order); the sum stays decomposable, one term per component. ``weights_`` (n_components,) are the
     base weights scaled by ``1 − shrink`` plus ``shrink`` at the winner (0 for left-out components).
     With a ``partner`` the shrink is shared: ``shrink / 2`` on the z-score of each of the two (with
-    ``shrink`` 1, the order of their z-scores' sum).
+    ``shrink`` 1, the order of their z-scores' sum). ``risk_penalty``: the fit-versus-risk penalty its lists
+    are served with (None: the model's own, ``HybridRecommender._served_risk_penalty``).
     """
 
     def __init__(
@@ -316,6 +317,7 @@ class ServedBlend:
         winner: int | None = None,
         shrink: float = 0.0,
         partner: int | None = None,
+        risk_penalty: float | None = None,
     ) -> None:
         if not 0.0 <= shrink <= 1.0:
             raise ValueError(f"shrink must be in [0, 1], not {shrink}")
@@ -326,6 +328,7 @@ class ServedBlend:
         self.winner = winner if shrink > 0 else None
         self.shrink = float(shrink) if winner is not None else 0.0
         self.partner = partner if self.winner is not None else None
+        self.risk_penalty = risk_penalty
         weights = (1.0 - self.shrink) * np.asarray(base.weights_, dtype=np.float64)
         toward = self._shrunk_toward()
         for column in toward:

@@ -44,6 +44,7 @@ from recommender.ranking import best_places, top_k
 from recommender.rerank import module_similarity, rerank
 from recommender.risk import RiskComponent
 from recommender.selection import (
+    RISK_COST,
     SHRINK_GRID,
     Selection,
     check_half,
@@ -612,6 +613,10 @@ class HybridRecommender:
                         grids[self.blend_kind_],
                     )
                 selection.blends = {kind: choice.blend for kind, choice in by_kind.items()}
+                if "risk" not in abstained_past:
+                    self._choose_risk_penalty(
+                        past, past_components, folds_of[self.blend_kind_], past_left_out, context, selection
+                    )
             else:
                 self.blend_kind_ = self._blend_kinds(int(taken_labels.sum()))[0]
                 selection = Selection(note=f"too few validation students ({len(rows)}) to hold some out")
@@ -639,8 +644,11 @@ class HybridRecommender:
             selection.partner = None
         self.selection_ = selection
         self.rerank_ = selection.rerank
+        if "risk" in self.abstained_:
+            selection.risk_penalty = None
         self.blend_: ServedBlend = ServedBlend(
             self.base_blend_,
+            risk_penalty=selection.risk_penalty,
             left_out=tuple(self._column(name) for name in self.abstained_),
             winner=self._column(winner) if winner is not None and selection.shrink > 0 else None,
             shrink=selection.shrink,
@@ -732,11 +740,7 @@ class HybridRecommender:
         ``singles`` and ``known`` (per-student scores already measured on these folds: the single
         components' lists, the grid points) are filled in as they are scored and not scored again;
         ``full=False`` scores the blend as learned only (shrink 0, re-ranked), served as such."""
-        probe = copy.copy(self)
-        probe.fs_ = past
-        probe.components_ = components
-        probe.rerank_ = True
-        probe._prepare_serving()
+        probe = self._probe(past, components)
         n_students = sum(len(rows) for _, rows, _ in folds)
 
         def pooled(scores_of_fold: Any) -> np.ndarray:
@@ -830,6 +834,78 @@ class HybridRecommender:
             tolerance=tolerance,
             grid={label(key): mean(key) for key in points},
         )
+
+    def _choose_risk_penalty(
+        self,
+        past: FeatureSet,
+        components: dict[str, Any],
+        folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]],
+        left_out: tuple[int, ...],
+        context: TermContext,
+        selection: Selection,
+    ) -> None:
+        """Choose the fit-versus-risk penalty of the point ``selection`` serves, on the same held-out
+        validation students, among ``risk_penalty``, 1 and 0 (not above ``risk_penalty``); sets
+        ``selection.risk_penalty`` (and ``served``, ``tolerance``, ``risk_penalties``).
+
+        Where the risk model learned from grades, the configured penalty is the policy: it is kept while it
+        costs no more than RISK_COST of the metric (or the noise allows), else the next smaller one is
+        tried. Where it rests on statuses alone (no grade in the records: fails and withdrawals only), the
+        penalty must earn its place: no penalty first, a larger one only when it is better beyond the
+        noise (:func:`recommender.selection.choose_by_evidence`). The risk is still predicted and
+        explained either way; only its weight in the order changes."""
+        if selection.best_single is not None and selection.shrink >= 1.0:
+            return  # one component's own list is served as it is: no penalty to choose
+        penalties = sorted({float(self.risk_penalty), min(1.0, float(self.risk_penalty)), 0.0}, reverse=True)
+        if len(penalties) < 2 or not folds:
+            return
+        statuses_only = getattr(components["risk"], "grade_model_", None) is None
+        order = penalties[::-1] if statuses_only else penalties
+        probe = self._probe(past, components)
+        winner = self._column(selection.best_single) if selection.best_single is not None else None
+        partner = self._column(selection.partner) if selection.partner is not None else None
+        parts: dict[float, list[np.ndarray]] = {penalty: [] for penalty in penalties}
+        for blend, rows, relevant in folds:
+            variants = [
+                (
+                    ServedBlend(
+                        blend,
+                        left_out=left_out,
+                        winner=winner,
+                        shrink=selection.shrink,
+                        partner=partner,
+                        risk_penalty=penalty,
+                    ),
+                    selection.rerank,
+                )
+                for penalty in penalties
+            ]
+            for penalty, lists in zip(
+                penalties, probe.recommend_variants(rows, context, SELECTION_K, variants), strict=True
+            ):
+                parts[penalty].append(student_scores(lists.module_rows, relevant, SELECTION_K))
+        scores = {penalty: np.concatenate(parts[penalty]) for penalty in penalties}
+        chosen, allowance = choose_by_evidence(scores, order, cost=0.0 if statuses_only else RISK_COST)
+        selection.risk_penalties = {f"{penalty:g}": float(scores[penalty].mean()) for penalty in penalties}
+        selection.risk_penalty = chosen
+        selection.served = float(scores[chosen].mean())
+        selection.tolerance += allowance
+        log.info(
+            "fit: risk penalty %g chosen (%s; the risk model %s)",
+            chosen,
+            selection.risk_penalties,
+            "on statuses only" if statuses_only else "learned from grades",
+        )
+
+    def _probe(self, past: FeatureSet, components: dict[str, Any]) -> HybridRecommender:
+        """A shallow copy of this model serving from ``past`` with ``components`` (the validation split's
+        lists), re-ranking allowed per variant."""
+        probe = copy.copy(self)
+        probe.fs_ = past
+        probe.components_ = components
+        probe.rerank_ = True
+        probe._prepare_serving()
+        return probe
 
     def set_labels(
         self,
@@ -958,14 +1034,21 @@ class HybridRecommender:
         self.module_credits_ = module_credits(fs)
 
     # -- scoring -------------------------------------------------------------------------------
+    @property
+    def served_risk_penalty(self) -> float:
+        """The fit-versus-risk penalty in force in the served lists (see :meth:`_served_risk_penalty`)."""
+        return float(self._served_risk_penalty())
+
     def _served_risk_penalty(self, blend: Any = None) -> np.float32:
         """The fit-versus-risk penalty of the lists served by ``blend`` (default the served one; 0 for
-        models saved before it). When the validation selection serves one component alone, its list is
-        served as it is: no penalty."""
+        models saved before it): the blend's own when the validation split chose one
+        (:meth:`_choose_risk_penalty`), else ``risk_penalty``. When the validation selection serves one
+        component alone, its list is served as it is: no penalty."""
         blend = self.blend_ if blend is None else blend
         if isinstance(blend, ServedBlend) and blend.shrink >= 1.0:
             return np.float32(0.0)
-        return np.float32(getattr(self, "risk_penalty", 0.0))
+        chosen = getattr(blend, "risk_penalty", None)
+        return np.float32(chosen if chosen is not None else getattr(self, "risk_penalty", 0.0))
 
     def _column(self, name: str) -> int:
         return self.component_names.index(name)

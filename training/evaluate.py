@@ -545,7 +545,7 @@ def evaluate_candidate(
         "calibration": calibration(model, test),
         "equity": {
             **equity_audit(lists_by_model, per_student, labels_by_attribute, test, fs, min_group_size),
-            "risk_penalty": float(getattr(model, "risk_penalty", 0.0)),
+            "risk_penalty": model.served_risk_penalty,
         },
         "abstained": abstained,
         "comparison": compare_with_singles(models),

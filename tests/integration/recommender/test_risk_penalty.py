@@ -32,6 +32,8 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[HybridRecommender,
         model.fs_, load_term_state(engine, next_term(engine, cutoff), cutoff_term=cutoff)
     )
     engine.dispose()
+    # The penalty the tests set, not the one the validation split chose for the served blend.
+    model.blend_.risk_penalty = None
     rows = np.flatnonzero(model.fs_.student_info["status"].astype(str).to_numpy() == "active")
     return model, context, rows
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import RankedLists
@@ -345,3 +346,63 @@ def test_validation_targets_are_each_students_first_term_after_the_past(world: W
         assert took == expected[past.students.ids[row]]
     # Offered: whatever ran in terms 2-3 (the students without a history in term 1 took some of it).
     assert set(past.modules.ids[offered]) == {e[1] for e in world.enrollments if 1 < e[2] <= 3}
+
+
+def test_the_risk_penalty_is_chosen_on_the_validation_students(model: HybridRecommender) -> None:
+    """_choose_risk_penalty scores the served point at each penalty on the held-out students: where the
+    risk model learned from grades the configured penalty is kept unless it costs more than RISK_COST;
+    where it rests on statuses alone, no penalty unless a penalty wins beyond the noise. The served blend
+    carries the choice; one component's own list is never penalised."""
+    import copy
+
+    from recommender.blend import ServedBlend
+    from recommender.selection import Selection
+
+    fs, context = model.fs_, closed_x0(model.fs_)
+    rows = np.arange(fs.n_students)
+    probe = copy.copy(model)
+    probe.risk_penalty = 8.0
+    base = model.base_blend_
+
+    def lists_at(penalty: float) -> np.ndarray:
+        served = ServedBlend(base, risk_penalty=penalty)
+        return probe.recommend_variants(rows, context, 10, [(served, True)])[0].module_rows
+
+    heavy, none = lists_at(8.0), lists_at(0.0)
+    # The students whose list the penalty changes, and the first place where it does.
+    differs = (heavy != none) & (heavy >= 0) & (none >= 0)
+    moved = np.flatnonzero(differs.any(axis=1))
+    assert len(moved)
+    place = differs[moved].argmax(axis=1)
+
+    def relevant(module_rows: np.ndarray) -> sp.csr_matrix:
+        """Each moved student took the module at that place of their list in ``module_rows``."""
+        return sp.csr_matrix(
+            (np.ones(len(moved)), (moved, module_rows[moved, place])), shape=(fs.n_students, fs.n_modules)
+        )
+
+    def choose(targets: sp.csr_matrix, components: dict[str, object], shrink: float = 0.0) -> Selection:
+        selection = Selection(best_single="sequence", shrink=shrink)
+        probe._choose_risk_penalty(fs, components, [(base, rows, targets)], (), context, selection)
+        return selection
+
+    graded = dict(model.components_)
+    assert graded["risk"].grade_model_ is not None
+    # What the students took is the penalised list: the configured penalty is best and kept.
+    assert choose(relevant(heavy), graded).risk_penalty == 8.0
+    # What they took is the unpenalised list: the penalty costs more than RISK_COST, a smaller one wins.
+    chosen = choose(relevant(none), graded)
+    assert chosen.risk_penalty in (0.0, 1.0) and set(chosen.risk_penalties) == {"8", "1", "0"}
+    assert chosen.served == pytest.approx(max(chosen.risk_penalties.values()), abs=0.01)
+    # Nothing to tell the penalties apart (no student took anything): with grades the configured one…
+    nothing = sp.csr_matrix((fs.n_students, fs.n_modules))
+    assert choose(nothing, graded).risk_penalty == 8.0
+    # …on statuses alone, none.
+    statuses = copy.copy(graded["risk"])
+    statuses.grade_model_ = None
+    assert choose(nothing, {**graded, "risk": statuses}).risk_penalty == 0.0
+    assert choose(relevant(heavy), {**graded, "risk": statuses}).risk_penalty == 8.0
+    # One component's own list served: nothing is chosen (it is never penalised).
+    assert choose(relevant(none), graded, shrink=1.0).risk_penalty is None
+    assert probe._served_risk_penalty(ServedBlend(base, risk_penalty=1.0)) == 1.0
+    assert probe._served_risk_penalty(ServedBlend(base)) == 8.0
