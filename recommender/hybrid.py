@@ -44,7 +44,6 @@ from recommender.ranking import best_places, top_k
 from recommender.rerank import module_similarity, rerank
 from recommender.risk import RiskComponent
 from recommender.selection import (
-    RISK_COST,
     SHRINK_GRID,
     Selection,
     check_half,
@@ -844,23 +843,23 @@ class HybridRecommender:
         context: TermContext,
         selection: Selection,
     ) -> None:
-        """Choose the fit-versus-risk penalty of the point ``selection`` serves, on the same held-out
-        validation students, among ``risk_penalty``, 1 and 0 (not above ``risk_penalty``); sets
+        """Choose the fit-versus-risk penalty of the point ``selection`` serves where the risk model rests on
+        fail and withdrawal statuses alone (no grade in the records), on the same held-out validation
+        students, among ``risk_penalty``, 1 and 0: no penalty first, a larger one only when it is better
+        beyond the noise (:func:`recommender.selection.choose_by_evidence`); sets
         ``selection.risk_penalty`` (and ``served``, ``tolerance``, ``risk_penalties``).
 
-        Where the risk model learned from grades, the configured penalty is the policy: it is kept while it
-        costs no more than RISK_COST of the metric (or the noise allows), else the next smaller one is
-        tried. Where it rests on statuses alone (no grade in the records: fails and withdrawals only), the
-        penalty must earn its place: no penalty first, a larger one only when it is better beyond the
-        noise (:func:`recommender.selection.choose_by_evidence`). The risk is still predicted and
-        explained either way; only its weight in the order changes."""
+        Where the risk model learned from grades, the configured penalty is the institution's explicit
+        fit-versus-risk trade-off (README: "Equity audit and the fit-versus-risk trade-off") and is not
+        traded for accuracy here: nothing is chosen. The risk is still predicted and explained either way;
+        only its weight in the order changes."""
         if selection.best_single is not None and selection.shrink >= 1.0:
             return  # one component's own list is served as it is: no penalty to choose
-        penalties = sorted({float(self.risk_penalty), min(1.0, float(self.risk_penalty)), 0.0}, reverse=True)
+        if getattr(components["risk"], "grade_model_", None) is not None:
+            return  # learned from grades: the configured penalty holds
+        penalties = sorted({0.0, min(1.0, float(self.risk_penalty)), float(self.risk_penalty)})
         if len(penalties) < 2 or not folds:
             return
-        statuses_only = getattr(components["risk"], "grade_model_", None) is None
-        order = penalties[::-1] if statuses_only else penalties
         probe = self._probe(past, components)
         winner = self._column(selection.best_single) if selection.best_single is not None else None
         partner = self._column(selection.partner) if selection.partner is not None else None
@@ -885,16 +884,15 @@ class HybridRecommender:
             ):
                 parts[penalty].append(student_scores(lists.module_rows, relevant, SELECTION_K))
         scores = {penalty: np.concatenate(parts[penalty]) for penalty in penalties}
-        chosen, allowance = choose_by_evidence(scores, order, cost=0.0 if statuses_only else RISK_COST)
+        chosen, allowance = choose_by_evidence(scores, penalties)
         selection.risk_penalties = {f"{penalty:g}": float(scores[penalty].mean()) for penalty in penalties}
         selection.risk_penalty = chosen
         selection.served = float(scores[chosen].mean())
         selection.tolerance += allowance
         log.info(
-            "fit: risk penalty %g chosen (%s; the risk model %s)",
+            "fit: risk penalty %g chosen (%s; the risk model on statuses only)",
             chosen,
             selection.risk_penalties,
-            "on statuses only" if statuses_only else "learned from grades",
         )
 
     def _probe(self, past: FeatureSet, components: dict[str, Any]) -> HybridRecommender:

@@ -17,11 +17,6 @@ SHRINK_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 EVIDENCE_Z = 0.5
 """A candidate within this many paired standard errors of the best one on the validation students counts as
 as good (:func:`choose_by_evidence`); bench/README.md: the record sets, the rules measured."""
-RISK_COST = 0.005
-"""Where the risk model learned from grades, the fit-versus-risk penalty is kept while it costs at most this
-share of the selection metric on the validation split (the price accepted for it on the term-based medium
-institution, bench/README.md: "Fit against risk"); a smaller penalty is served only when the configured
-one costs more."""
 
 
 def selection_score(module_rows: np.ndarray, relevant: sp.csr_matrix, k: int = 10) -> float:
@@ -45,24 +40,20 @@ def paired_margin(scores: np.ndarray, reference: np.ndarray) -> tuple[float, flo
 
 
 def choose_by_evidence(
-    scores: dict[Any, np.ndarray], order: list[Any], z: float = EVIDENCE_Z, cost: float = 0.0
+    scores: dict[Any, np.ndarray], order: list[Any], z: float = EVIDENCE_Z
 ) -> tuple[Any, float]:
     """The first candidate of ``order`` (the simplest first) whose per-student scores are, on the mean, no
-    more than ``z`` paired standard errors below the best candidate's (or, with ``cost`` > 0, no more
-    than that share of the best mean, whichever allows more); with it the allowance it was granted (0 for
-    the best itself). ``scores``: candidate → (n,) scores of the same students; ``order`` holds every
-    candidate. With many students the standard errors vanish and the best mean is chosen (but for the
-    ``cost`` a preferred candidate may have); with a few dozen, a simpler candidate is not dropped on
-    noise."""
+    more than ``z`` paired standard errors below the best candidate's; with it the allowance it was
+    granted (``z`` × that standard error, 0 for the best itself). ``scores``: candidate → (n,) scores of
+    the same students; ``order`` holds every candidate. With many students the standard errors vanish
+    and the best mean is chosen; with a few dozen, a simpler candidate is not dropped on noise."""
     best = max(order, key=lambda key: (float(np.mean(scores[key])), -order.index(key)))
-    best_mean = abs(float(np.mean(scores[best]))) if len(scores[best]) else 0.0
     for key in order:
         if key == best:
             return key, 0.0
         margin, error = paired_margin(scores[key], scores[best])
-        allowance = max(z * error, cost * best_mean)
-        if margin >= -allowance:
-            return key, allowance
+        if margin >= -z * error:
+            return key, z * error
     raise AssertionError("unreachable: the best candidate is in order")
 
 

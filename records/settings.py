@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # the cutoff term and the two before it, a year out (two terms) included. Anyone left out gets a live
     # list. 0 scores every active student. Counted in the records' terms (month terms: months).
     active_within_terms: int = Field(default=3, ge=0)
+    # The fit-versus-risk trade-off: blend logits subtracted from a candidate's final score per unit of its
+    # predicted fail probability (bench/README.md, "Fit against risk"; 0 ranks by fit alone). Where the
+    # records have no grades (risk on statuses alone) the validation split may serve less.
+    risk_penalty: float = Field(default=3.0, ge=0.0, le=100.0)
     # Predicted fail probability above which a recommendation is flagged for advisors.
     fail_risk_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
     # Gate: a candidate may be at most this much worse (absolute NDCG@10) than the promoted model.

@@ -99,6 +99,11 @@ MODEL_OPTIONS: dict[str, Any] = {
 }
 
 
+def model_defaults(settings: Settings) -> dict[str, Any]:
+    """:data:`MODEL_OPTIONS` with the institution's settings that shape the model (the risk penalty)."""
+    return {**MODEL_OPTIONS, "risk_penalty": settings.risk_penalty}
+
+
 def thread_plan(settings: Settings) -> dict[str, int]:
     """The job's thread counts, set once here: ``workers`` threads of the job's own (fits, chunks),
     each library call inside on one (OpenMP, BLAS, implicit)."""
@@ -331,7 +336,11 @@ class _Run:
         self.engine = engine
         self.progress = progress
         self.fail_at = fail_at
-        self.model_options = {**MODEL_OPTIONS, "workers": settings.train_threads, **(model_options or {})}
+        self.model_options = {
+            **model_defaults(settings),
+            "workers": settings.train_threads,
+            **(model_options or {}),
+        }
         self.engine_kind = engine_kind
         self.spark = spark
         if engine_kind == "spark":
@@ -716,7 +725,7 @@ def run_evaluation(
             raise PipelineError(NO_CLOSED_TERM)
         split = make_split(load_frames(engine, cutoff))
         with threadpool_limits(OPENMP_THREADS, user_api="openmp"):
-            model = HybridRecommender(**{**MODEL_OPTIONS, **(model_options or {})}).fit(
+            model = HybridRecommender(**{**model_defaults(settings), **(model_options or {})}).fit(
                 build_feature_set(split.past), build_feature_set(split.current)
             )
         promoted_metrics, promoted_note = promoted_on_split(engine, split, settings.equity_min_group_size)

@@ -349,3 +349,14 @@ def test_sigkill_mid_batch_changes_nothing_and_the_next_run_succeeds(
             run.kill()
         run.communicate()
         engine.dispose()
+
+
+def test_the_risk_penalty_is_the_institutions_setting(
+    tiny_engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """PATHWAYS_RISK_PENALTY reaches the model: the tiny institution has grades, so the setting is in force
+    as set (no choice on the validation split) and reported as the trade-off in force."""
+    settings = job_settings(database_url, tmp_path).model_copy(update={"risk_penalty": 1.5})
+    result = run_nightly(settings, engine=tiny_engine, model_options=FAST_MODEL)
+    assert result.evaluation["equity"]["risk_penalty"] == 1.5
+    assert result.evaluation["selection"]["risk_penalty"] is None
