@@ -26,22 +26,36 @@ def verbosity_level(verbose: int, quiet: bool, default: str) -> str:
     return default.upper()
 
 
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler writing to ``sys.stderr`` as it is when a record is emitted, not as it was when
+    logging was configured: a caller that swaps standard error for a while (a test runner capturing a
+    command's output) leaves no handler behind on its closed stream for other threads' records."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", rich: bool | None = None, stream: TextIO | None = None) -> None:
     """Send every log record to ``stream`` (default: standard error).
 
     ``rich`` (default: when the stream is a terminal) gives coloured, aligned lines; otherwise each record
     is one plain line with a timestamp, whatever its length, so a cron log stays greppable.
     """
-    stream = stream if stream is not None else sys.stderr
     if rich is None:
-        rich = stream.isatty()
+        rich = (stream if stream is not None else sys.stderr).isatty()
     handler: logging.Handler
     if rich:
-        console = Console(file=stream, stderr=stream is sys.stderr)
+        # Without a stream, the console writes to sys.stderr as it is at each record.
+        console = Console(stderr=True) if stream is None else Console(file=stream)
         handler = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
         fmt = "%(name)s: %(message)s"
     else:
-        handler = logging.StreamHandler(stream)
+        handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt))
     level = level.upper()
