@@ -808,6 +808,7 @@ def serve(
 
     import uvicorn
 
+    from pathways.serving import check_port_free, run_workers
     from records.db import upgrade
 
     overrides = {"host": host, "port": port, "workers": workers}
@@ -821,8 +822,14 @@ def serve(
         if _verbosity["verbose"]:
             raise
         fail(f"database upgrade failed: {first_line(exc)}")
+    try:
+        # a clear error here, before any worker starts, rather than one per worker in the log; it also
+        # keeps a second `pathways serve` from joining this one's SO_REUSEPORT workers on the same port
+        listen_port = check_port_free(settings.host, settings.port)
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
     err_console.print(
-        f"serving on http://{settings.host}:{settings.port} with {settings.workers} worker(s)",
+        f"serving on http://{settings.host}:{listen_port} with {settings.workers} worker(s)",
         markup=False,
         highlight=False,
     )
@@ -830,25 +837,15 @@ def serve(
         "service.app:app_from_environment",
         factory=True,
         host=settings.host,
-        port=settings.port,
+        port=listen_port,
         workers=settings.workers,
         log_level=verbosity_level(_verbosity["verbose"], _verbosity["quiet"], settings.log_level).lower(),
         access_log=False,
     )
     if settings.workers == 1:
         uvicorn.Server(config).run()
-        return
-    import socket
-
-    from uvicorn.supervisors import Multiprocess
-
-    # uvicorn binds the workers' shared socket with protocol 0, and asyncio sets TCP_NODELAY only on
-    # connections of an IPPROTO_TCP socket: without it every answer waited out the client's delayed ACK
-    # (/healthz: 45 ms and 174 requests/s with 2 workers, against 2.5 ms and 3,450 with 1). Re-wrapped
-    # with the protocol named, the workers' connections get TCP_NODELAY as a single process's do.
-    bound = config.bind_socket()
-    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
-    Multiprocess(config, sockets=[sock]).run()
+    else:
+        run_workers(config)
 
 
 @app.command()

@@ -1,15 +1,20 @@
-"""``pathways serve`` starts a real server; an unreachable database answers 503, not 500."""
+"""``pathways serve`` starts a real server; its workers share the connections; an unreachable database
+answers 503, not 500."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -138,3 +143,129 @@ def test_pathways_serve_runs_n_stateless_workers_over_one_database(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process ``pid`` holds open (its ``/proc/PID/fd`` links ``socket:[N]``)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed between the listing and the read
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[len("socket:[") : -1]))
+    return inodes
+
+
+def _tcp_sockets(port: int) -> list[tuple[int, int, int]]:
+    """(state, remote port, inode) of every IPv4 TCP socket whose local port is ``port``
+    (``/proc/net/tcp``: state 0A is listening, 01 established)."""
+    rows = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == port:
+            rows.append((int(fields[3], 16), int(fields[2].split(":")[1], 16), int(fields[9])))
+    return rows
+
+
+def _listening_workers(server_pid: int, port: int) -> list[int]:
+    """Worker processes of the server that hold a listening socket on ``port``."""
+    listening = {inode for state, _, inode in _tcp_sockets(port) if state == 0x0A}
+    return [pid for pid in _worker_pids(server_pid) if _socket_inodes(pid) & listening]
+
+
+@contextlib.contextmanager
+def _serving_with_two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """``pathways serve --workers 2`` on an empty SQLite database, once both workers have started
+    and each holds a listening socket on the port: (the server process, its port, its log)."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PATHWAYS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "PATHWAYS_ARTIFACTS_DIR": str(tmp_path / "models"),
+        "PATHWAYS_HOST": "127.0.0.1",
+        "PATHWAYS_LOG_LEVEL": "INFO",
+    }
+    serve = Path(sys.executable).with_name("pathways")
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(serve), "serve", "--workers", "2", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not (
+            log_path.read_text().count("Application startup complete") == 2
+            and len(_listening_workers(server.pid, port)) == 2
+        ):
+            assert server.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"not serving: {log_path.read_text()}"
+            time.sleep(0.1)
+        yield server, port, log_path
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_pathways_serve_spreads_connections_over_its_workers(tmp_path: Path) -> None:
+    """16 keep-alive connections opened at once (as a load generator or a proxy's pool opens them)
+    are answered by both workers of ``pathways serve --workers 2``: with one shared listening socket
+    the worker that woke first accepted every pending connection and the other sat idle."""
+    connections = []
+    with _serving_with_two_workers(tmp_path) as (server, port, _):
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
+        try:
+            for connection in connections:
+                connection.connect()  # all 16 wait in the kernel before any worker accepts one
+            for connection in connections:
+                connection.request("GET", "/healthz")
+                response = connection.getresponse()
+                assert (response.status, json.loads(response.read())) == (200, {"status": "ok"})
+            client_ports = {connection.sock.getsockname()[1] for connection in connections}
+            served = {
+                inode
+                for state, remote_port, inode in _tcp_sockets(port)
+                if state == 0x01 and remote_port in client_ports
+            }
+            assert len(served) == 16
+            answered_by = {pid: len(_socket_inodes(pid) & served) for pid in _worker_pids(server.pid)}
+            assert sum(answered_by.values()) == 16
+            assert all(count > 0 for count in answered_by.values()), answered_by
+        finally:
+            for connection in connections:
+                connection.close()
+
+
+def test_a_second_serve_on_the_port_is_refused_and_a_restarted_worker_listens_again(
+    tmp_path: Path,
+) -> None:
+    """Two ``pathways serve`` on one port would silently split its connections (both workers' sockets
+    in one ``SO_REUSEPORT`` group): the second stops with a one-line error before starting a worker.
+    A worker that dies is replaced by one that binds and listens again."""
+    with _serving_with_two_workers(tmp_path) as (server, port, log_path):
+        second = subprocess.run(
+            [str(Path(sys.executable).with_name("pathways")), "serve", "--workers", "2", "--port", str(port)],
+            env={**os.environ, "PATHWAYS_DATABASE_URL": f"sqlite:///{tmp_path / 'second.db'}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert second.stderr.strip().splitlines() == [
+            f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        ]
+
+        died = _worker_pids(server.pid)[0]
+        os.kill(died, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            listening = _listening_workers(server.pid, port)
+            if len(listening) == 2 and died not in listening:
+                break
+            assert server.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"no replacement listens: {log_path.read_text()}"
+            time.sleep(0.1)
+        status, body = _get(f"http://127.0.0.1:{port}/healthz")
+        assert (status, body) == (200, {"status": "ok"})
