@@ -100,11 +100,11 @@ async def get_recommendations(
     # The hottest route: token with student, then the stored list, then the decisions, three quick
     # indexed reads; live scoring (tens of milliseconds of CPU) only for other questions. The session,
     # access rules and recommender come straight from app.state, not as dependencies: resolving each
-    # costs about as much as a read. The session rolls back on close.
+    # costs about as much as a read. The session only reads (outside a transaction on a database server).
     state = request.app.state
     access: Access = state.access
     live: Recommendations = state.live
-    with state.sessions() as session:
+    with state.read_sessions() as session:
         user, student, result = await _stored_first(
             state.reads_block, session, credentials, access, live, student_id, term, k, occupation
         )
