@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, CompoundSelect, bindparam, literal, select, union_all
+from sqlalchemy import ColumnElement, Select, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from records.decisions import Decision, decisions_for, feedback_for, review_state, taken_modules
@@ -54,16 +54,27 @@ def load_decisions(session: Session, student_id: str, target_term: str | None) -
     """The decisions, feedback and taken modules of ``student_id`` for ``target_term``.
 
     One read when no advisor has reviewed the student's list for the term (the usual case): their
-    reviews and feedback together. Reviews found, the decisions in force are read by the rule of
-    :func:`records.decisions.decisions_for`, and the taken modules when one is a replacement (the
-    only decisions :func:`apply_decisions` reads them for).
+    reviews and feedback together (see :func:`decisions_from`).
     """
     statement = _REVIEWS_AND_FEEDBACK_NO_TERM if target_term is None else _REVIEWS_AND_FEEDBACK
+    rows = session.connection().execute(
+        statement, {"student_id": student_id, "target_term": target_term or ""}
+    )
+    return decisions_from(session, student_id, target_term, rows)
+
+
+def decisions_from(
+    session: Session, student_id: str, target_term: str | None, reviews_and_feedback: Iterable[Any]
+) -> StudentDecisions:
+    """:func:`load_decisions` from the student's reviews and feedback for the term, already read:
+    rows of (kind ``review`` or ``feedback``, module id, action), as :func:`reviews_and_feedback`
+    selects them. Reviews found, the decisions in force are read by the rule of
+    :func:`records.decisions.decisions_for`, and the taken modules when one is a replacement (the only
+    decisions :func:`apply_decisions` reads them for).
+    """
     reviewed = False
     feedback: dict[str, str] = {}
-    for kind, module_id, action in session.connection().execute(
-        statement, {"student_id": student_id, "target_term": target_term or ""}
-    ):
+    for kind, module_id, action in reviews_and_feedback:
         if kind == "feedback":
             feedback[module_id] = action
         else:
@@ -76,22 +87,27 @@ def load_decisions(session: Session, student_id: str, target_term: str | None) -
     return StudentDecisions(target_term=target_term, decisions=decisions, feedback=feedback, taken=taken)
 
 
-def _reviews_and_feedback(term_clause: ColumnElement[bool]) -> CompoundSelect:
-    """One student's reviews (kind ``review``) and feedback (kind ``feedback``) for a term."""
-    return union_all(
+def reviews_and_feedback(
+    review_term: ColumnElement[bool], feedback_term: ColumnElement[bool]
+) -> tuple[Select[str, str, str], Select[str, str, str]]:
+    """The selects of one student's (``bindparam("student_id")``) reviews and feedback for a term:
+    columns kind (``review`` | ``feedback``), module_id, action."""
+    return (
         select(literal("review").label("kind"), Review.module_id, Review.action).where(
-            Review.student_id == bindparam("student_id"), term_clause
+            Review.student_id == bindparam("student_id"), review_term
         ),
         select(literal("feedback").label("kind"), Feedback.module_id, Feedback.action).where(
-            Feedback.student_id == bindparam("student_id"),
-            Feedback.target_term == bindparam("target_term"),
+            Feedback.student_id == bindparam("student_id"), feedback_term
         ),
     )
 
 
 # Built once: the default list reads them on every request (building a select costs more than running it).
-_REVIEWS_AND_FEEDBACK = _reviews_and_feedback(Review.target_term == bindparam("target_term"))
-_REVIEWS_AND_FEEDBACK_NO_TERM = _reviews_and_feedback(Review.target_term.is_(None))
+_FEEDBACK_TERM = Feedback.target_term == bindparam("target_term")
+_REVIEWS_AND_FEEDBACK = union_all(
+    *reviews_and_feedback(Review.target_term == bindparam("target_term"), _FEEDBACK_TERM)
+)
+_REVIEWS_AND_FEEDBACK_NO_TERM = union_all(*reviews_and_feedback(Review.target_term.is_(None), _FEEDBACK_TERM))
 
 
 def load_many_decisions(

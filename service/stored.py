@@ -2,8 +2,8 @@
 
 The nightly job has already scored, explained and flagged every active student's list for the
 batch's target term; a request for that list (no what-if, the batch's term, ``k`` up to the batch's)
-reads the student's rows, their flags and module titles in one indexed query, applies what changed
-since (:func:`service.decisions.apply_decisions`) and answers ``source="batch"``. When the changes
+reads the student's rows, their flags, module titles, reviews and feedback in one query, applies what
+changed since (:func:`service.decisions.apply_decisions`) and answers ``source="batch"``. When the changes
 leave fewer rows than the question needs (a dismissal in a full list), the caller scores live.
 """
 
@@ -15,14 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from records.db import current_batch
 from records.decisions import Decision
-from records.schema import Flag, Module, Promotion, Recommendation, RecommendationBatch
+from records.schema import Feedback, Flag, Module, Promotion, Recommendation, RecommendationBatch, Review
 from service import handlers
-from service.decisions import apply_decisions, load_decisions
+from service.decisions import StudentDecisions, apply_decisions, decisions_from, reviews_and_feedback
 from service.lists import Item, ModuleSummary, RecommendationList
 
 
@@ -75,19 +75,18 @@ class StoredLists:
         It answers when there is no what-if, ``term`` is None or the batch's, ``k`` is at most the
         batch's, and after decisions at least ``min(k, stored rows)`` items remain. ``fallback``, the
         reason live scoring cannot answer, relaxes ``k`` and the row count: the stored list, with
-        that reason as a note. Two reads: the batch with the student's rows, then their decisions
-        and feedback (:func:`service.decisions.load_decisions`).
+        that reason as a note. One read: the batch with the student's rows, their reviews and
+        feedback for its term (more only when an advisor has reviewed the list).
         """
         if occupation is not None:
             return None
-        batch, stored = self.current_rows(session, student_id)
+        batch, stored, decisions = self.current_rows_and_decisions(session, student_id)
         if batch is None or (term is not None and term != batch.target_term):
             return None
         if k > batch.k and fallback is None:
             return None
         if not stored:
             return None
-        decisions = load_decisions(session, student_id, batch.target_term)
         items = apply_decisions(stored, decisions, lambda decision: advisor_item(session, decision))
         notes: list[str] = []
         if len(items) < min(k, len(stored)):
@@ -120,6 +119,27 @@ class StoredLists:
         first = rows[0]
         batch = BatchInfo(first.batch_id, first.model_version, first.target_term, first.batch_k)
         return batch, self._items(rows)
+
+    def current_rows_and_decisions(
+        self, session: Session, student_id: str
+    ) -> tuple[BatchInfo | None, list[Item], StudentDecisions]:
+        """:meth:`current_rows` and the student's decisions for the batch's term
+        (:func:`service.decisions.decisions_from`) in one read (one round trip to a database server,
+        the default list's cost); (None, [], no decisions) when the student has no rows there."""
+        list_rows: list[Any] = []
+        reviews_and_feedback: list[tuple[str, str, str]] = []
+        for row in session.connection().execute(_CURRENT_ROWS_AND_DECISIONS, {"student_id": student_id}):
+            if row.part == "list":
+                list_rows.append(row)
+            else:
+                reviews_and_feedback.append((row.part, row.module_id, row.action))
+        if not list_rows:
+            return None, [], StudentDecisions(target_term=None)
+        list_rows.sort(key=lambda row: (row.rank, row.id, row.flag_id or 0))
+        first = list_rows[0]
+        batch = BatchInfo(first.batch_id, first.model_version, first.target_term, first.batch_k)
+        decisions = decisions_from(session, student_id, batch.target_term, reviews_and_feedback)
+        return batch, self._items(list_rows), decisions
 
     def _items(self, rows: Iterable[Any]) -> list[Item]:
         items: list[Item] = []
@@ -198,6 +218,42 @@ _CURRENT_STUDENT_ROWS = (
         Recommendation.student_id == bindparam("student_id"),
     )
     .order_by(Recommendation.rank, Flag.id)
+)
+
+# The same rows and, in the same statement, the student's reviews and feedback for the current batch's
+# term (service.decisions.reviews_and_feedback, padded to the rows' columns: part names which is which):
+# the default list in one round trip.
+_CURRENT_TERM = (
+    select(RecommendationBatch.target_term)
+    .where(RecommendationBatch.id == _CURRENT_BATCH_ID)
+    .scalar_subquery()
+)
+_CURRENT_LIST_PART = _CURRENT_STUDENT_ROWS.with_only_columns(
+    literal("list").label("part"),
+    *_CURRENT_STUDENT_ROWS.selected_columns,
+    Flag.id.label("flag_id"),
+    null().label("action"),
+).order_by(None)
+
+
+def _padded(decisions: Select[str, str, str]) -> Select[Any]:
+    """A (kind, module_id, action) select of reviews or feedback with the list part's columns."""
+    kind, module_id, action = decisions.selected_columns
+    given = {"part": kind, "module_id": module_id, "action": action}
+    return decisions.with_only_columns(
+        *(given.get(column.name, null()).label(column.name) for column in _CURRENT_LIST_PART.selected_columns)
+    )
+
+
+_CURRENT_ROWS_AND_DECISIONS = union_all(
+    _CURRENT_LIST_PART,
+    *(
+        _padded(part)
+        for part in reviews_and_feedback(
+            Review.target_term.is_not_distinct_from(_CURRENT_TERM),
+            Feedback.target_term == func.coalesce(_CURRENT_TERM, ""),
+        )
+    ),
 )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from records.db import session_scope
 from records.schema import AuditLog, Feedback, Flag, Recommendation, RecommendationBatch, Review
@@ -313,3 +313,28 @@ def test_a_replacement_reaches_the_student_and_survives_retraining(
             )
         )
     assert advisor_items() == []
+
+
+def test_decisions_apply_to_a_batch_without_a_target_term(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A batch whose target term is unnamed (an interaction log with no term after its newest): the
+    advisor's review (stored without a term) and the student's dismissal (term '') still shape the
+    default list, and a decision of another term does not."""
+    with session_scope(engine) as session:
+        session.execute(update(RecommendationBatch).values(target_term=None))
+    s1 = world.tokens["s1"]
+    _review(client, world.tokens["a1"], world.recommendation_ids[("S1", "M2")], "reject")
+    dismissed = client.post(
+        "/v1/students/S1/feedback", json={"module_id": "M4", "action": "dismiss"}, headers=auth(s1)
+    )
+    assert dismissed.status_code == 201, dismissed.text
+    with session_scope(engine) as session:
+        assert session.scalars(select(Review.target_term)).all() == [None]
+        assert session.scalars(select(Feedback.target_term)).all() == [""]
+        session.add(Feedback(student_id="S1", module_id="M3", target_term="2026-1", action="dismiss"))
+    response = client.get("/v1/students/S1/recommendations", headers=auth(s1))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["source"], body["term"]) == ("batch", None)
+    assert [(i["module"]["id"], i["rank"]) for i in body["items"]] == [("M3", 1)]
