@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from records.bulk import bulk_insert
@@ -129,6 +129,21 @@ def _delete_batches(connection: Connection, batch_ids: list[int]) -> None:
     connection.execute(delete(Flag).where(Flag.recommendation_id.in_(recommendation_rows)))
     connection.execute(delete(Recommendation).where(Recommendation.batch_id.in_(batch_ids)))
     connection.execute(delete(RecommendationBatch).where(RecommendationBatch.id.in_(batch_ids)))
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """On PostgreSQL, ANALYZE the tables a batch has just filled, before it is served.
+
+    The service reads every default list from them; with statistics from before the batch (or none:
+    autovacuum off, or not yet come round) the planner scanned all of ``flag`` for each list (medium:
+    1.1 ms against 0.33 ms with an index lookup). SQLite plans these reads by their indexes anyway.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    started = dt.datetime.now(dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE recommendation, flag"))
+    log.info("analyzed the batch tables in %.2fs", (dt.datetime.now(dt.UTC) - started).total_seconds())
 
 
 def discard_batch(engine: Engine, batch_id: int) -> None:

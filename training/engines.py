@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import Engine
 
+from training.batch import refresh_statistics
 from training.scoring import BatchScorer, write_scored
 from training.spark import SparkOptions, score_on_spark, spark_scope
 
@@ -28,10 +29,26 @@ def score_into_batch(
 
     ``engine_kind``: ``local`` (this process, chunk by chunk, ``threads`` chunks at once) or ``spark``
     (partitions on ``spark.master``; on PostgreSQL the executors write their own rows). Returns
-    (recommendations, flags) written. The caller completes or discards the batch.
+    (recommendations, flags) written, the tables' planner statistics refreshed
+    (:func:`training.batch.refresh_statistics`). The caller completes or discards the batch.
     """
     if engine_kind not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine_kind!r}")
+    counts = _score(engine, scorer, rows, batch_id, database_url, engine_kind, spark, threads)
+    refresh_statistics(engine)
+    return counts
+
+
+def _score(
+    engine: Engine,
+    scorer: BatchScorer,
+    rows: np.ndarray,
+    batch_id: int,
+    database_url: str,
+    engine_kind: str,
+    spark: SparkOptions | None,
+    threads: int,
+) -> tuple[int, int]:
     if engine_kind == "local":
         return write_scored(engine, batch_id, scorer.score(rows, threads=threads), len(rows))
     options = spark or SparkOptions()

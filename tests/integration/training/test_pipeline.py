@@ -10,13 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from pathways.cli import app
-from records.db import make_engine, promoted_version
+from records.db import make_engine, promoted_version, upgrade
+from records.ingest import import_tables
 from records.schema import Flag, ModelVersion, Recommendation, RecommendationBatch
 from records.settings import Settings
 from training.batch import export_current_batch
@@ -360,3 +362,29 @@ def test_the_risk_penalty_is_the_institutions_setting(
     result = run_nightly(settings, engine=tiny_engine, model_options=FAST_MODEL)
     assert result.evaluation["equity"]["risk_penalty"] == 1.5
     assert result.evaluation["selection"]["risk_penalty"] is None
+
+
+@pytest.mark.postgres
+def test_the_batch_tables_are_analyzed_before_the_batch_is_served_on_postgres(
+    postgres_url: str, tiny_tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """The service's default list reads ``recommendation`` and ``flag`` by index only once PostgreSQL
+    has statistics of the rows the batch added (autovacuum may be off, or not yet come round)."""
+    upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    try:
+        import_tables(engine, tiny_tables)
+        run_nightly(job_settings(postgres_url, tmp_path), engine=engine, model_options=FAST_MODEL)
+        with engine.connect() as connection:
+            analyzed = dict(
+                connection.execute(
+                    text(
+                        "SELECT relname, last_analyze FROM pg_stat_user_tables "
+                        "WHERE schemaname = current_schema() AND relname IN ('recommendation', 'flag')"
+                    )
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert set(analyzed) == {"recommendation", "flag"}
+    assert all(at is not None for at in analyzed.values()), analyzed
