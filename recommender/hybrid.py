@@ -9,7 +9,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -787,9 +787,11 @@ class HybridRecommender:
         # Every grid point of a fold is scored in one pass (the components' scores, eligibility and risk
         # at the candidates shared): each list is the one recommend would give for that point.
         todo = [point for point in points if point not in known]
-        parts: dict[tuple[float, bool, bool], list[np.ndarray]] = {point: [] for point in todo}
-        for blend, rows, relevant in folds:
-            variants = [
+        scored = _variant_scores(
+            probe,
+            folds,
+            context,
+            lambda blend: [
                 (
                     ServedBlend(
                         blend,
@@ -801,13 +803,10 @@ class HybridRecommender:
                     rerank,
                 )
                 for shrink, rerank, paired in todo
-            ]
-            for point, lists in zip(
-                todo, probe.recommend_variants(rows, context, SELECTION_K, variants), strict=True
-            ):
-                parts[point].append(student_scores(lists.module_rows, relevant, SELECTION_K))
-        for point in todo:
-            known[point] = np.concatenate(parts[point]) if parts[point] else np.zeros(0, np.float64)
+            ],
+            len(todo),
+        )
+        known.update(zip(todo, scored, strict=True))
         grid = {point: known[point] for point in points}
         (shrink, rerank, paired), tolerance = choose_by_evidence(grid, points)
 
@@ -863,9 +862,11 @@ class HybridRecommender:
         probe = self._probe(past, components)
         winner = self._column(selection.best_single) if selection.best_single is not None else None
         partner = self._column(selection.partner) if selection.partner is not None else None
-        parts: dict[float, list[np.ndarray]] = {penalty: [] for penalty in penalties}
-        for blend, rows, relevant in folds:
-            variants = [
+        scored = _variant_scores(
+            probe,
+            folds,
+            context,
+            lambda blend: [
                 (
                     ServedBlend(
                         blend,
@@ -878,12 +879,10 @@ class HybridRecommender:
                     selection.rerank,
                 )
                 for penalty in penalties
-            ]
-            for penalty, lists in zip(
-                penalties, probe.recommend_variants(rows, context, SELECTION_K, variants), strict=True
-            ):
-                parts[penalty].append(student_scores(lists.module_rows, relevant, SELECTION_K))
-        scores = {penalty: np.concatenate(parts[penalty]) for penalty in penalties}
+            ],
+            len(penalties),
+        )
+        scores = dict(zip(penalties, scored, strict=True))
         chosen, allowance = choose_by_evidence(scores, penalties)
         selection.risk_penalties = {f"{penalty:g}": float(scores[penalty].mean()) for penalty in penalties}
         selection.risk_penalty = chosen
@@ -1323,3 +1322,22 @@ class HybridRecommender:
         if not isinstance(model, cls):
             raise ValueError(f"{path} does not hold a {cls.__name__}")
         return model
+
+
+def _variant_scores(
+    probe: HybridRecommender,
+    folds: list[tuple[Blend, np.ndarray, sp.csr_matrix]],
+    context: TermContext,
+    variants_of: Callable[[Blend], list[tuple[ServedBlend, bool]]],
+    n_variants: int,
+) -> list[np.ndarray]:
+    """Per-student selection scores (:func:`student_scores`) of each of ``n_variants`` variants, pooled
+    over the folds: ``variants_of(blend)`` gives a fold's (served blend, re-rank) variants of its blend,
+    all of them scored in one pass (:meth:`HybridRecommender.recommend_variants`)."""
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_variants)]
+    if n_variants:
+        for blend, rows, relevant in folds:
+            ranked = probe.recommend_variants(rows, context, SELECTION_K, variants_of(blend))
+            for part, lists in zip(parts, ranked, strict=True):
+                part.append(student_scores(lists.module_rows, relevant, SELECTION_K))
+    return [np.concatenate(part) if part else np.zeros(0, np.float64) for part in parts]

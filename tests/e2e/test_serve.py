@@ -95,25 +95,38 @@ def _worker_pids(server_pid: int) -> list[int]:
     ]
 
 
+def _start_two_workers(
+    tmp_path: Path, database_url: str, artifacts_dir: Path, log_level: str
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """``pathways serve --workers 2`` started on a free loopback port, its output in ``serve.log``:
+    (the server process, its port, the log)."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PATHWAYS_DATABASE_URL": database_url,
+        "PATHWAYS_ARTIFACTS_DIR": str(artifacts_dir),
+        "PATHWAYS_HOST": "127.0.0.1",
+        "PATHWAYS_LOG_LEVEL": log_level,
+    }
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("pathways")), "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    return server, port, log_path
+
+
 def test_pathways_serve_runs_n_stateless_workers_over_one_database(
     live_world: LiveWorld, service_settings: Settings, tmp_path: Path
 ) -> None:
     """``pathways serve --workers 2``: two worker processes, each answering the default list from
     the stored batch and live questions from its own copy of the model."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PATHWAYS_DATABASE_URL": service_settings.database_url,
-        "PATHWAYS_ARTIFACTS_DIR": str(service_settings.artifacts_dir),
-        "PATHWAYS_HOST": "127.0.0.1",
-        "PATHWAYS_LOG_LEVEL": "WARNING",
-    }
-    serve = Path(sys.executable).with_name("pathways")
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(serve), "serve", "--workers", "2", "--port", str(port)], env=env, stdout=log, stderr=log
-        )
+    server, port, log_path = _start_two_workers(
+        tmp_path, service_settings.database_url, service_settings.artifacts_dir, "WARNING"
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -180,20 +193,9 @@ def _listening_workers(server_pid: int, port: int) -> list[int]:
 def _serving_with_two_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """``pathways serve --workers 2`` on an empty SQLite database, once both workers have started
     and each holds a listening socket on the port: (the server process, its port, its log)."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PATHWAYS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-        "PATHWAYS_ARTIFACTS_DIR": str(tmp_path / "models"),
-        "PATHWAYS_HOST": "127.0.0.1",
-        "PATHWAYS_LOG_LEVEL": "INFO",
-    }
-    serve = Path(sys.executable).with_name("pathways")
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(serve), "serve", "--workers", "2", "--port", str(port)], env=env, stdout=log, stderr=log
-        )
+    server, port, log_path = _start_two_workers(
+        tmp_path, f"sqlite:///{tmp_path / 'serve.db'}", tmp_path / "models", "INFO"
+    )
     try:
         deadline = time.monotonic() + 90
         while not (
