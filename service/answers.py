@@ -42,6 +42,18 @@ class Recommendations:
         """
         return self.stored.default_list(session, student.id, term, k, occupation)
 
+    def batch_answer(
+        self,
+        session: Session,
+        student: Student | StudentRef,
+        term: str | None,
+        k: int,
+        occupation: str | None,
+    ) -> bytes | RecommendationList | None:
+        """:meth:`from_batch` for the route: the answer's JSON itself when no decision touches the
+        stored list (see :meth:`service.stored.StoredLists.default_answer`)."""
+        return self.stored.default_answer(session, student.id, term, k, occupation)
+
     def recommend(
         self,
         session: Session,

@@ -22,6 +22,7 @@ from records.db import current_batch
 from records.decisions import Decision
 from records.schema import Feedback, Flag, Module, Promotion, Recommendation, RecommendationBatch, Review
 from service import handlers
+from service.answer_json import answer_json, item_dict, module_dict
 from service.decisions import StudentDecisions, apply_decisions, decisions_from, reviews_and_feedback
 from service.lists import Item, ModuleSummary, RecommendationList
 
@@ -80,13 +81,56 @@ class StoredLists:
         """
         if occupation is not None:
             return None
-        batch, stored, decisions = self.current_rows_and_decisions(session, student_id)
+        batch, list_rows, reviews_and_feedback = self._read(session, student_id)
+        return self._decided_list(
+            session, student_id, term, k, fallback, batch, list_rows, reviews_and_feedback
+        )
+
+    def default_answer(
+        self, session: Session, student_id: str, term: str | None, k: int, occupation: str | None
+    ) -> bytes | RecommendationList | None:
+        """:meth:`default_list` (without a fallback) for the route, in the same one read: when the
+        student has no review and no feedback for the batch's term (the usual case) the answer's
+        JSON itself, written straight from the rows (:mod:`service.answer_json`: the bytes the
+        list's ``RecommendationsOut`` gives); otherwise the list with the decisions applied, or None."""
+        if occupation is not None:
+            return None
+        batch, list_rows, reviews_and_feedback = self._read(session, student_id)
+        if reviews_and_feedback or batch is None:
+            return self._decided_list(
+                session, student_id, term, k, None, batch, list_rows, reviews_and_feedback
+            )
+        if (term is not None and term != batch.target_term) or k > batch.k:
+            return None
+        return answer_json(
+            student_id,
+            batch.target_term,
+            None,
+            batch.model_version,
+            "batch",
+            self._item_dicts(list_rows, k),
+            [],
+        )
+
+    def _decided_list(
+        self,
+        session: Session,
+        student_id: str,
+        term: str | None,
+        k: int,
+        fallback: str | None,
+        batch: BatchInfo | None,
+        list_rows: list[Any],
+        reviews_and_feedback: list[tuple[str, str, str]],
+    ) -> RecommendationList | None:
         if batch is None or (term is not None and term != batch.target_term):
             return None
         if k > batch.k and fallback is None:
             return None
+        stored = self._items(list_rows)
         if not stored:
             return None
+        decisions = decisions_from(session, student_id, batch.target_term, reviews_and_feedback)
         items = apply_decisions(stored, decisions, lambda decision: advisor_item(session, decision))
         notes: list[str] = []
         if len(items) < min(k, len(stored)):
@@ -126,6 +170,19 @@ class StoredLists:
         """:meth:`current_rows` and the student's decisions for the batch's term
         (:func:`service.decisions.decisions_from`) in one read (one round trip to a database server,
         the default list's cost); (None, [], no decisions) when the student has no rows there."""
+        batch, list_rows, reviews_and_feedback = self._read(session, student_id)
+        if batch is None:
+            return None, [], StudentDecisions(target_term=None)
+        decisions = decisions_from(session, student_id, batch.target_term, reviews_and_feedback)
+        return batch, self._items(list_rows), decisions
+
+    @staticmethod
+    def _read(
+        session: Session, student_id: str
+    ) -> tuple[BatchInfo | None, list[Any], list[tuple[str, str, str]]]:
+        """The one read: the current batch (None when the student has no rows in it), the student's
+        rows in it by rank (a row per flag), and their (kind, module id, action) reviews and feedback
+        for the batch's term."""
         list_rows: list[Any] = []
         reviews_and_feedback: list[tuple[str, str, str]] = []
         for row in session.connection().execute(_CURRENT_ROWS_AND_DECISIONS, {"student_id": student_id}):
@@ -134,12 +191,46 @@ class StoredLists:
             else:
                 reviews_and_feedback.append((row.part, row.module_id, row.action))
         if not list_rows:
-            return None, [], StudentDecisions(target_term=None)
+            return None, [], reviews_and_feedback
         list_rows.sort(key=lambda row: (row.rank, row.id, row.flag_id or 0))
         first = list_rows[0]
         batch = BatchInfo(first.batch_id, first.model_version, first.target_term, first.batch_k)
-        decisions = decisions_from(session, student_id, batch.target_term, reviews_and_feedback)
-        return batch, self._items(list_rows), decisions
+        return batch, list_rows, reviews_and_feedback
+
+    def _item_dicts(self, rows: list[Any], k: int) -> list[dict[str, Any]]:
+        """The answer's items (:func:`service.answer_json.item_dict`) of sorted stored rows that no
+        decision touches: what :func:`service.decisions.apply_decisions` makes of them with no decisions
+        (a flagged item waits for review, ranks renumbered from 1, the first ``k``)."""
+        items: list[dict[str, Any]] = []
+        flags: list[dict[str, str]] = []
+        last_id = None
+        for row in rows:
+            if row.id != last_id:
+                if len(items) == k:
+                    break
+                last_id = row.id
+                flags = []
+                items.append(
+                    item_dict(
+                        len(items) + 1,
+                        module_dict(row.module_id, row.code, row.title, row.track, row.credits),
+                        row.score,
+                        row.components,
+                        row.reasons,
+                        row.expected_grade,
+                        row.fail_probability,
+                        handlers.risk_level(row.fail_probability, self.fail_risk_threshold),
+                        flags,
+                        row.id,
+                        "model",
+                        None,
+                        None,
+                    )
+                )
+            if row.kind is not None:
+                flags.append({"kind": row.kind, "reason": row.reason})
+                items[-1]["review"] = "pending"
+        return items
 
     def _items(self, rows: Iterable[Any]) -> list[Item]:
         items: list[Item] = []

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import handlers
+from service.answer_json import list_json
 from service.answers import Recommendations
 from service.auth import Access, Principal, StudentRef, visible_student
 from service.deps import (
@@ -19,9 +22,10 @@ from service.deps import (
     LiveDep,
     SessionDep,
     UowDep,
+    bearer_scheme,
     principal_and_student,
 )
-from service.lists import Item, RecommendationList
+from service.lists import DEFAULT_K, Item, RecommendationList
 from service.schemas import (
     ERROR_RESPONSES,
     FeedbackIn,
@@ -38,8 +42,9 @@ from service.schemas import (
 
 router = APIRouter(prefix="/v1/students", tags=["students"], responses=ERROR_RESPONSES)
 
+MAX_STUDENT_ID = 64
 StudentId = Annotated[
-    str, Path(min_length=1, max_length=64, description="the student's id", examples=["S00578"])
+    str, Path(min_length=1, max_length=MAX_STUDENT_ID, description="the student's id", examples=["S00578"])
 ]
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: error_response("no model is loaded and no stored list matches", "no promoted model is loaded")
@@ -76,8 +81,42 @@ def item_out(item: Item) -> RecommendationItemOut:
     )
 
 
-@router.get(
+class DefaultListRoute(APIRoute):
+    """The recommendations route, answering the default question (no query parameters) before FastAPI
+    resolves the endpoint's parameters and dependencies: on the hottest route that resolution costs
+    about as much as the answer. Anything else (a query, no bearer token, a path FastAPI would refuse)
+    goes the general way; both ways call :func:`_recommendations`, so they answer alike."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        general = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            student_id = request.path_params.get("student_id", "")
+            if request.scope["query_string"] or not 1 <= len(student_id) <= MAX_STUDENT_ID:
+                return await general(request)
+            credentials = await bearer_scheme(request)
+            if credentials is None:
+                return await general(request)
+            return await _recommendations(request, student_id, credentials, None, DEFAULT_K, None)
+
+        return handler
+
+
+async def get_recommendations(
+    request: Request,
+    student_id: StudentId,
+    credentials: Credentials,
+    term: Annotated[str | None, Query(max_length=32, description="target term; default the next")] = None,
+    k: Annotated[int, Query(ge=1, le=50, description="list length")] = DEFAULT_K,
+    occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
+) -> Response:
+    return await _recommendations(request, student_id, credentials, term, k, occupation)
+
+
+router.add_api_route(
     "/{student_id}/recommendations",
+    get_recommendations,
+    methods=["GET"],
     response_model=RecommendationsOut,
     responses={
         **UNAVAILABLE,
@@ -88,14 +127,17 @@ def item_out(item: Item) -> RecommendationItemOut:
         ),
     },
     summary="Next-term recommendations: the stored nightly list, or scored live for other questions",
+    route_class_override=DefaultListRoute,
 )
-async def get_recommendations(
+
+
+async def _recommendations(
     request: Request,
-    student_id: StudentId,
-    credentials: Credentials,
-    term: Annotated[str | None, Query(max_length=32, description="target term; default the next")] = None,
-    k: Annotated[int, Query(ge=1, le=50, description="list length")] = 10,
-    occupation: Annotated[str | None, Query(max_length=32, description="what-if target occupation")] = None,
+    student_id: str,
+    credentials: HTTPAuthorizationCredentials | None,
+    term: str | None,
+    k: int,
+    occupation: str | None,
 ) -> Response:
     # The hottest route: token with student, then the stored list, then the decisions, three quick
     # indexed reads; live scoring (tens of milliseconds of CPU) only for other questions. The session,
@@ -114,8 +156,13 @@ async def get_recommendations(
                 # is limited (without a model, every answer is read from the stored batch).
                 access.allow_live_scoring(user)
             result = await run_in_threadpool(live.recommend, session, student, term, k, occupation, True)
-    state.metrics.lists_served.labels(source=result.source).inc()
-    body = recommendations_out(result).model_dump_json().encode("utf-8")
+    if isinstance(result, bytes):
+        source, body = "batch", result
+    elif result.source == "batch":
+        source, body = result.source, list_json(result)
+    else:
+        source, body = result.source, recommendations_out(result).model_dump_json().encode("utf-8")
+    state.metrics.lists_served.labels(source=source).inc()
     return Response(body, media_type="application/json")
 
 
@@ -129,16 +176,17 @@ async def _stored_first(
     term: str | None,
     k: int,
     occupation: str | None,
-) -> tuple[Principal, StudentRef, RecommendationList | None]:
-    """The caller, the student and their stored list when it answers (else None).
+) -> tuple[Principal, StudentRef, bytes | RecommendationList | None]:
+    """The caller, the student and their stored list when it answers (else None): the answer's JSON
+    when no decision touches it (see :meth:`service.answers.Recommendations.batch_answer`).
 
     On the event loop when the reads only take CPU (SQLite: a thread hop would cost more than it
     frees); in a worker thread when each read waits for a database server (``reads_block``), so that
     the loop serves other requests meanwhile."""
 
-    def read() -> tuple[Principal, StudentRef, RecommendationList | None]:
+    def read() -> tuple[Principal, StudentRef, bytes | RecommendationList | None]:
         user, student = principal_and_student(session, credentials, access, student_id)
-        return user, student, live.from_batch(session, student, term, k, occupation)
+        return user, student, live.batch_answer(session, student, term, k, occupation)
 
     return await run_in_threadpool(read) if reads_block else read()
 
