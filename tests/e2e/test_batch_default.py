@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from records.settings import Settings
 from records.synthetic import generate
 from records.users import add_user
 from service.app import create_app
+from service.routes.students import recommendations_out
+from service.stored import StoredLists
 from tests.e2e.conftest import auth
 from tests.integration.training.conftest import FAST_MODEL, job_settings
 from training.batch import export_current_batch
@@ -86,6 +89,79 @@ def test_the_default_list_served_equals_the_exported_batch_for_every_student(nig
         assert longer["source"] == "live"
         metrics = client.get("/metrics").text
         assert f'pathways_recommendation_lists_total{{source="batch"}} {3.0 * len(nightly.export)}' in metrics
+
+
+def test_the_default_list_is_written_as_the_general_path_writes_it(nightly: Nightly) -> None:
+    """The route writes a stored list's JSON itself (service.answer_json, straight from the rows when
+    no decision touches the list): byte for byte what the pydantic models make of the same list, for
+    students without decisions (no query: the route's fast way; ``?k=3``: the general way) and for one
+    with an approval, a rejection, a replacement and a dismissal (the decisions applied)."""
+    stored = StoredLists(nightly.settings.fail_risk_threshold)
+
+    def general(student_id: str, k: int) -> bytes:
+        with session_scope(nightly.engine) as session:
+            result = stored.default_list(session, student_id, None, k, None)
+        assert result is not None and result.source == "batch"
+        return recommendations_out(result).model_dump_json().encode("utf-8")
+
+    app = create_app(nightly.settings, model_check_interval_s=3600, wait_for_model_s=60)
+    admin = auth(nightly.tokens["admin"])
+    students = sorted(nightly.export)
+    with TestClient(app) as client:
+
+        def answer(student_id: str, query: str = "") -> bytes:
+            response = client.get(f"/v1/students/{student_id}/recommendations{query}", headers=admin)
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"] == "application/json"
+            return response.content
+
+        flagged = 0
+        for student_id in students[:-1]:
+            body = answer(student_id)
+            assert body == general(student_id, 10), student_id
+            assert answer(student_id, "?k=3") == general(student_id, 3), student_id
+            flagged += sum(item["review"] == "pending" for item in json.loads(body)["items"])
+        assert flagged > 0  # the flagged items' review and flags are written too
+
+        decided = students[-1]
+        items = json.loads(answer(decided))["items"]
+        stored_ids = {item["module"]["id"] for item in items}
+        longer = json.loads(answer(decided, "?k=20"))
+        assert longer["source"] == "live"
+        replacement = next(i["module"]["id"] for i in longer["items"] if i["module"]["id"] not in stored_ids)
+        for item, decision in zip(
+            items[:3],
+            (
+                {"action": "approve"},
+                {"action": "reject"},
+                {"action": "replace", "replacement_module_id": replacement},
+            ),
+            strict=True,
+        ):
+            response = client.post(
+                f"/v1/recommendations/{item['recommendation_id']}/review", json=decision, headers=admin
+            )
+            assert response.status_code == 201, response.text
+        with session_scope(nightly.engine) as session:
+            _, student_token = add_user(session, "decided", "student", student_id=decided)
+        dismissed = client.post(
+            f"/v1/students/{decided}/feedback",
+            json={"module_id": items[3]["module"]["id"], "action": "dismiss"},
+            headers=auth(student_token),
+        )
+        assert dismissed.status_code == 201, dismissed.text
+        for query, k in (("?k=5", 5), ("?k=3", 3)):
+            body = answer(decided, query)
+            assert body == general(decided, k), query
+            shown = json.loads(body)
+            assert shown["source"] == "batch"
+            assert [i["module"]["id"] for i in shown["items"][:3]] == [
+                items[0]["module"]["id"],
+                items[4]["module"]["id"],
+                replacement,  # at the replaced one's rank, after the rejected and dismissed left
+            ]
+            assert [i["origin"] for i in shown["items"][:3]] == ["model", "model", "advisor"]
+            assert shown["items"][0]["review"] == "approved"
 
 
 def _list(client: TestClient, world, query: str = "") -> dict:  # type: ignore[no-untyped-def,type-arg]
