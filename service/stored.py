@@ -186,10 +186,10 @@ class StoredLists:
         list_rows: list[Any] = []
         decisions: list[Any] = []
         for row in session.connection().execute(_CURRENT_ROWS_AND_DECISIONS, {"student_id": student_id}):
-            (list_rows if row.part == "list" else decisions).append(row)
+            (list_rows if row[_PART] == "list" else decisions).append(row)
         if not list_rows:
             return None, [], []
-        list_rows.sort(key=lambda row: (row.rank, row.id, row.flag_id or 0))
+        list_rows.sort(key=lambda row: (row[_RANK], row[_ID], row[_FLAG_ID] or 0))
         first = list_rows[0]
         batch = BatchInfo(first.batch_id, first.model_version, first.target_term, first.batch_k)
         # The term rules of service.decisions.load_decisions: a review's term IS the batch's (both may be
@@ -209,31 +209,50 @@ class StoredLists:
         items: list[dict[str, Any]] = []
         flags: list[dict[str, str]] = []
         last_id = None
-        for row in rows:
-            if row.id != last_id:
+        threshold = self.fail_risk_threshold
+        # Unpacked as tuples (the list part's columns, in order): a row's attributes cost more here.
+        for (
+            _part,
+            recommendation_id,
+            _rank,
+            module_id,
+            score,
+            components,
+            reasons,
+            expected_grade,
+            fail_probability,
+            code,
+            title,
+            track,
+            credits,
+            flag_kind,
+            flag_reason,
+            *_,
+        ) in rows:
+            if recommendation_id != last_id:
                 if len(items) == k:
                     break
-                last_id = row.id
+                last_id = recommendation_id
                 flags = []
                 items.append(
                     item_dict(
                         len(items) + 1,
-                        module_dict(row.module_id, row.code, row.title, row.track, row.credits),
-                        row.score,
-                        row.components,
-                        row.reasons,
-                        row.expected_grade,
-                        row.fail_probability,
-                        handlers.risk_level(row.fail_probability, self.fail_risk_threshold),
+                        module_dict(module_id, code, title, track, credits),
+                        score,
+                        components,
+                        reasons,
+                        expected_grade,
+                        fail_probability,
+                        handlers.risk_level(fail_probability, threshold),
                         flags,
-                        row.id,
+                        recommendation_id,
                         "model",
                         None,
                         None,
                     )
                 )
-            if row.kind is not None:
-                flags.append({"kind": row.kind, "reason": row.reason})
+            if flag_kind is not None:
+                flags.append({"kind": flag_kind, "reason": flag_reason})
                 items[-1]["review"] = "pending"
         return items
 
@@ -338,6 +357,12 @@ def _padded(decisions: Select[str, str, str], term: Any) -> Select[Any]:
         *(given.get(column.name, null()).label(column.name) for column in _CURRENT_LIST_PART.selected_columns)
     )
 
+
+_PART, _ID, _RANK, _FLAG_ID = (
+    [column.name for column in _CURRENT_LIST_PART.selected_columns].index(name)
+    for name in ("part", "id", "rank", "flag_id")
+)
+"""Positions in a row of the hot read (by position: a row's attributes cost more there)."""
 
 _REVIEWS, _FEEDBACK = reviews_and_feedback(true(), true())
 _CURRENT_ROWS_AND_DECISIONS = union_all(
