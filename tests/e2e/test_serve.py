@@ -153,6 +153,41 @@ def test_pathways_serve_runs_n_stateless_workers_over_one_database(
             assert [i["rank"] for i in body["items"]] == list(range(1, len(body["items"]) + 1))
             sources.add((query, body["source"]))
         assert sources == {("?k=5", "batch"), ("?k=7", "live")}
+
+        # A decision made through one worker shows in the next answer of either: every read asks the
+        # database (16 new connections: all on one worker has a chance of 2**-15).
+        with urllib.request.urlopen(
+            urllib.request.Request(url + "?k=5", headers=token), timeout=30
+        ) as response:
+            stored = json.loads(response.read())["items"]
+        rejected, dismissed = stored[0]["module"]["id"], stored[1]["module"]["id"]
+        for path, body, caller in (
+            (f"/v1/recommendations/{stored[0]['recommendation_id']}/review", {"action": "reject"}, "advisor"),
+            (
+                f"/v1/students/{live_world.student_id}/feedback",
+                {"module_id": dismissed, "action": "dismiss"},
+                "student",
+            ),
+        ):
+            request = urllib.request.Request(
+                base + path,
+                data=json.dumps(body).encode(),
+                headers={
+                    "Authorization": f"Bearer {live_world.tokens[caller]}",
+                    "Content-Type": "application/json",
+                },
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 201
+            for _ in range(8):
+                with urllib.request.urlopen(
+                    urllib.request.Request(url + "?k=3", headers=token), timeout=30
+                ) as response:
+                    answer = json.loads(response.read())
+                shown = [item["module"]["id"] for item in answer["items"]]
+                assert answer["source"] == "batch" and rejected not in shown, (path, shown)
+                assert caller == "advisor" or dismissed not in shown, (path, shown)
     finally:
         server.terminate()
         server.wait(timeout=30)
