@@ -1,7 +1,7 @@
 """The JSON of a recommendation answer, written without validating it through pydantic's models.
 
 The bytes are those of ``RecommendationsOut(...).model_dump_json()`` (:mod:`service.schemas` documents
-the shape; tests/e2e/test_default_list_json.py compares the two): the same keys in the same order,
+the shape; tests/e2e/test_batch_default.py compares the two): the same keys in the same order,
 float fields as floats (``5`` is written ``5.0``), NaN and infinities as ``null``, all through
 pydantic-core's own serializer, so numbers are formatted alike. Skipping the validation of ten nested
 items per answer is most of what rendering the default list costs; its values come from typed
