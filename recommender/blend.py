@@ -5,7 +5,8 @@ learned by gradient boosting with one component per tree (scikit-learn's HistGra
 monotone where the component says "higher is better"). :class:`AdditiveBlend`: the same sum with
 piecewise-linear ``f_c`` learned by a logistic regression. :class:`LinearBlend`: ``intercept + Σ_c weight_c ·
 (score_c − mean_c) / scale_c``. Either way each component's contribution is one term of the sum
-(decomposable, hence explainable).
+(decomposable, hence explainable), and every blend keeps the components it is told are monotone
+non-decreasing (the hybrid tells each the competency gap: a what-if occupation can only move a module up).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Self
 import numpy as np
 import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 log = logging.getLogger(__name__)
@@ -32,16 +34,25 @@ class LinearBlend:
     """Learned: ``mean_``, ``scale_``, ``weights_`` (n_components,) float64 and ``intercept_``.
 
     Standardised scores are clipped to ±CLIP. Components whose scores do not vary over the training
-    pairs (no data) get weight 0.
+    pairs (no data) get weight 0, and so do components marked monotone (``monotone`` in :meth:`fit`)
+    whose weight comes out negative: they are left out and the rest refitted without them.
     """
 
     def __init__(self, *, regularization: float = 1.0, random_state: int = 0) -> None:
         self.regularization = regularization
         self.random_state = random_state
 
-    def fit(self, scores: np.ndarray, taken: np.ndarray, sample_weight: np.ndarray | None = None) -> Self:
-        """``scores`` (n_pairs, n_components) raw component scores; ``taken`` (n_pairs,) bool labels."""
+    def fit(
+        self,
+        scores: np.ndarray,
+        taken: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        monotone: np.ndarray | None = None,
+    ) -> Self:
+        """``scores`` (n_pairs, n_components) raw component scores; ``taken`` (n_pairs,) bool labels;
+        ``monotone`` (n_components,) +1 where the weight may not be negative (all free when None)."""
         scores = np.asarray(scores, dtype=np.float64)
+        rising = np.zeros(scores.shape[1], bool) if monotone is None else np.asarray(monotone) > 0
         self.mean_ = scores.mean(axis=0) if len(scores) else np.zeros(scores.shape[1])
         scale = scores.std(axis=0) if len(scores) else np.zeros(scores.shape[1])
         self.active_ = scale > 1e-9
@@ -51,13 +62,19 @@ class LinearBlend:
         if not self.active_.any() or len(np.unique(taken)) < 2:
             log.warning("blend: nothing to learn from (no varying component or one class); weights zero")
             return self
-        standard = np.clip(
-            (scores[:, self.active_] - self.mean_[self.active_]) / self.scale_[self.active_], -CLIP, CLIP
-        )
-        model = LogisticRegression(C=self.regularization, max_iter=500, random_state=self.random_state)
-        model.fit(standard, taken, sample_weight=sample_weight)
-        self.weights_[self.active_] = model.coef_[0]
-        self.intercept_ = float(model.intercept_[0])
+        while self.active_.any():
+            standard = np.clip(
+                (scores[:, self.active_] - self.mean_[self.active_]) / self.scale_[self.active_], -CLIP, CLIP
+            )
+            model = LogisticRegression(C=self.regularization, max_iter=500, random_state=self.random_state)
+            model.fit(standard, taken, sample_weight=sample_weight)
+            self.weights_[:] = 0.0
+            self.weights_[self.active_] = model.coef_[0]
+            self.intercept_ = float(model.intercept_[0])
+            wrong = rising & (self.weights_ < 0)
+            if not wrong.any():
+                break
+            self.active_ = self.active_ & ~wrong
         return self
 
     def standardise(self, column: int, scores: np.ndarray) -> np.ndarray:
@@ -100,7 +117,9 @@ class AdditiveBlend:
 
     Learned: ``knots_`` and ``values_`` (per component, f at the knots), ``offsets_``, ``intercept_``,
     ``mean_``/``scale_`` (for :meth:`standardise`), ``weights_`` (n_components,) = the standard deviation
-    of each contribution over the training pairs (0: the component is not used).
+    of each contribution over the training pairs (0: the component is not used). A component marked
+    monotone (``monotone`` in :meth:`fit`) has its ``f_c`` projected onto non-decreasing functions (the
+    isotonic regression of its knot values, weighted by the pairs near each knot).
     """
 
     def __init__(
@@ -117,10 +136,18 @@ class AdditiveBlend:
             return distinct.astype(np.float64)
         return np.unique(np.quantile(values, np.linspace(0.0, 1.0, self.n_knots)))
 
-    def fit(self, scores: np.ndarray, taken: np.ndarray, sample_weight: np.ndarray | None = None) -> Self:
-        """``scores`` (n_pairs, n_components) raw component scores; ``taken`` (n_pairs,) bool labels."""
+    def fit(
+        self,
+        scores: np.ndarray,
+        taken: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        monotone: np.ndarray | None = None,
+    ) -> Self:
+        """``scores`` (n_pairs, n_components) raw component scores; ``taken`` (n_pairs,) bool labels;
+        ``monotone`` (n_components,) +1 where ``f_c`` must be non-decreasing (all free when None)."""
         scores = np.asarray(scores, dtype=np.float64)
         n_components = scores.shape[1]
+        rising = np.zeros(n_components, bool) if monotone is None else np.asarray(monotone) > 0
         self.mean_ = scores.mean(axis=0) if len(scores) else np.zeros(n_components)
         scale = scores.std(axis=0) if len(scores) else np.zeros(n_components)
         self.scale_ = np.where(scale > 1e-9, scale, 1.0)
@@ -142,11 +169,16 @@ class AdditiveBlend:
         model.fit(design, taken, sample_weight=sample_weight)
         coefficients = model.coef_[0]
         intercept = float(model.intercept_[0])
+        near = np.asarray(design.sum(axis=0), dtype=np.float64).ravel()
         start = 0
         for c in active:
             width = len(knots[c])
             self.knots_[c] = knots[c]
             self.values_[c] = coefficients[start : start + width].astype(np.float64)
+            if rising[c] and width > 1 and np.any(np.diff(self.values_[c]) < 0):
+                self.values_[c] = IsotonicRegression().fit_transform(
+                    np.arange(width), self.values_[c], sample_weight=near[start : start + width] + 1e-9
+                )
             start += width
             contribution = np.interp(scores[:, c], self.knots_[c], self.values_[c])
             self.offsets_[c] = float(contribution.mean())

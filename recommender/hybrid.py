@@ -702,14 +702,17 @@ class HybridRecommender:
     def _fit_blend(self, matrix: np.ndarray, taken: np.ndarray, kind: str) -> Blend:
         """A blend of ``kind`` learned on candidate pairs (``matrix`` (p, n_components) raw scores in
         COMPONENT_NAMES order, ``taken`` (p,) labels). The boosted blend's functions are non-decreasing
-        in every ranking component (a higher score means "more likely taken"); the risk column is left
-        free (how much learners avoid risk is for the data to say)."""
+        in every ranking component (a higher score means "more likely taken"; the constraint is what
+        regularises its trees); the risk column is left free (how much learners avoid risk is for the
+        data to say). Every blend is non-decreasing in the competency gap, the column an occupation
+        what-if changes: aiming at an occupation can only move its modules up."""
         if kind == "boosted":
             monotone = np.array([0 if name == "risk" else 1 for name in COMPONENT_NAMES])
             return BoostedBlend(random_state=self.random_state).fit(matrix, taken, monotone=monotone)
+        gap_only = np.array([1 if name == "competency_gap" else 0 for name in COMPONENT_NAMES])
         blend_class = {"additive": AdditiveBlend, "linear": LinearBlend}[kind]
         return blend_class(regularization=self.blend_regularization, random_state=self.random_state).fit(
-            matrix, taken
+            matrix, taken, monotone=gap_only
         )
 
     def _select(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from recommender.blend import MAX_BINS, AdditiveBlend, BoostedBlend, ServedBlend
+from recommender.blend import MAX_BINS, AdditiveBlend, BoostedBlend, LinearBlend, ServedBlend
 
 
 def _pairs(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -97,3 +97,26 @@ def test_served_blend_wraps_the_boosted_one() -> None:
     half = ServedBlend(base, left_out=(2,))
     assert half.weights_[2] == 0
     assert half.intercept_ == pytest.approx(base.intercept_)
+
+
+def test_additive_and_linear_blends_keep_monotone_components_non_decreasing() -> None:
+    """Component 1 lowers the odds here; marked monotone it may not count against a pair (a what-if that
+    raises a module's score could otherwise move it down), and component 0 keeps its place."""
+    rng = np.random.default_rng(4)
+    scores = rng.random((6000, 2)).astype(np.float32)
+    logit = 3.0 * scores[:, 0] - 2.0 * scores[:, 1] - 1.0
+    taken = rng.random(6000) < 1.0 / (1.0 + np.exp(-logit))
+    rising = np.array([1, 1])
+    grid = np.linspace(0.0, 1.0, 50, dtype=np.float32)
+
+    free = AdditiveBlend().fit(scores, taken)
+    assert np.diff(free.contribution(1, grid)).min() < 0
+    additive = AdditiveBlend().fit(scores, taken, monotone=rising)
+    assert np.diff(additive.contribution(1, grid)).min() >= -1e-6
+    assert np.diff(additive.contribution(0, grid)).min() >= -1e-6
+    assert additive.contribution(0, grid)[-1] - additive.contribution(0, grid)[0] > 1.0
+
+    assert LinearBlend().fit(scores, taken).weights_[1] < 0
+    linear = LinearBlend().fit(scores, taken, monotone=rising)
+    assert linear.weights_[1] == 0 and linear.weights_[0] > 0
+    assert not linear.contribution(1, grid).any()
