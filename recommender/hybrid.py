@@ -38,7 +38,7 @@ from recommender.eligibility import (
     top_k_eligible,
 )
 from recommender.item_knn import ItemKnnComponent
-from recommender.popularity import PopularityComponent
+from recommender.popularity import ColdStartComponent, PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
 from recommender.rerank import module_similarity, rerank
@@ -51,7 +51,7 @@ from recommender.selection import (
     student_scores,
 )
 from recommender.sequence import SequenceComponent
-from recommender.successor import SuccessorComponent
+from recommender.successor import HistorySuccessorComponent, SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent, module_credits, module_track_rows
 
 if TYPE_CHECKING:
@@ -70,6 +70,8 @@ COMPONENT_NAMES: tuple[str, ...] = (
     "progress",
     "successor",
     "item_knn",
+    "history_successor",
+    "cold_start",
 )
 # New components go at the end: a saved model's blend columns follow the names it was fitted with.
 LEGACY_COMPONENT_NAMES = COMPONENT_NAMES[:7]
@@ -86,6 +88,8 @@ FIT_ORDER: tuple[str, ...] = (
     "popularity",
     "successor",
     "item_knn",
+    "history_successor",
+    "cold_start",
 )
 # Single components the validation split compares the blend with (risk re-scores candidates, it does
 # not rank a catalogue on its own).
@@ -315,6 +319,8 @@ class HybridRecommender:
             "progress": ProgressComponent(),
             "successor": SuccessorComponent(),
             "item_knn": ItemKnnComponent(),
+            "history_successor": HistorySuccessorComponent(),
+            "cold_start": ColdStartComponent(),
         }
 
     @property
@@ -345,7 +351,8 @@ class HybridRecommender:
 
         With ``past`` as of T-2 and ``current`` as of T-1 these are the students who enrolled in T-1; a
         ``past`` cut earlier pools the terms up to T-1 (training.evaluate.make_split does so when T-1
-        alone holds few students), each student counted once, at their next term."""
+        alone holds few students), each student counted once, at their next term. Newcomers of ``past``
+        (listed, no enrolment before its cutoff) are among them, as they are among the test students."""
         history = current.history
         if past.cutoff_ordinal is None:
             in_term = history[history["term_ordinal"] == current.cutoff_ordinal]
@@ -363,10 +370,9 @@ class HybridRecommender:
         past_students = past.students.rows(student_ids)
         past_modules = past.modules.rows(module_ids)
         known = (past_students >= 0) & (past_modules >= 0)
+        # Newcomers (no enrolment before the cutoff) stay: the served lists are for them too, and a blend
+        # learned only on students with a history gives the prior (popularity, cold_start) no weight.
         rows = np.unique(past_students[known])
-        # Students with some history in the past: the ones a next-term recommendation is for.
-        has_history = past.student_info["n_terms"].to_numpy()[rows] > 0
-        rows = rows[has_history]
         rng = np.random.default_rng(self.random_state)
         if len(rows) > self.max_validation_students:
             rows = np.sort(rng.choice(rows, self.max_validation_students, replace=False))

@@ -42,3 +42,31 @@ class PopularityComponent:
             scores = table[program, stage].astype(np.float32, copy=True)
         scores += np.float32(self.global_weight) * fs.global_popularity.astype(np.float32)[None, :]
         return scores
+
+
+class ColdStartComponent(PopularityComponent):
+    """Popularity for newcomers only: ``score[s, m]`` is :class:`PopularityComponent`'s for students with no
+    enrolment yet (``n_terms == 0``) and 0 for everyone else.
+
+    A blend column of its own lets the blend weigh the prior where nothing else speaks (a newcomer has no
+    newest module, no history, no factors) without letting popularity crowd the lists of students whose
+    history does speak. Abstains when no student of the records is a newcomer.
+    """
+
+    name = "cold_start"
+    requires = "students with no enrolment yet (newcomers) beside enrolments"
+
+    def fit(self, fs: FeatureSet) -> Self:
+        super().fit(fs)
+        if self.abstain_reason_ is None and not np.any(fs.student_info["n_terms"].to_numpy() == 0):
+            self.abstain_reason_ = "every student listed has enrolments: no newcomer to start cold"
+        return self
+
+    def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
+        """(n, n_modules) float32: popularity on newcomers' rows, zeros elsewhere."""
+        rows = np.asarray(student_rows, dtype=np.int64)
+        newcomer = fs.student_info["n_terms"].to_numpy()[rows] == 0
+        scores = np.zeros((len(rows), fs.n_modules), dtype=np.float32)
+        if newcomer.any():
+            scores[newcomer] = super().score(fs, rows[newcomer], context)
+        return scores

@@ -186,3 +186,42 @@ class SuccessorComponent:
         scores = np.asarray((query @ self.share_).toarray(), dtype=np.float32)
         scores /= np.maximum(count, 1.0)[:, None]
         return scores
+
+
+class HistorySuccessorComponent:
+    """``score[s, b]`` = mean over every module ``a`` the student has attempted of ``share_[a, b]``.
+
+    The successor model read over the whole history instead of the newest term only: in logs where a
+    learner keeps to a topic (a programme, a subject area) modules taken long ago still say what comes
+    next, and a newest module that is an outlier does not decide the list alone. The decay is fixed
+    (``decay``), not chosen: this component is a blend column beside ``successor``, whose decay is.
+
+    Learned: ``share_`` (n_modules, n_modules) csr float32, as :class:`SuccessorComponent`'s;
+    ``abstain_reason_`` (None when it can score).
+    """
+
+    name = "history_successor"
+    requires = "learners with enrolments in at least two different terms"
+
+    def __init__(self, *, decay: float = 0.3) -> None:
+        self.decay = decay
+
+    def fit(self, fs: FeatureSet) -> Self:
+        successors, takers = successor_matrix(fs.history, fs.n_students, fs.n_modules, decay=self.decay)
+        inverse = np.where(takers > 0, 1.0 / np.maximum(takers, 1.0), 0.0).astype(np.float32)
+        self.share_ = sp.csr_matrix(sp.diags(inverse) @ successors, dtype=np.float32)
+        self.abstain_reason_ = (
+            None
+            if self.share_.nnz
+            else "no learner has enrolments in two different terms: nothing follows anything"
+        )
+        return self
+
+    def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
+        """(n, n_modules) float32 mean decayed share of learners who took each module after the student's
+        attempted modules."""
+        query = sp.csr_matrix(fs.attempted[np.asarray(student_rows, np.int64)], dtype=np.float32)
+        count = np.diff(query.indptr).astype(np.float32)
+        scores = np.asarray((query @ self.share_).toarray(), dtype=np.float32)
+        scores /= np.maximum(count, 1.0)[:, None]
+        return scores

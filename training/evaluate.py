@@ -83,6 +83,8 @@ BASELINES: tuple[str, ...] = (
     "competency_gap",
     "track_balance",
     "progress",
+    "history_successor",
+    "cold_start",
 )
 """Single components scored on their own beside the hybrid (``models.<name>``); an abstaining one is
 reported as ``{"abstained": reason}``."""

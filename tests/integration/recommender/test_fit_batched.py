@@ -37,7 +37,7 @@ from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
 from recommender.risk import RiskComponent
 from recommender.sequence import SequenceComponent
-from recommender.successor import SuccessorComponent
+from recommender.successor import HistorySuccessorComponent, SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent
 from records.db import make_engine, upgrade
 from records.frames import load_frames, newest_closed_term
@@ -203,7 +203,9 @@ def test_a_run_fits_every_component_once_and_learns_the_same_blend(
         ProgressComponent,
         SuccessorComponent,
         ItemKnnComponent,
+        HistorySuccessorComponent,
     ):
+        # ColdStartComponent fits through PopularityComponent.fit (its base class): counted there.
         original = cls.fit
 
         def spy(self: Any, fs: FeatureSet, original: Any = original) -> Any:

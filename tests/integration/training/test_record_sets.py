@@ -31,10 +31,10 @@ from .conftest import FAST_MODEL, job_settings
 MUST_ABSTAIN: dict[str, set[str]] = {
     "log_alone": {"risk", "competency_gap", "track_balance", "progress"},
     "log_with_grades": {"competency_gap", "track_balance"},
-    "no_terms_file": set(),
+    "no_terms_file": {"cold_start"},
     "dated_log": {"competency_gap", "track_balance"},
-    "catalogue_without_competencies": {"competency_gap"},
-    "competencies_without_occupations": {"competency_gap"},
+    "catalogue_without_competencies": {"competency_gap", "cold_start"},
+    "competencies_without_occupations": {"competency_gap", "cold_start"},
 }
 
 

@@ -14,11 +14,11 @@ from recommender.base import Component, TermContext
 from recommender.collaborative import CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.eligibility import eligible_mask
-from recommender.popularity import PopularityComponent
+from recommender.popularity import ColdStartComponent, PopularityComponent
 from recommender.progress import ProgressComponent
 from recommender.risk import FEW_STUDENTS, RiskComponent, pair_features
 from recommender.sequence import SequenceComponent
-from recommender.successor import SuccessorComponent
+from recommender.successor import HistorySuccessorComponent, SuccessorComponent
 from recommender.track_balance import TrackBalanceComponent
 from tests.unit.recommender.conftest import closed_x0
 
@@ -40,6 +40,10 @@ CASES: dict[str, tuple[Callable[[], Any], str, str]] = {
     "progress": (ProgressComponent, "s31", "A1"),
     # Of those who took A1 (s20's newest term), most took P0 at the next step.
     "successor": (SuccessorComponent, "s20", "P0"),
+    # After everything s20 attempted (A0, V0, A1, V1), P0 followed most often.
+    "history_successor": (HistorySuccessorComponent, "s20", "P0"),
+    # s35 is a newcomer of program P, whose students all started with A0 and V0 (A0 is taken more overall).
+    "cold_start": (ColdStartComponent, "s35", "A0"),
 }
 
 
@@ -238,3 +242,37 @@ def test_sequence_evidence_batch_equals_a_per_student_count() -> None:
             expected_passed = int(passed_next[chosen, module].sum()) if module >= 0 and chosen else 0
             assert batch.took_next[student, j] == expected_took
             assert batch.passed_next[student, j] == expected_passed
+
+
+def test_history_successor_reads_past_the_newest_module(fitted: dict[str, Any]) -> None:
+    """V1 followed A0 and V0 (s20's first term), never A1 or V1 (its newest): only the history sees it."""
+    fs: FeatureSet = fitted["fs"]
+    row = np.array([fs.students.row("s20")])
+    context = TermContext.open_everything(fs)
+    v1 = fs.modules.row("V1")
+    assert fitted["components"]["successor"].score(fs, row, context)[0, v1] == 0.0
+    assert fitted["components"]["history_successor"].score(fs, row, context)[0, v1] > 0.0
+
+
+def test_cold_start_scores_newcomers_only(fitted: dict[str, Any]) -> None:
+    fs: FeatureSet = fitted["fs"]
+    rows = np.arange(fs.n_students)
+    context = TermContext.open_everything(fs)
+    scores = fitted["components"]["cold_start"].score(fs, rows, context)
+    newcomer = fs.student_info["n_terms"].to_numpy() == 0
+    assert newcomer.any() and (~newcomer).any()
+    assert not scores[~newcomer].any()
+    popularity = fitted["components"]["popularity"].score(fs, rows[newcomer], context)
+    np.testing.assert_array_equal(scores[newcomer], popularity)
+
+
+def test_cold_start_abstains_without_newcomers() -> None:
+    from tests.unit.recommender.conftest import feature_set_from_tables, small_world
+
+    world = small_world()
+    world.students = {sid: program for sid, program in world.students.items() if sid != "s35"}
+    world.goals = {sid: goals for sid, goals in world.goals.items() if sid != "s35"}
+    fs = feature_set_from_tables(world)
+    assert not np.any(fs.student_info["n_terms"].to_numpy() == 0)
+    component = ColdStartComponent().fit(fs)
+    assert component.abstain_reason_ == "every student listed has enrolments: no newcomer to start cold"
