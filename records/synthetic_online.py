@@ -151,8 +151,9 @@ def _to_cohort_start(catalogue: _Catalogue, module: np.ndarray, day: np.ndarray)
 
 def _simulate(
     size: OnlineSize, catalogue: _Catalogue, rng: np.random.Generator, progress: Progress | None
-) -> tuple[list[np.ndarray], np.datetime64]:
-    """Enrolment arrays (learner, module, day, status code, grade) of every learner, and the log's end.
+) -> tuple[list[np.ndarray], np.datetime64, np.ndarray]:
+    """Enrolment arrays (learner, module, day, status code, grade) of every learner, the log's end, and
+    each learner's preferred topic (hidden: not in the records).
 
     Status codes: 0 completed, 1 failed, 2 withdrawn, 3 in progress; grade NaN when not recorded.
     """
@@ -236,7 +237,39 @@ def _simulate(
                 f"online regime: step {step + 1}, {len(active):,} learners still active", step / MAX_STEPS
             )
     columns = [np.concatenate(values) for values in zip(*parts, strict=True)]
-    return columns, last_day
+    return columns, last_day, preferred
+
+
+@dataclass(frozen=True)
+class OnlineStory:
+    """What ``generate_online(size, seed)`` drew but did not write: the catalogue's structure and each
+    learner's preferred topic, for benchmarks that ask how well any model could do (bench.online_ceiling).
+    Module ``i`` is ``OM{i + 1:05d}``, learner ``j`` is ``L{j + 1:06d}``."""
+
+    topic: np.ndarray  # int64 per module
+    position: np.ndarray  # int64 place in its topic, 0 = entry module
+    successors: np.ndarray  # int64 (modules, 3): next, skip, cross (-1 none)
+    popularity: np.ndarray  # float64 per module, sums to 1
+    topic_start: np.ndarray
+    topic_size: np.ndarray
+    preferred: np.ndarray  # int64 topic per learner
+
+
+def online_story(size: str = "small", seed: int = 7) -> OnlineStory:
+    """The hidden part of ``generate_online(size, seed)``'s story (the same draws, replayed)."""
+    spec = ONLINE_SIZES[size]
+    rng = np.random.default_rng(seed)
+    catalogue = _catalogue(spec.modules, rng)
+    _, _, preferred = _simulate(spec, catalogue, rng, None)
+    return OnlineStory(
+        topic=catalogue.topic,
+        position=catalogue.position,
+        successors=catalogue.successors,
+        popularity=np.diff(catalogue.popularity, prepend=0.0),
+        topic_start=catalogue.topic_start,
+        topic_size=catalogue.topic_size,
+        preferred=preferred,
+    )
 
 
 def _module_table(catalogue: _Catalogue, rng: np.random.Generator) -> pd.DataFrame:
@@ -330,7 +363,7 @@ def generate_online(
     spec = ONLINE_SIZES[size]
     rng = np.random.default_rng(seed)
     catalogue = _catalogue(spec.modules, rng)
-    (learner, module, day, status, grade), last_day = _simulate(spec, catalogue, rng, progress)
+    (learner, module, day, status, grade), last_day, _ = _simulate(spec, catalogue, rng, progress)
     modules = _module_table(catalogue, rng)
     module_ids = modules["id"].to_numpy()
     competencies, module_competencies = _competency_tables(catalogue, module_ids, rng)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from records.csv_formats import CSV_BY_NAME
-from records.synthetic_online import generate_online
+from records.synthetic_online import TOPICS, generate_online, online_story
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,24 @@ def test_cohort_modules_start_only_in_offered_months(online: dict[str, pd.DataFr
 def test_unknown_size_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown size 'huge'"):
         generate_online("huge", seed=1)
+
+
+def test_the_story_replays_the_hidden_draws_of_the_same_seed(online: dict[str, pd.DataFrame]) -> None:
+    """online_story (bench.online_ceiling) is the catalogue and the preferred topics of the log written."""
+    story = online_story("tiny", seed=7)
+    modules = online["modules.csv"]
+    titled = modules["title"].notna().to_numpy()
+    names = np.array([TOPICS[t % len(TOPICS)] for t in story.topic])
+    index = modules["id"].str[2:].astype(int).to_numpy() - 1
+    assert all(
+        str(title).startswith(str(name))
+        for title, name in zip(modules["title"][titled], names[index[titled]], strict=True)
+    )
+    # 70% of first modules are an entry module of the learner's preferred topic, the rest popular ones.
+    enrollments = online["enrollments.csv"].sort_values(["student_id", "enrolled_on"], kind="stable")
+    first = enrollments.groupby("student_id").head(1)
+    learner = first["student_id"].str[1:].astype(int).to_numpy() - 1
+    module = first["module_id"].str[2:].astype(int).to_numpy() - 1
+    in_preferred = story.topic[module] == story.preferred[learner]
+    assert 0.6 < in_preferred.mean() < 0.95
+    assert np.isclose(story.popularity.sum(), 1.0)
