@@ -220,7 +220,7 @@ summary = pd.DataFrame(
 ).sort_values("spread over training pairs", ascending=False)
 display(summary.round(3))
 
-colors = dict(zip(names, plt.get_cmap("tab10").colors, strict=False))
+colors = dict(zip(names, plt.get_cmap("tab20").colors, strict=False))
 fig, (ax_shape, ax_spread, ax_rank) = plt.subplots(1, 3, figsize=(17, 5))
 for column, name in enumerate(names):
     # Over the scores the blend saw (its knots, for the additive blend), at most 3 SD either side.

@@ -311,7 +311,7 @@ contributions = pd.DataFrame(
         for e in explanations
     ],
 )
-colors = dict(zip(lists.component_names, plt.get_cmap("tab10").colors, strict=False))
+colors = dict(zip(lists.component_names, plt.get_cmap("tab20").colors, strict=False))
 fig, ax = plt.subplots(figsize=(11, 0.45 * len(contributions) + 1.8))
 y = np.arange(len(contributions))[::-1]
 positive, negative = np.zeros(len(y)), np.zeros(len(y))
