@@ -413,7 +413,22 @@ class HybridRecommender:
         collaborative variant, the variants are compared first (on models fitted on a sample of the
         students when there are many: :func:`recommender.collaborative.variant_sample`); only the chosen
         one is then fitted on ``past`` and ``current``, and the fits on ``current`` start after the choice.
+
+        BLAS runs on one thread throughout: its limit is global to the process, so a fit that sets it for
+        itself (collaborative) would otherwise change it under the products of fits and blends running
+        beside it, and two fits of the same records could differ in their last digits.
         """
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(past, current, reuse=reuse, recipe=recipe)
+
+    def _fit(
+        self,
+        past: FeatureSet,
+        current: FeatureSet,
+        *,
+        reuse: HybridRecommender | None,
+        recipe: HybridRecommender | None,
+    ) -> HybridRecommender:
         if reuse is not None and reuse.fs_ is not past:
             raise ValueError("reuse: the model must serve from the very FeatureSet passed as past")
         if past.modules != current.modules:
