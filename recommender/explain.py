@@ -501,7 +501,8 @@ def explain_lists(
             contribution("track_balance") + 0.4,
             np.where(level_code == 3, 1.5, 0.1),  # risk is always worth saying when it is high
             np.full(len(items), 0.05),
-            contribution("popularity"),
+            # A newcomer's prior is carried by cold_start: what others took is theirs to say as well.
+            contribution("popularity") + contribution("cold_start"),
         ]
     )
     ranked = np.argsort(np.where(said, -weight, np.inf), axis=1, kind="stable")[:, :MAX_REASONS]

@@ -164,7 +164,9 @@ def reference_explanations(
             popular, popular_evidence = _popularity(fs, student_row, module_row)
             evidence.update(popular_evidence)
             if popular:
-                candidates.append((contributions.get("popularity", 0.0), popular))
+                candidates.append(
+                    (contributions.get("popularity", 0.0) + contributions.get("cold_start", 0.0), popular)
+                )
             candidates.sort(key=lambda item: -item[0])
             reasons = [text for _, text in candidates[:MAX_REASONS]]
             if len(reasons) < MIN_REASONS:
