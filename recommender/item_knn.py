@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
+from recommender.rows import few, row_entries, row_times
 
 SIMILARITY_CHUNK = 512
 """Modules whose similarity rows are computed at once (bounds memory to chunk × n_modules floats)."""
@@ -87,5 +88,14 @@ class ItemKnnComponent:
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
         """(n, n_modules) float32 summed similarity to the student's modules."""
+        rows = np.asarray(student_rows, np.int64)
+        if few(rows):
+            # A live answer: the same sums from the students' rows (recommender.rows).
+            scores = np.empty((len(rows), self.similarity_.shape[1]), np.float32)
+            for position, row in enumerate(rows.tolist()):
+                columns, values = row_entries(fs.interactions, row)
+                taken = columns[values != 0]
+                scores[position] = row_times(taken, np.ones(len(taken), np.float32), self.similarity_)
+            return scores
         history = history_matrix(fs, student_rows)
         return np.asarray((history @ self.similarity_).toarray(), dtype=np.float32)

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
+from recommender.rows import dense_rows, few
 
 REQUIRED, RETAKE, UNLOCKED = 1.0, 2.0, 4.0
 
@@ -85,15 +86,17 @@ class ProgressComponent:
             self._prepare(fs)
         rows = np.asarray(student_rows, np.int64)
         n = len(rows)
-        passed = fs.passed[rows].toarray() > 0
+        # A live answer reads the students' rows straight from the matrices (recommender.rows).
+        dense = dense_rows if few(rows) else lambda matrix, at: matrix[at].toarray()
+        passed = dense(fs.passed, rows) > 0
         scores = np.zeros((n, fs.n_modules), dtype=np.float32)
         program = fs.student_info["program_row"].to_numpy(np.int64)[rows]
         has_program = program >= 0
         if fs.program_required.nnz and has_program.any():
-            required = fs.program_required[program[has_program]].toarray() > 0
+            required = dense(fs.program_required, program[has_program]) > 0
             scores[has_program] += REQUIRED * required
-        scores += RETAKE * (fs.attempted[rows].toarray() > 0)
-        scores += UNLOCKED * (self._unlocks[rows].toarray() > 0)
+        scores += RETAKE * (dense(fs.attempted, rows) > 0)
+        scores += UNLOCKED * (dense(self._unlocks, rows) > 0)
         # Passed modules are never due (and never eligible): keep their score at 0.
         scores[passed] = 0.0
         return scores

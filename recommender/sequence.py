@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
+from recommender.rows import few, row_entries, row_sum, row_times
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,17 @@ class SequenceComponent:
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
         """(n, n_modules) float32: recency-weighted share of peers who took each module next."""
-        recent = fs.recent[np.asarray(student_rows, dtype=np.int64)]
-        weight = np.asarray(recent.sum(axis=1)).ravel()
-        scores = (recent @ self.next_share_).toarray().astype(np.float32, copy=False)
+        rows = np.asarray(student_rows, dtype=np.int64)
+        if few(rows):
+            # A live answer: the same sums from the students' rows (recommender.rows).
+            scores = np.empty((len(rows), self.next_share_.shape[1]), np.float32)
+            for position, row in enumerate(rows.tolist()):
+                scores[position] = row_times(*row_entries(fs.recent, row), self.next_share_)
+            weight = np.array([row_sum(fs.recent, row) for row in rows.tolist()], dtype=fs.recent.dtype)
+        else:
+            recent = fs.recent[rows]
+            weight = np.asarray(recent.sum(axis=1)).ravel()
+            scores = (recent @ self.next_share_).toarray().astype(np.float32, copy=False)
         scores /= np.maximum(weight, 1e-9)[:, None].astype(np.float32)
         return scores
 

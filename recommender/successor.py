@@ -20,6 +20,7 @@ from features.interactions import student_term_rank
 from features.sequence import successor_matrix
 from recommender.base import TermContext
 from recommender.ranking import top_k
+from recommender.rows import few, row_entries, row_times
 
 # An entry of ``fs.recent`` at least this large is a module of the student's newest term (weight 1).
 NEWEST = 0.999
@@ -177,6 +178,23 @@ class SuccessorComponent:
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
         """(n, n_modules) float32 decayed share of learners who took each module after the newest ones."""
+        rows = np.asarray(student_rows, np.int64)
+        if few(rows):
+            # A live answer: the same sums from the students' rows (recommender.rows).
+            scores = np.empty((len(rows), self.share_.shape[1]), np.float32)
+            count = np.empty(len(rows), np.float32)
+            for position, row in enumerate(rows.tolist()):
+                columns, values = row_entries(fs.recent, row)
+                if self.query == "recent":
+                    weights = values.astype(np.float32)
+                    count[position] = np.add.reduceat(weights, [0])[0] if len(weights) else 0.0
+                else:
+                    columns = columns[values.astype(np.float32) >= NEWEST]
+                    weights = np.ones(len(columns), np.float32)
+                    count[position] = len(columns)
+                scores[position] = row_times(columns, weights, self.share_)
+            scores /= np.maximum(count, 1.0)[:, None]
+            return scores
         if self.query == "recent":
             # The newest terms, recency-weighted (1, 0.5, 0.25): a higher-order query over first-order counts.
             query = sp.csr_matrix(fs.recent[np.asarray(student_rows, np.int64)], dtype=np.float32)

@@ -1,0 +1,82 @@
+"""One-or-few-row work: what a live answer (one student) needs of the batch-sized sparse machinery.
+
+scipy's sparse indexing and products cost tens of microseconds each in checks and allocations however
+small the operands, and a live answer makes dozens of them for one student. These helpers read a few
+rows of a CSR matrix straight from its arrays and give the same numbers as the sparse operations they
+stand for: the same products, added in the same order, in the same dtype (so the results are the same
+floats, not merely close ones). Components use them when at most :data:`FEW_ROWS` students are scored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+FEW_ROWS = 4
+"""At most this many rows are worked on here; more go through scipy's batch operations."""
+
+
+def few(student_rows: np.ndarray) -> bool:
+    """Whether ``student_rows`` are few enough for the helpers of this module."""
+    return len(student_rows) <= FEW_ROWS
+
+
+def row_entries(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(column indices, values) of one row of a CSR matrix, in stored order (views, not copies)."""
+    start, end = matrix.indptr[row], matrix.indptr[row + 1]
+    return matrix.indices[start:end], matrix.data[start:end]
+
+
+def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, dtype: np.dtype | type | None = None) -> np.ndarray:
+    """(len(rows), n_columns) ``matrix[rows].toarray()`` (duplicate entries added in stored order), in
+    ``dtype`` (default the matrix's)."""
+    out = np.zeros((len(rows), matrix.shape[1]), dtype=matrix.dtype)
+    for position, row in enumerate(np.asarray(rows, np.int64).tolist()):
+        columns, values = row_entries(matrix, row)
+        np.add.at(out[position], columns, values)
+    return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _segments(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(which of ``rows`` each entry belongs to, the entries' positions in ``matrix``'s arrays): every
+    entry of those rows, row after row, each row's in stored order."""
+    starts = matrix.indptr[rows].astype(np.int64)
+    lengths = matrix.indptr[rows + 1].astype(np.int64) - starts
+    owner = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+    first = np.cumsum(lengths) - lengths
+    positions = np.arange(int(lengths.sum()), dtype=np.int64) - first[owner] + starts[owner]
+    return owner, positions
+
+
+def row_times(columns: np.ndarray, weights: np.ndarray, matrix: sp.csr_matrix) -> np.ndarray:
+    """(n_columns,) the dense product of one sparse row (entries ``columns``, ``weights``, in order) with
+    the CSR ``matrix``: ``(row @ matrix).toarray()[0]`` as scipy computes it, in the dtype it gives
+    (both operands' result type): each output column sums ``weight * matrix[column, j]`` over the row's
+    entries in the row's order, then over each matrix row's entries in stored order."""
+    dtype = np.result_type(weights.dtype, matrix.dtype)
+    out = np.zeros(matrix.shape[1], dtype=dtype)
+    owner, positions = _segments(matrix, np.asarray(columns, np.int64))
+    if len(positions):
+        products = np.asarray(weights, dtype)[owner] * matrix.data[positions].astype(dtype, copy=False)
+        np.add.at(out, matrix.indices[positions], products)
+    return out
+
+
+def rows_times(query: sp.csr_matrix, rows: np.ndarray, matrix: sp.csr_matrix) -> np.ndarray:
+    """(len(rows), n_columns) ``(query[rows] @ matrix).toarray()`` (see :func:`row_times`)."""
+    dtype = np.result_type(query.dtype, matrix.dtype)
+    out = np.empty((len(rows), matrix.shape[1]), dtype=dtype)
+    for position, row in enumerate(np.asarray(rows, np.int64).tolist()):
+        out[position] = row_times(*row_entries(query, row), matrix)
+    return out
+
+
+def row_sum(matrix: sp.csr_matrix, row: int) -> Any:
+    """``matrix.sum(axis=1)`` at one row: the same reduction scipy makes (``np.add.reduceat`` over the
+    row's stored values), in the matrix's dtype."""
+    start, end = int(matrix.indptr[row]), int(matrix.indptr[row + 1])
+    if start == end:
+        return np.zeros((), dtype=matrix.dtype)[()]
+    return np.add.reduceat(matrix.data[start:end], [0])[0]
