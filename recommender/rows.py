@@ -39,7 +39,7 @@ def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, dtype: np.dtype | type |
     return out if dtype is None else out.astype(dtype, copy=False)
 
 
-def _segments(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def row_segments(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(which of ``rows`` each entry belongs to, the entries' positions in ``matrix``'s arrays): every
     entry of those rows, row after row, each row's in stored order."""
     starts = matrix.indptr[rows].astype(np.int64)
@@ -57,7 +57,7 @@ def row_times(columns: np.ndarray, weights: np.ndarray, matrix: sp.csr_matrix) -
     entries in the row's order, then over each matrix row's entries in stored order."""
     dtype = np.result_type(weights.dtype, matrix.dtype)
     out = np.zeros(matrix.shape[1], dtype=dtype)
-    owner, positions = _segments(matrix, np.asarray(columns, np.int64))
+    owner, positions = row_segments(matrix, np.asarray(columns, np.int64))
     if len(positions):
         products = np.asarray(weights, dtype)[owner] * matrix.data[positions].astype(dtype, copy=False)
         np.add.at(out, matrix.indices[positions], products)

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
-from recommender.rows import few, row_entries, row_sum, row_times
+from recommender.rows import few, row_entries, row_segments, row_sum, row_times
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,8 @@ class SequenceComponent:
         source-term × student overlap grows with the chunk: it bounds the memory)."""
         rows = np.asarray(student_rows, np.int64)
         modules = np.asarray(module_rows, np.int64)
+        if few(rows) and modules.ndim == 2:
+            return self._evidence_few(rows, modules)
         parts = [
             self._evidence_chunk(rows[start : start + chunk], modules[start : start + chunk])
             for start in range(0, len(rows), chunk)
@@ -179,6 +181,53 @@ class SequenceComponent:
             )
             self._next_combined = combined
         return combined
+
+    def _evidence_few(self, student_rows: np.ndarray, module_rows: np.ndarray) -> PeerEvidenceBatch:
+        """:meth:`_evidence_chunk` for a few students (a live answer), one at a time from their rows
+        (recommender.rows): the same peers and counts without the batch's sparse products."""
+        n, k = module_rows.shape
+        fields = [
+            np.zeros(n, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros((n, k), np.int64),
+            np.zeros((n, k), np.int64),
+        ]
+        by_module = self._took_by_module()
+        combined = self._next_took_and_passed()
+        for position, row in enumerate(student_rows.tolist()):
+            last_modules, last_weights = row_entries(self.last_term_took_, row)
+            n_last = len(last_modules)
+            min_shared = int(max(1, np.ceil(self.min_share_of_last_term * n_last))) if n_last else 0
+            fields[1][position] = min_shared
+            # How many of the student's last-term modules every source term holds, for the source terms
+            # holding any (the matrices hold ones, from _fit_evidence: the product's sums are counts).
+            _, at = row_segments(by_module, last_modules[last_weights != 0])
+            sources, counts = np.unique(by_module.indices[at], return_counts=True)
+            shared = counts.astype(np.result_type(last_weights.dtype, by_module.dtype))
+            # Kept: source terms sharing enough, of another student; one per peer (the one sharing the
+            # most, the first in case of ties: sources are ordered by student, then term).
+            keep = shared >= np.asarray(min_shared, shared.dtype)
+            keep &= self.source_student_[sources] != row
+            sources, shared = sources[keep].astype(np.int64), shared[keep]
+            if len(sources):
+                peer = self.source_student_[sources]
+                new_group = np.ones(len(sources), dtype=bool)
+                new_group[1:] = peer[1:] != peer[:-1]
+                starts = np.flatnonzero(new_group)
+                best = np.maximum.reduceat(shared, starts)
+                at_best = shared == np.repeat(best, np.diff(np.append(starts, len(sources))))
+                first = np.minimum.reduceat(np.where(at_best, np.arange(len(sources)), len(sources)), starts)
+                sources = sources[first]
+            fields[0][position] = len(sources)
+            # Both counts at once (took + PASSED_SHIFT * passed, whole numbers: exact in any order).
+            _, at = row_segments(combined, sources)
+            totals = np.bincount(combined.indices[at], weights=combined.data[at], minlength=combined.shape[1])
+            asked = module_rows[position]
+            value = np.where(asked >= 0, totals[np.maximum(asked, 0)], 0.0)
+            passed = np.floor(value / PASSED_SHIFT)
+            fields[2][position] = (value - passed * PASSED_SHIFT).astype(np.int64)
+            fields[3][position] = passed.astype(np.int64)
+        return PeerEvidenceBatch(*fields)
 
     def _evidence_chunk(self, student_rows: np.ndarray, module_rows: np.ndarray) -> PeerEvidenceBatch:
         rows = np.asarray(student_rows, np.int64)
