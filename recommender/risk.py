@@ -15,7 +15,16 @@ from threadpoolctl import ThreadpoolController
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
-from recommender.trees import CompiledTrees, compile_trees, predict_probability, predict_regression
+from recommender.trees import (
+    FEW_ROWS,
+    CompiledTrees,
+    PairedTrees,
+    compile_trees,
+    pair_trees,
+    predict_both,
+    predict_probability,
+    predict_regression,
+)
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +411,7 @@ class RiskComponent:
         self.abstain_reason_ = self.missing_inputs(fs)
         self._cache_key: tuple[object, ...] | None = None
         self._trees: tuple[CompiledTrees | None, CompiledTrees | None] | None = None
+        self._paired: PairedTrees | None = None
         self.metrics_: dict[str, float] = {}
         if self.abstain_reason_ is not None:
             self.used_features_ = np.arange(0)
@@ -464,10 +474,23 @@ class RiskComponent:
             self._trees = trees
         return trees
 
+    def _paired_trees(self) -> PairedTrees | None:
+        """The grade and fail models' trees as one walk (recommender.trees), made once; None unless
+        both models are compiled."""
+        paired = getattr(self, "_paired", None)
+        if paired is None:
+            grade_trees, fail_trees = self._compiled_trees()
+            if grade_trees is None or fail_trees is None:
+                return None
+            paired = pair_trees(grade_trees, fail_trees)
+            self._paired = paired
+        return paired
+
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state.pop("_cache", None)
         state.pop("_trees", None)
+        state.pop("_paired", None)
         state["_cache_key"] = None
         return state
 
@@ -491,11 +514,17 @@ class RiskComponent:
                 :, self.used_features_
             ]
             grade_trees, fail_trees = self._compiled_trees()
+            both = self.grade_model_ is not None and self.fail_model_ is not None and with_grade
+            # Both models' trees in one walk for the few pairs of a live answer (recommender.trees).
+            paired = self._paired_trees() if both and len(x) <= FEW_ROWS else None
             with _limit_openmp(len(x)):
-                if self.grade_model_ is not None and with_grade:
-                    grade[valid] = predict_regression(self.grade_model_, grade_trees, x)
-                if self.fail_model_ is not None:
-                    fail[valid] = predict_probability(self.fail_model_, fail_trees, x)
+                if paired is not None:
+                    grade[valid], fail[valid] = predict_both(self.grade_model_, self.fail_model_, paired, x)
+                else:
+                    if self.grade_model_ is not None and with_grade:
+                        grade[valid] = predict_regression(self.grade_model_, grade_trees, x)
+                    if self.fail_model_ is not None:
+                        fail[valid] = predict_probability(self.fail_model_, fail_trees, x)
             if self.fail_model_ is None:
                 rate = state.module_fail_rate[flat_modules[valid]]
                 fail[valid] = np.where(np.isnan(rate), self.overall_fail_rate_, rate)

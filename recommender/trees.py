@@ -36,6 +36,10 @@ class CompiledTrees:
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """(n, 1) float64 raw predictions, as scikit-learn's ``_raw_predict``."""
+        return _accumulate(self.baseline, self.leaf_values(x))
+
+    def leaf_values(self, x: np.ndarray) -> np.ndarray:
+        """(n, n_trees) float64: the value of the leaf each row reaches in each tree."""
         data = np.asarray(x, dtype=np.float64)
         n_rows, n_features = data.shape
         flat = data.ravel()
@@ -46,11 +50,53 @@ class CompiledTrees:
             values = flat[row_start + self.feature[node]]
             go_right = ~((values <= self.threshold[node]) | ((values != values) & self.missing_left[node]))
             node = self.children[2 * node + go_right]
-        # baseline + tree 1 + tree 2 + ..., added one after another as scikit-learn does.
-        terms = np.empty((n_rows, len(self.roots) + 1), dtype=np.float64)
-        terms[:, 0] = self.baseline[0, 0]
-        terms[:, 1:] = self.value[node]
-        return np.add.accumulate(terms, axis=1)[:, -1:].astype(self.baseline.dtype, copy=False)
+        return self.value[node]
+
+
+def _accumulate(baseline: np.ndarray, leaf_values: np.ndarray) -> np.ndarray:
+    """(n, 1) baseline + tree 1 + tree 2 + ..., added one after another as scikit-learn does."""
+    terms = np.empty((leaf_values.shape[0], leaf_values.shape[1] + 1), dtype=np.float64)
+    terms[:, 0] = baseline[0, 0]
+    terms[:, 1:] = leaf_values
+    return np.add.accumulate(terms, axis=1)[:, -1:].astype(baseline.dtype, copy=False)
+
+
+@dataclass(frozen=True)
+class PairedTrees:
+    """Two models' trees walked as one (the risk model's grade and fail models on the same pairs): one
+    walk of ``depth`` steps for both instead of one for each; each model's raw prediction is then added
+    up from its own trees' leaves as :meth:`CompiledTrees.raw` does, so it is the same floats."""
+
+    trees: CompiledTrees  # the first model's trees, then the second's (the first's baseline)
+    n_first: int
+    second_baseline: np.ndarray
+
+    def raw_both(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((n, 1), (n, 1)) float64 raw predictions of the first and the second model."""
+        leaves = self.trees.leaf_values(x)
+        return (
+            _accumulate(self.trees.baseline, leaves[:, : self.n_first]),
+            _accumulate(self.second_baseline, leaves[:, self.n_first :]),
+        )
+
+
+def pair_trees(first: CompiledTrees, second: CompiledTrees) -> PairedTrees:
+    """Both models' trees as one node array (the second's indexes shifted past the first's)."""
+    shift = len(first.feature)
+    return PairedTrees(
+        trees=CompiledTrees(
+            roots=np.concatenate([first.roots, second.roots + shift]),
+            feature=np.concatenate([first.feature, second.feature]),
+            threshold=np.concatenate([first.threshold, second.threshold]),
+            missing_left=np.concatenate([first.missing_left, second.missing_left]),
+            children=np.concatenate([first.children, second.children + shift]),
+            value=np.concatenate([first.value, second.value]),
+            baseline=first.baseline,
+            depth=max(first.depth, second.depth),
+        ),
+        n_first=len(first.roots),
+        second_baseline=second.baseline,
+    )
 
 
 def compile_trees(model: Any) -> CompiledTrees | None:
@@ -89,6 +135,20 @@ def predict_regression(model: Any, trees: CompiledTrees | None, x: np.ndarray) -
     if trees is None or len(x) > FEW_ROWS:
         return np.asarray(model.predict(x))
     return np.asarray(model._loss.link.inverse(trees.raw(x).ravel()))
+
+
+def predict_both(
+    regressor: Any, classifier: Any, paired: PairedTrees | None, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(regressor.predict(x), classifier.predict_proba(x)[:, 1])`` (n,) each, both walked at once here
+    for few rows (see :class:`PairedTrees`)."""
+    if paired is None or len(x) > FEW_ROWS:
+        return np.asarray(regressor.predict(x)), np.asarray(classifier.predict_proba(x)[:, 1])
+    grade, fail = paired.raw_both(x)
+    return (
+        np.asarray(regressor._loss.link.inverse(grade.ravel())),
+        np.asarray(classifier._loss.predict_proba(fail)[:, 1]),
+    )
 
 
 def predict_probability(model: Any, trees: CompiledTrees | None, x: np.ndarray) -> np.ndarray:

@@ -9,7 +9,14 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from recommender.trees import FEW_ROWS, compile_trees, predict_probability, predict_regression
+from recommender.trees import (
+    FEW_ROWS,
+    compile_trees,
+    pair_trees,
+    predict_both,
+    predict_probability,
+    predict_regression,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -75,3 +82,19 @@ def test_models_it_cannot_walk_are_left_to_scikit_learn(data: tuple[np.ndarray, 
     assert compile_trees(categorical) is None
     rows = np.column_stack([categories[:5], x[:5, 1:]])
     np.testing.assert_array_equal(predict_regression(categorical, None, rows), categorical.predict(rows))
+
+
+@pytest.mark.parametrize("n_rows", [1, 30, FEW_ROWS + 1])
+def test_both_models_walked_at_once_give_each_ones_predictions(
+    models: tuple[HistGradientBoostingRegressor, HistGradientBoostingClassifier], n_rows: int
+) -> None:
+    regressor, classifier = models
+    rows = np.random.default_rng(n_rows).normal(size=(n_rows, 6)).astype(np.float32)
+    rows[::2, 1] = np.nan
+    grade_trees, fail_trees = compile_trees(regressor), compile_trees(classifier)
+    assert grade_trees is not None and fail_trees is not None
+    # Trees of different depths: the shallower model's walk waits at its leaves.
+    assert grade_trees.depth != fail_trees.depth or len(grade_trees.roots) != len(fail_trees.roots)
+    grade, fail = predict_both(regressor, classifier, pair_trees(grade_trees, fail_trees), rows)
+    assert grade.tobytes() == regressor.predict(rows).tobytes()
+    assert fail.tobytes() == classifier.predict_proba(rows)[:, 1].tobytes()
