@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from features.featureset import FeatureSet
 from recommender.base import TermContext
 from recommender.ranking import SPREAD_GROUP, dealt_candidates, top_k, top_k_of_entries
+from recommender.rows import few, row_entries, row_times
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,10 @@ def eligible_mask(
     grade); ``index`` reuses a compiled :class:`PrerequisiteIndex`.
     """
     rows = np.asarray(student_rows, dtype=np.int64)
-    passed_rows = fs.passed[rows] if passed is None else sp.csr_matrix(passed)
     index = prerequisite_index(fs) if index is None else index
+    if few(rows):
+        return _eligible_few(fs, rows, context, None if passed is None else sp.csr_matrix(passed), index)
+    passed_rows = fs.passed[rows] if passed is None else sp.csr_matrix(passed)
     mask = prerequisites_met(index, passed_rows)
     open_modules = np.asarray(context.offered, dtype=bool) & (np.asarray(context.seats_left) > 0)
     mask &= open_modules[None, :]
@@ -138,6 +141,36 @@ def eligible_mask(
         _clear_where_set(mask, context.extra_in_progress[rows])
     if context.excluded.nnz:
         _clear_where_set(mask, context.excluded[rows])
+    return mask
+
+
+def _eligible_few(
+    fs: FeatureSet,
+    rows: np.ndarray,
+    context: TermContext,
+    passed: sp.csr_matrix | None,
+    index: PrerequisiteIndex,
+) -> np.ndarray:
+    """:func:`eligible_mask` for a few students (a live answer), each from their rows of the matrices
+    (recommender.rows): the same products as :func:`prerequisites_met`, without their sparse results."""
+    mask = np.empty((len(rows), fs.n_modules), dtype=bool)
+    open_modules = np.asarray(context.offered, dtype=bool) & (np.asarray(context.seats_left) > 0)
+    for position, row in enumerate(rows.tolist()):
+        modules, grades = row_entries(fs.passed, row) if passed is None else row_entries(passed, position)
+        if index.n_conditions == 0:
+            mask[position] = open_modules
+        else:
+            # The grade each condition's module was passed with; a product's zero sums are no entries.
+            condition_grade = row_times(modules, grades, index.condition_column)
+            met = np.flatnonzero((condition_grade != 0) & (condition_grade >= index.min_grade))
+            groups = np.flatnonzero(row_times(met, np.ones(len(met), np.float32), index.condition_group))
+            met_count = row_times(groups, np.ones(len(groups), np.float32), index.group_module)
+            mask[position] = (met_count >= index.groups_per_module) & open_modules
+        mask[position, modules[grades != 0]] = False
+        for taken in (fs.in_progress, context.extra_in_progress, context.excluded):
+            if taken.nnz:
+                columns, values = row_entries(taken, row)
+                mask[position, columns[values != 0]] = False
     return mask
 
 

@@ -6,13 +6,15 @@ contributions to the bit, the same reasons and evidence."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from features.build import build_feature_set, build_term_context
 from recommender.base import RankedLists, TermContext
+from recommender.eligibility import eligible_mask
 from recommender.hybrid import HybridRecommender
 from recommender.rows import FEW_ROWS
 from records.db import make_engine, upgrade
@@ -45,7 +47,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     model = HybridRecommender(random_state=0, num_threads=1, collaborative_algorithms=("als",)).fit(
         build_feature_set(frames.as_of(previous)), build_feature_set(frames)
     )
-    context = build_term_context(
+    served = build_term_context(
         model.fs_, load_term_state(engine, next_term(engine, cutoff), cutoff_term=cutoff)
     )
     engine.dispose()
@@ -55,6 +57,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     rows = np.sort(rng.choice(with_history, min(SAMPLE, len(with_history)), replace=False))
     # The what-if: an occupation that some of the sample do not aim at already.
     occupation = str(fs.occupations.ids[len(fs.occupations) // 2])
+
+    # Decisions and enrolments since the cutoff, as a live answer lays them over the term: some of the
+    # sample's modules excluded (rejected or dismissed), some taken already.
+    def some_pairs(seed: int) -> sp.csr_matrix:
+        pick = np.random.default_rng(seed).choice(rows, len(rows) // 2)
+        modules = np.random.default_rng(seed + 1).integers(0, fs.n_modules, len(pick))
+        return sp.csr_matrix(
+            (np.ones(len(pick), np.float32), (pick, modules)), shape=(fs.n_students, fs.n_modules)
+        )
+
+    context = replace(
+        served,
+        excluded=(served.excluded + some_pairs(1)).tocsr(),
+        extra_in_progress=(served.extra_in_progress + some_pairs(3)).tocsr(),
+    )
     yield Trained(model, context, rows, occupation)
 
 
@@ -98,3 +115,26 @@ def test_components_score_one_student_as_in_the_batch(trained: Trained) -> None:
             alone = component.score(fs, rows[index : index + 1], context, **extra)
             assert alone.dtype == batch.dtype
             assert alone.tobytes() == np.ascontiguousarray(batch[index : index + 1]).tobytes(), (name, index)
+
+
+def test_eligibility_of_one_student_is_the_batchs(trained: Trained) -> None:
+    model, context, rows = trained.model, trained.context, trained.rows
+    fs = model.fs_
+    batch = eligible_mask(fs, rows, context, index=model.prerequisites_)
+    assert context.excluded[rows].nnz and context.extra_in_progress[rows].nnz
+    assert batch.any() and not batch.all()
+    for index in range(len(rows)):
+        alone = eligible_mask(fs, rows[index : index + 1], context, index=model.prerequisites_)
+        assert np.array_equal(alone, batch[index : index + 1]), index
+    # The planner's override: modules planned as passed (at a grade) unlock what requires them.
+    planned = fs.passed[rows].tolil()
+    requires = fs.prerequisites["requires_row"].to_numpy(np.int64)
+    for index in range(len(rows)):
+        planned[index, requires[index % len(requires)]] = 75.0
+    planned = planned.tocsr()
+    batch = eligible_mask(fs, rows, context, passed=planned, index=model.prerequisites_)
+    for index in range(len(rows)):
+        alone = eligible_mask(
+            fs, rows[index : index + 1], context, passed=planned[index], index=model.prerequisites_
+        )
+        assert np.array_equal(alone, batch[index : index + 1]), index
