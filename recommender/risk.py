@@ -4,6 +4,7 @@ of failing it, trained on time-ordered pairs (records before term t → result i
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -517,7 +518,13 @@ class RiskComponent:
             both = self.grade_model_ is not None and self.fail_model_ is not None and with_grade
             # Both models' trees in one walk for the few pairs of a live answer (recommender.trees).
             paired = self._paired_trees() if both and len(x) <= FEW_ROWS else None
-            with _limit_openmp(len(x)):
+            # Trees walked with numpy start no OpenMP threads: no limit to set (and undo) for them.
+            walked = len(x) <= FEW_ROWS and all(
+                trees is not None
+                for model, trees in ((self.grade_model_, grade_trees), (self.fail_model_, fail_trees))
+                if model is not None
+            )
+            with nullcontext() if walked else _limit_openmp(len(x)):
                 if paired is not None:
                     grade[valid], fail[valid] = predict_both(self.grade_model_, self.fail_model_, paired, x)
                 else:
