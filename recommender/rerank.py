@@ -50,6 +50,22 @@ def rerank(
     track = np.where(track >= 0, track, 3)
     credits = np.maximum(module_credits[safe_candidates], 1e-9)
     remaining = np.concatenate([deficit.astype(np.float32), np.zeros((n, 1), np.float32)], axis=1)
+    if n == 1:
+        positions = _rerank_one(
+            relevance01[0],
+            safe_candidates[0],
+            track[0],
+            credits[0],
+            remaining[0],
+            ~valid[0],
+            k,
+            similarity,
+            diversity,
+            track_weight,
+        )[None, :]
+        if must_include is not None:
+            _guarantee_tracks(positions, relevance, valid, track, must_include)
+        return positions
     max_similarity = np.zeros((n, width), dtype=np.float32)
     chosen_mask = ~valid
     students = np.arange(n)
@@ -71,6 +87,39 @@ def rerank(
         )
     if must_include is not None:
         _guarantee_tracks(positions, relevance, valid, track, must_include)
+    return positions
+
+
+def _rerank_one(
+    relevance01: np.ndarray,
+    candidates: np.ndarray,
+    track: np.ndarray,
+    credits: np.ndarray,
+    remaining: np.ndarray,
+    chosen: np.ndarray,
+    k: int,
+    similarity: np.ndarray,
+    diversity: float,
+    track_weight: float,
+) -> np.ndarray:
+    """:func:`rerank`'s greedy choice for one student (a live answer) on 1-d arrays of its ``width``
+    candidates: the same values at every place (the same float32 operations, one row), the pick and its
+    updates as scalars. ``remaining`` and ``chosen`` are updated in place. Returns (k,) int64, -1 empty."""
+    width = len(relevance01)
+    positions = np.full(k, -1, dtype=np.int64)
+    max_similarity = np.zeros(width, dtype=np.float32)
+    for position in range(min(k, width)):
+        fill = np.minimum(remaining[track], credits) / credits
+        value = (1.0 - diversity) * relevance01 - diversity * max_similarity + track_weight * fill
+        value[chosen] = -np.inf
+        pick = int(np.argmax(value))
+        if not np.isfinite(value[pick]):
+            continue
+        positions[position] = pick
+        chosen[pick] = True
+        max_similarity = np.maximum(max_similarity, similarity[candidates[pick], candidates])
+        picked_track = track[pick]
+        remaining[picked_track] = np.maximum(remaining[picked_track] - credits[pick], 0.0)
     return positions
 
 

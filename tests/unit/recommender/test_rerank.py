@@ -156,3 +156,43 @@ def test_dealt_candidates_hold_every_rows_k_best(width: int, popular_first: bool
         assert must <= set(got)
     if popular_first and width == 16 * 40:
         assert len(rows) <= 2 * k * n
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_student_alone_is_reranked_as_in_a_batch(seed: int) -> None:
+    """A live answer re-ranks one row (its own loop); the batch, many at once: the same places."""
+    rng = np.random.default_rng(seed)
+    n, width, n_modules, k = 40, 30, 200, 10
+    candidates = np.stack([rng.choice(n_modules, width, replace=False) for _ in range(n)])
+    relevance = rng.normal(size=(n, width)).astype(np.float32)
+    # Empty places, ties and rows with fewer candidates than places.
+    candidates[rng.random((n, width)) < 0.1] = -1
+    relevance[candidates < 0] = -np.inf
+    relevance[:, 3] = relevance[:, 4]
+    relevance[5, 8:] = -np.inf
+    tags = rng.random((n_modules, 8)).astype(np.float32) * (rng.random((n_modules, 8)) < 0.3)
+    norms = np.maximum(np.linalg.norm(tags, axis=1, keepdims=True), 1e-9)
+    similarity = ((tags / norms) @ (tags / norms).T).astype(np.float32)
+    module_track = rng.integers(-1, 3, n_modules)
+    module_credits = rng.choice([5.0, 7.5, 10.0], n_modules).astype(np.float32)
+    deficit = (rng.random((n, 3)) * 30 * (rng.random((n, 3)) < 0.6)).astype(np.float32)
+    must_include = rng.random((n, 3)) < 0.3
+
+    def ranked(rows: slice) -> np.ndarray:
+        return rerank(
+            relevance[rows],
+            candidates[rows],
+            k,
+            similarity=similarity,
+            module_track=module_track,
+            module_credits=module_credits,
+            deficit=deficit[rows],
+            diversity=0.3,
+            track_weight=0.15,
+            must_include=must_include[rows],
+        )
+
+    batch = ranked(slice(None))
+    assert (batch >= 0).sum() > n * k // 2
+    for row in range(n):
+        np.testing.assert_array_equal(ranked(slice(row, row + 1)), batch[row : row + 1])
