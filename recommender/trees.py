@@ -12,7 +12,7 @@ iteration are not compiled (``compile_trees`` returns None) and always use sciki
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,23 @@ class CompiledTrees:
     value: np.ndarray  # (n_nodes,) float64
     baseline: np.ndarray  # scikit-learn's _baseline_prediction, (1, 1) float64
     depth: int  # the deepest leaf's depth: steps every walk takes
+    # The walk's own layout (made from the above): a walk holds 2i for node i, reads the input value
+    # at ``offset[2i]`` of a row's (n_features, 2) pairs (the value with NaN as -inf, then as it is:
+    # the second when a NaN goes right) and goes to ``step[2i + (value <= threshold)]``.
+    walk_offset: np.ndarray = field(init=False, repr=False)  # (2 * n_nodes,) int64
+    walk_threshold: np.ndarray = field(init=False, repr=False)  # (2 * n_nodes,) float64
+    walk_step: np.ndarray = field(init=False, repr=False)  # (2 * n_nodes,) int64: 2 * right, 2 * left
+    walk_value: np.ndarray = field(init=False, repr=False)  # (2 * n_nodes,) float64
+
+    def __post_init__(self) -> None:
+        # A NaN goes left where ``missing_left``: read as -inf, it is <= every threshold; elsewhere it
+        # is read as NaN, which is <= none. Every other value is compared as it is.
+        offset = 2 * self.feature + ~self.missing_left.astype(bool)
+        left, right = self.children[0::2], self.children[1::2]
+        object.__setattr__(self, "walk_offset", np.repeat(offset.astype(np.int64), 2))
+        object.__setattr__(self, "walk_threshold", np.repeat(self.threshold, 2))
+        object.__setattr__(self, "walk_step", (2 * np.column_stack([right, left])).ravel().astype(np.int64))
+        object.__setattr__(self, "walk_value", np.repeat(self.value, 2))
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """(n, 1) float64 raw predictions, as scikit-learn's ``_raw_predict``."""
@@ -42,15 +59,17 @@ class CompiledTrees:
         """(n, n_trees) float64: the value of the leaf each row reaches in each tree."""
         data = np.asarray(x, dtype=np.float64)
         n_rows, n_features = data.shape
-        flat = data.ravel()
-        row_start = (np.arange(n_rows, dtype=np.int64) * n_features)[:, None]
-        node = np.broadcast_to(self.roots, (n_rows, len(self.roots)))
+        pairs = np.empty((n_rows, n_features, 2), dtype=np.float64)
+        pairs[:, :, 0] = np.where(np.isnan(data), -np.inf, data)
+        pairs[:, :, 1] = data
+        flat = pairs.ravel()
+        row_start = (np.arange(n_rows, dtype=np.int64) * (2 * n_features))[:, None]
+        node = np.broadcast_to(2 * self.roots, (n_rows, len(self.roots)))
         # A leaf's children are itself: every walk takes ``depth`` steps and stays at its leaf.
         for _ in range(self.depth):
-            values = flat[row_start + self.feature[node]]
-            go_right = ~((values <= self.threshold[node]) | ((values != values) & self.missing_left[node]))
-            node = self.children[2 * node + go_right]
-        return self.value[node]
+            values = flat[row_start + self.walk_offset[node]]
+            node = self.walk_step[node + (values <= self.walk_threshold[node])]
+        return self.walk_value[node]
 
 
 def _accumulate(baseline: np.ndarray, leaf_values: np.ndarray) -> np.ndarray:
