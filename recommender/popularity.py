@@ -8,6 +8,7 @@ import numpy as np
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
+from recommender.rows import few, student_values
 
 
 class PopularityComponent:
@@ -33,9 +34,13 @@ class PopularityComponent:
         rows = np.asarray(student_rows, dtype=np.int64)
         table = fs.popularity
         n_programs_plus_none, n_stages = table.shape[0], table.shape[1]
-        program = fs.student_info["program_row"].to_numpy(dtype=np.int64)[rows]
+        if few(rows):  # a live answer: the student's cells, not the columns (recommender.rows)
+            program, stage = student_values(fs, rows, "program_row"), student_values(fs, rows, "stage")
+        else:
+            program = fs.student_info["program_row"].to_numpy(dtype=np.int64)[rows]
+            stage = fs.student_info["stage"].to_numpy(dtype=np.int64)[rows]
         program = np.where(program >= 0, program, n_programs_plus_none - 1)
-        stage = np.clip(fs.student_info["stage"].to_numpy(dtype=np.int64)[rows], 0, max(n_stages - 1, 0))
+        stage = np.clip(stage, 0, max(n_stages - 1, 0))
         if n_stages == 0:
             scores = np.zeros((len(rows), fs.n_modules), dtype=np.float32)
         else:

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
-from recommender.rows import dense_rows, few
+from recommender.rows import dense_rows, few, student_values
 
 REQUIRED, RETAKE, UNLOCKED = 1.0, 2.0, 4.0
 
@@ -90,7 +90,10 @@ class ProgressComponent:
         dense = dense_rows if few(rows) else lambda matrix, at: matrix[at].toarray()
         passed = dense(fs.passed, rows) > 0
         scores = np.zeros((n, fs.n_modules), dtype=np.float32)
-        program = fs.student_info["program_row"].to_numpy(np.int64)[rows]
+        if few(rows):
+            program = student_values(fs, rows, "program_row")
+        else:
+            program = fs.student_info["program_row"].to_numpy(np.int64)[rows]
         has_program = program >= 0
         if fs.program_required.nnz and has_program.any():
             required = dense(fs.program_required, program[has_program]) > 0

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from features.featureset import FeatureSet
+
 FEW_ROWS = 4
 """At most this many rows are worked on here; more go through scipy's batch operations."""
 
@@ -21,6 +23,14 @@ FEW_ROWS = 4
 def few(student_rows: np.ndarray) -> bool:
     """Whether ``student_rows`` are few enough for the helpers of this module."""
     return len(student_rows) <= FEW_ROWS
+
+
+def student_values(fs: FeatureSet, rows: np.ndarray, column: str, dtype: type = np.int64) -> np.ndarray:
+    """``fs.student_info[column].to_numpy(dtype)[rows]`` for a few rows, read cell by cell (a pandas
+    column lookup costs several times a cell's)."""
+    frame = fs.student_info
+    at = int(frame.columns.get_loc(column))  # type: ignore[arg-type]  # a unique column: its position
+    return np.array([frame.iat[row, at] for row in np.asarray(rows, np.int64).tolist()], dtype=dtype)
 
 
 def row_entries(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
