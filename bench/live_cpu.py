@@ -2,20 +2,23 @@
 
 Run as ``.venv/bin/python -m bench.live_cpu`` with ``PATHWAYS_DATABASE_URL`` and ``PATHWAYS_ARTIFACTS_DIR``
 pointing at an institution with a promoted model (e.g. ``pathways generate --size medium --seed 7 &&
-pathways train``) and ``--baseline DIR`` a copy of the code to compare with (e.g. ``git archive main |
-tar -x -C var/base``). Each pass starts one process per tree, alternately first, with one BLAS/OpenMP
-thread; the process loads the promoted model as a service worker does, answers ``--warmup`` live
-questions, then for each kind of question the same ``--students`` distinct students (sampled with
-``--seed``):
+pathways train``; absolute paths: each tree's process runs in that tree) and ``--baseline DIR`` a copy of
+the code to compare with (e.g. ``git archive main | tar -x -C var/base``).
+
+Each pass starts one process per tree, with one BLAS/OpenMP thread. A process loads the promoted model as
+a service worker does and answers ``--warmup`` live questions; then, ``--rounds`` times, each process in
+turn (the first one alternating) answers the same ``--students`` distinct students (sampled with
+``--seed``) with one kind of question while the other waits:
 
 - ``whatif``: an occupation what-if (a different occupation per student), the default k;
 - ``k15``: ``k=15`` (beyond the stored batch's 10), no what-if;
 
 each answer as the route makes it (``Recommendations.recommend`` on a read session, then the answer's
-JSON). It asks the same questions ``--rounds`` times and reports the process CPU (``time.process_time``)
-per answer of every round and of the least one (the round other work on the machine disturbed least).
-The ratio of a pass is this tree's least CPU over the baseline's in that pass; the answers' JSON of both
-trees must be the same bytes (their SHA-256 is compared). Prints one JSON object.
+JSON), timed with the process CPU clock (``time.process_time``). Rounds of both trees alternate within
+seconds of each other, so that the other work on a shared machine weighs on both alike. A pass's ratio is
+this tree's least CPU per answer over the baseline's (the rounds other work disturbed least); the median
+ratio of the pass's paired rounds is given too. The answers' JSON must be the same bytes in every round
+of both trees (their SHA-256 is compared). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", 
 KINDS = ("whatif", "k15")
 
 
-def measure(students: int, warmup: int, seed: int, rounds: int) -> dict[str, Any]:
-    """In this process: CPU ms per live answer of each kind (the least of ``rounds`` rounds over the same
-    questions: the round the other work on the machine disturbed least), and the SHA-256 of the answers."""
+def serve_rounds(students: int, warmup: int, seed: int) -> None:
+    """In this process: load the model, answer the warm-up questions, print ``ready``; then for every
+    line ``<kind>`` on standard input answer that kind's questions once and print a JSON line with the
+    CPU ms per answer and the SHA-256 of the answers."""
     from sqlalchemy import select
 
     from records.db import make_engine, session_factory
@@ -67,8 +71,7 @@ def measure(students: int, warmup: int, seed: int, rounds: int) -> dict[str, Any
         active = set(session.scalars(select(Student.id).where(Student.status == "active")).all())
     known = sorted(student_id for student_id in fs.students.ids.tolist() if student_id in active)
     occupations = [str(o) for o in fs.occupations.ids.tolist()]
-    rng = random.Random(seed)
-    chosen = rng.sample(known, warmup + students)
+    chosen = random.Random(seed).sample(known, warmup + students)
     questions: dict[str, list[tuple[str, int, str | None]]] = {
         "whatif": [(s, 10, occupations[i % len(occupations)]) for i, s in enumerate(chosen[warmup:])],
         "k15": [(s, 15, None) for s in chosen[warmup:]],
@@ -83,44 +86,55 @@ def measure(students: int, warmup: int, seed: int, rounds: int) -> dict[str, Any
     with sessions() as session:
         for i, student_id in enumerate(chosen[:warmup]):
             answer(session, student_id, 10 + i % 6, occupations[i % len(occupations)] if i % 2 else None)
-    out: dict[str, Any] = {"model": loaded.version, "students": students, "rounds": rounds}
-    cpu_ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    digests: dict[str, set[str]] = {kind: set() for kind in KINDS}
-    for _ in range(rounds):
-        for kind in KINDS:
-            digest = hashlib.sha256()
-            with sessions() as session:
-                cpu = time.process_time()
-                for student_id, k, occupation in questions[kind]:
-                    digest.update(answer(session, student_id, k, occupation))
-                cpu_ms[kind].append(1000 * (time.process_time() - cpu) / students)
-            digests[kind].add(digest.hexdigest())
-    for kind in KINDS:
-        if len(digests[kind]) != 1:
-            raise SystemExit(f"{kind}: the same questions got different answers from one round to the next")
-        out[kind] = {
-            "cpu_ms": round(min(cpu_ms[kind]), 3),
-            "cpu_ms_rounds": [round(value, 3) for value in cpu_ms[kind]],
-            "sha256": digests[kind].pop(),
-        }
+    print(json.dumps({"ready": loaded.version}), flush=True)
+    for line in sys.stdin:
+        kind = line.strip()
+        digest = hashlib.sha256()
+        with sessions() as session:
+            cpu = time.process_time()
+            for student_id, k, occupation in questions[kind]:
+                digest.update(answer(session, student_id, k, occupation))
+            cpu_ms = 1000 * (time.process_time() - cpu) / students
+        print(json.dumps({"cpu_ms": cpu_ms, "sha256": digest.hexdigest()}), flush=True)
     engine.dispose()
-    return out
 
 
-def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """``measure`` in a fresh process importing the code of ``tree`` (its working directory: relative
-    paths in the environment, such as the artifacts folder, must hold there too)."""
-    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(tree)}
-    # This script's own measurement in both: only the code it imports (recommender, service) differs.
-    # Run by path with ``-c`` (the tree first on sys.path, not bench/, whose service.py would shadow it).
-    script = str(Path(__file__).resolve())
-    starter = f"import runpy, sys; sys.argv[0] = {script!r}; runpy.run_path({script!r}, run_name='__main__')"
-    command = [sys.executable, "-c", starter, "--worker", "--students", str(args.students)]
-    command += ["--warmup", str(args.warmup), "--seed", str(args.seed), "--rounds", str(args.rounds)]
-    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the worker in {tree} failed:\n{done.stderr[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+class Worker:
+    """:func:`serve_rounds` in a process importing the code of ``tree`` (its working directory)."""
+
+    def __init__(self, tree: Path, args: argparse.Namespace) -> None:
+        env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(tree)}
+        # This script's own measurement in both: only the code it imports (recommender, service) differs.
+        # Run by path with ``-c`` (the tree first on sys.path, not bench/, whose service.py would shadow it).
+        script = str(Path(__file__).resolve())
+        starter = (
+            f"import runpy, sys; sys.argv[0] = {script!r}; runpy.run_path({script!r}, run_name='__main__')"
+        )
+        command = [sys.executable, "-c", starter, "--worker", "--students", str(args.students)]
+        command += ["--warmup", str(args.warmup), "--seed", str(args.seed)]
+        self.tree = tree
+        self.process = subprocess.Popen(
+            command, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.version = self._read()["ready"]
+
+    def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the worker in {self.tree} ended (exit {self.process.wait()}); see above")
+        return dict(json.loads(line))
+
+    def round(self, kind: str) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(kind + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -134,50 +148,67 @@ def spread(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--baseline", type=Path, help="the tree to compare with (main's code)")
-    parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--students", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.students, args.warmup, args.seed, args.rounds)))
+        serve_rounds(args.students, args.warmup, args.seed)
         return
-    here = Path(__file__).resolve().parents[1]
-    trees = {"this": here} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    if args.baseline is None:
+        parser.error("--baseline DIR: the code to compare with")
+    trees = {"this": Path(__file__).resolve().parents[1], "baseline": args.baseline.resolve()}
     load_before = os.getloadavg()
+    # passes[p][kind][tree]: CPU ms per answer of every round
+    passes: list[dict[str, dict[str, list[float]]]] = []
+    digests: dict[str, set[str]] = {kind: set() for kind in KINDS}
+    version = None
     for number in range(args.passes):
-        order = list(trees) if number % 2 == 0 else list(reversed(trees))
-        for name in order:
-            runs[name].append(run_tree(trees[name], args))
-            print(f"pass {number + 1} {name}: {json.dumps(runs[name][-1])}", file=sys.stderr)
+        workers = {name: Worker(tree, args) for name, tree in trees.items()}
+        version = workers["this"].version
+        if workers["baseline"].version != version:
+            raise SystemExit("the two trees loaded different models")
+        rounds: dict[str, dict[str, list[float]]] = {kind: {name: [] for name in trees} for kind in KINDS}
+        for index in range(args.rounds):
+            for kind in KINDS:
+                order = list(trees) if (number + index) % 2 == 0 else list(reversed(trees))
+                for name in order:
+                    result = workers[name].round(kind)
+                    rounds[kind][name].append(result["cpu_ms"])
+                    digests[kind].add(result["sha256"])
+        for worker in workers.values():
+            worker.close()
+        passes.append(rounds)
+        print(f"pass {number + 1}: {json.dumps(rounds)}", file=sys.stderr)
     result: dict[str, Any] = {
         "passes": args.passes,
-        "students": args.students,
         "rounds": args.rounds,
+        "students": args.students,
         "blas_threads": 1,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "model": runs["this"][0]["model"],
+        "model": version,
     }
     for kind in KINDS:
-        entry: dict[str, Any] = {
-            name: spread([run[kind]["cpu_ms"] for run in tree_runs]) for name, tree_runs in runs.items()
-        }
-        if "baseline" in runs:
-            ratios = [
-                mine[kind]["cpu_ms"] / theirs[kind]["cpu_ms"]
-                for mine, theirs in zip(runs["this"], runs["baseline"], strict=True)
-            ]
-            entry["ratio_per_pass"] = [round(r, 3) for r in ratios]
-            entry["ratio"] = spread(ratios)
-            entry["same_answers"] = all(
-                mine[kind]["sha256"] == theirs[kind]["sha256"]
-                for mine, theirs in zip(runs["this"], runs["baseline"], strict=True)
+        least = {name: [min(rounds[kind][name]) for rounds in passes] for name in trees}
+        ratios = [mine / theirs for mine, theirs in zip(least["this"], least["baseline"], strict=True)]
+        paired = [
+            statistics.median(
+                mine / theirs
+                for mine, theirs in zip(rounds[kind]["this"], rounds[kind]["baseline"], strict=True)
             )
-        result[f"{kind}_cpu_ms_per_answer"] = entry
+            for rounds in passes
+        ]
+        result[kind] = {
+            "cpu_ms_per_answer": {name: spread(values) for name, values in least.items()},
+            "ratio_per_pass": [round(r, 3) for r in ratios],
+            "ratio": spread(ratios),
+            "paired_round_ratio_per_pass": [round(r, 3) for r in paired],
+            "same_answers": len(digests[kind]) == 1,
+        }
     print(json.dumps(result, indent=2))
 
 
