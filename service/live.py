@@ -105,13 +105,8 @@ class LiveRecommender:
         lists = model.recommend(np.array([row], dtype=np.int64), context, k, occupation)
         explanations = model.explain(lists, context, occupation)
         items = self._model_items(loaded, lists, 0, explanations[0] if explanations else [])
-        batch, stored_rows = self.stored.current_rows(session, student.id)
+        batch, stored = self.stored.current_flags(session, student.id)
         if batch is not None and context.target_term == batch.target_term:
-            stored = {
-                row.module.id: (row.recommendation_id, row.flags)
-                for row in stored_rows
-                if row.recommendation_id is not None
-            }
             items = self._merge_flags(items, stored)
         return RecommendationList(
             student_id=student.id,

@@ -154,20 +154,32 @@ class StoredLists:
         rows = session.connection().execute(_STUDENT_ROWS, {"batch_id": batch_id, "student_id": student_id})
         return self._items(rows)
 
-    def current_rows(self, session: Session, student_id: str) -> tuple[BatchInfo | None, list[Item]]:
-        """The current batch (of the promoted model, as :func:`records.db.current_batch` finds it) and
-        the student's rows in it, in one read; (None, []) when the student has no rows there."""
-        rows = session.connection().execute(_CURRENT_STUDENT_ROWS, {"student_id": student_id}).all()
+    def current_flags(
+        self, session: Session, student_id: str
+    ) -> tuple[BatchInfo | None, dict[str, tuple[int, list[dict[str, str]]]]]:
+        """What a live answer takes from the stored rows: the current batch (of the promoted model, as
+        :func:`records.db.current_batch` finds it) and, by module id, the student's recommendation id and
+        flags in it, in one read of those columns only; (None, {}) when the student has no rows there."""
+        rows = session.connection().execute(_CURRENT_STUDENT_FLAGS, {"student_id": student_id}).all()
         if not rows:
-            return None, []
+            return None, {}
         first = rows[0]
         batch = BatchInfo(first.batch_id, first.model_version, first.target_term, first.batch_k)
-        return batch, self._items(rows)
+        by_id: dict[int, tuple[str, list[dict[str, str]]]] = {}
+        for recommendation_id, module_id, kind, reason, *_ in rows:
+            entry = by_id.get(recommendation_id)
+            if entry is None:
+                entry = by_id[recommendation_id] = (module_id, [])
+            if kind is not None:
+                entry[1].append({"kind": kind, "reason": reason})
+        return batch, {
+            module_id: (recommendation_id, flags) for recommendation_id, (module_id, flags) in by_id.items()
+        }
 
     def current_rows_and_decisions(
         self, session: Session, student_id: str
     ) -> tuple[BatchInfo | None, list[Item], StudentDecisions]:
-        """:meth:`current_rows` and the student's decisions for the batch's term
+        """The current batch, the student's rows in it and their decisions for the batch's term
         (:func:`service.decisions.decisions_from`) in one read (one round trip to a database server,
         the default list's cost); (None, [], no decisions) when the student has no rows there."""
         batch, list_rows, reviews_and_feedback = self._read(session, student_id)
@@ -333,6 +345,17 @@ _CURRENT_STUDENT_ROWS = (
         Recommendation.student_id == bindparam("student_id"),
     )
     .order_by(Recommendation.rank, Flag.id)
+)
+# The recommendation ids and flags of the same rows only (a live answer merges them into its own items).
+_CURRENT_STUDENT_FLAGS = _CURRENT_STUDENT_ROWS.with_only_columns(
+    Recommendation.id,
+    Recommendation.module_id,
+    Flag.kind,
+    Flag.reason,
+    RecommendationBatch.id.label("batch_id"),
+    RecommendationBatch.model_version,
+    RecommendationBatch.target_term,
+    RecommendationBatch.k.label("batch_k"),
 )
 
 # The same rows and, in the same statement, all the student's reviews and feedback (padded to the rows'

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from recommender.hybrid import COMPONENT_NAMES
 from records.db import session_scope
-from records.schema import ModelVersion, Promotion
+from records.schema import Flag, ModelVersion, Promotion, Recommendation
 from records.settings import Settings
 from tests.e2e.conftest import auth
 from tests.e2e.live_fixtures import LiveWorld, TrainedModel, passed_module, register_version
@@ -184,3 +184,31 @@ def test_background_check_picks_up_a_promotion(
             assert time.monotonic() < deadline, "the promotion was not picked up"
             time.sleep(0.1)
         assert "pathways_model_swaps 2.0" in client.get("/metrics").text
+
+
+def test_a_live_answer_carries_the_stored_ids_and_flags_of_the_batchs_modules(
+    live_client: TestClient, live_world: LiveWorld, engine: Engine
+) -> None:
+    with session_scope(engine) as session:
+        stored = {
+            module_id: (recommendation_id, kind)
+            for recommendation_id, module_id, kind in session.execute(
+                select(Recommendation.id, Recommendation.module_id, Flag.kind)
+                .outerjoin(Flag, Flag.recommendation_id == Recommendation.id)
+                .where(Recommendation.student_id == live_world.student_id)
+            )
+        }
+    assert any(kind for _, kind in stored.values())  # the batch flagged some of its rows
+    items = _live(live_client, live_world, "?k=15")["items"]
+    both = [item for item in items if item["module"]["id"] in stored]
+    assert both  # the live list holds modules of the stored one
+    for item in both:
+        recommendation_id, kind = stored[item["module"]["id"]]
+        assert item["recommendation_id"] == recommendation_id
+        # The stored flag (the fixture stores low-confidence ones) and at most the model's fail-risk one.
+        stored_kinds = [flag["kind"] for flag in item["flags"] if flag["kind"] != "fail_risk"]
+        assert stored_kinds == ([kind] if kind else [])
+    for item in items:
+        if item["module"]["id"] not in stored:
+            assert item["recommendation_id"] is None
+            assert {flag["kind"] for flag in item["flags"]} <= {"fail_risk"}
