@@ -70,7 +70,10 @@ class ColdStartComponent(PopularityComponent):
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
         """(n, n_modules) float32: popularity on newcomers' rows, zeros elsewhere."""
         rows = np.asarray(student_rows, dtype=np.int64)
-        newcomer = fs.student_info["n_terms"].to_numpy()[rows] == 0
+        if few(rows):  # a live answer: the student's cell, not the column (recommender.rows)
+            newcomer = student_values(fs, rows, "n_terms") == 0
+        else:
+            newcomer = fs.student_info["n_terms"].to_numpy()[rows] == 0
         scores = np.zeros((len(rows), fs.n_modules), dtype=np.float32)
         if newcomer.any():
             scores[newcomer] = super().score(fs, rows[newcomer], context)

@@ -238,7 +238,18 @@ class HistorySuccessorComponent:
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
         """(n, n_modules) float32 mean decayed share of learners who took each module after the student's
         attempted modules."""
-        query = sp.csr_matrix(fs.attempted[np.asarray(student_rows, np.int64)], dtype=np.float32)
+        rows = np.asarray(student_rows, np.int64)
+        if few(rows):
+            # A live answer: the same sums from the students' rows (recommender.rows).
+            scores = np.empty((len(rows), self.share_.shape[1]), np.float32)
+            count = np.empty(len(rows), np.float32)
+            for position, row in enumerate(rows.tolist()):
+                columns, values = row_entries(fs.attempted, row)
+                count[position] = len(columns)
+                scores[position] = row_times(columns, values.astype(np.float32), self.share_)
+            scores /= np.maximum(count, 1.0)[:, None]
+            return scores
+        query = sp.csr_matrix(fs.attempted[rows], dtype=np.float32)
         count = np.diff(query.indptr).astype(np.float32)
         scores = np.asarray((query @ self.share_).toarray(), dtype=np.float32)
         scores /= np.maximum(count, 1.0)[:, None]
