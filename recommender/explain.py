@@ -16,6 +16,7 @@ import numpy as np
 from features.featureset import TRACKS, FeatureSet
 from recommender.base import RankedLists, TermContext
 from recommender.competency_gap import CompetencyGapComponent
+from recommender.rows import segments
 
 if TYPE_CHECKING:
     from recommender.fitted import FittedModel
@@ -144,15 +145,6 @@ def _tables(model: FittedModel) -> _ModelTables:
     return built
 
 
-def _segments(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For segments ``[starts[s], starts[s] + lengths[s])``: (segment of each position, the positions),
-    in segment order."""
-    owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    first = np.cumsum(lengths) - lengths
-    positions = np.arange(int(lengths.sum()), dtype=np.int64) - first[owner] + np.asarray(starts)[owner]
-    return owner, positions
-
-
 def _padded(owner: np.ndarray, values: np.ndarray, n: int, width: int | None = None) -> np.ndarray:
     """(n, width) int64: row ``r`` holds the ``values`` whose ``owner`` is r, in order (``owner``
     sorted), cut at ``width``, padded with -1."""
@@ -172,7 +164,7 @@ def _target_occupations(fs: FeatureSet, student_rows: np.ndarray, occupation: in
         return np.full((len(student_rows), 1), occupation, np.int64)
     goals = fs.student_goals
     starts = goals.indptr[student_rows].astype(np.int64)
-    owner, positions = _segments(starts, goals.indptr[student_rows + 1].astype(np.int64) - starts)
+    owner, positions = segments(starts, goals.indptr[student_rows + 1].astype(np.int64) - starts)
     keep = goals.data[positions] > 0
     return _padded(owner[keep], goals.indices[positions[keep]].astype(np.int64), len(student_rows))
 
@@ -196,7 +188,7 @@ def _closes_batch(fs: FeatureSet, gaps: np.ndarray, module_rows: np.ndarray) -> 
     # The stored tags of each place's module (none for an empty place), in the module's tag order.
     starts = np.where(flat >= 0, tags.indptr[np.maximum(flat, 0)], 0).astype(np.int64)
     lengths = np.where(flat >= 0, tags.indptr[np.maximum(flat, 0) + 1] - starts, 0).astype(np.int64)
-    place, positions = _segments(starts, lengths)
+    place, positions = segments(starts, lengths)
     competency = tags.indices[positions].astype(np.int64)
     closed = (tags.data[positions] * gaps[place // max(k, 1), competency]).astype(np.float32)
     keep = closed > 1e-6
@@ -246,7 +238,7 @@ def _competency_batch(
         return nothing
     closes = _closes_batch(fs, CompetencyGapComponent.gap(fs, student_rows, occupation), module_rows)
     starts = closes.ptr[items]
-    owner, positions = _segments(starts, np.minimum(closes.ptr[items + 1] - starts, 3))
+    owner, positions = segments(starts, np.minimum(closes.ptr[items + 1] - starts, 3))
     top = _padded(owner, closes.competencies[positions], m, 3)
     closed = np.zeros((m, 3), np.float32)
     closed[top >= 0] = closes.closed[positions]
@@ -280,12 +272,12 @@ def _unlocks_batch(
     module_rows = np.asarray(module_rows, np.int64)
     student_rows = np.asarray(student_rows, np.int64)
     starts = tables.dependents_ptr[module_rows]
-    owner, positions = _segments(starts, tables.dependents_ptr[module_rows + 1] - starts)
+    owner, positions = segments(starts, tables.dependents_ptr[module_rows + 1] - starts)
     dependents = tables.dependents[positions]
     # Passed = any stored entry of the student's row of ``fs.passed``, keyed student row x module.
     students, local = np.unique(student_rows, return_inverse=True)
     passed_starts = fs.passed.indptr[students].astype(np.int64)
-    passed_owner, passed_positions = _segments(
+    passed_owner, passed_positions = segments(
         passed_starts, fs.passed.indptr[students + 1].astype(np.int64) - passed_starts
     )
     passed_keys = passed_owner * fs.n_modules + fs.passed.indices[passed_positions].astype(np.int64)

@@ -49,15 +49,20 @@ def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, dtype: np.dtype | type |
     return out if dtype is None else out.astype(dtype, copy=False)
 
 
+def segments(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For segments ``[starts[s], starts[s] + lengths[s])``: (segment of each position, the positions),
+    in segment order."""
+    owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    first = np.cumsum(lengths) - lengths
+    positions = np.arange(int(lengths.sum()), dtype=np.int64) - first[owner] + np.asarray(starts)[owner]
+    return owner, positions
+
+
 def row_segments(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(which of ``rows`` each entry belongs to, the entries' positions in ``matrix``'s arrays): every
     entry of those rows, row after row, each row's in stored order."""
     starts = matrix.indptr[rows].astype(np.int64)
-    lengths = matrix.indptr[rows + 1].astype(np.int64) - starts
-    owner = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
-    first = np.cumsum(lengths) - lengths
-    positions = np.arange(int(lengths.sum()), dtype=np.int64) - first[owner] + starts[owner]
-    return owner, positions
+    return segments(starts, matrix.indptr[rows + 1].astype(np.int64) - starts)
 
 
 def row_times(columns: np.ndarray, weights: np.ndarray, matrix: sp.csr_matrix) -> np.ndarray:
