@@ -51,6 +51,10 @@ def prerequisite_of(fs: FeatureSet) -> sp.csr_matrix:
     return matrix
 
 
+def _batch_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    return np.asarray(matrix[rows].toarray())
+
+
 class ProgressComponent:
     """Required-and-not-passed, retake and just-unlocked flags as one 0-7 score (see the module doc)."""
 
@@ -86,14 +90,12 @@ class ProgressComponent:
             self._prepare(fs)
         rows = np.asarray(student_rows, np.int64)
         n = len(rows)
-        # A live answer reads the students' rows straight from the matrices (recommender.rows).
-        dense = dense_rows if few(rows) else lambda matrix, at: matrix[at].toarray()
+        if few(rows):  # a live answer reads the students' rows and cells (recommender.rows)
+            dense, program = dense_rows, student_values(fs, rows, "program_row")
+        else:
+            dense, program = _batch_rows, fs.student_info["program_row"].to_numpy(np.int64)[rows]
         passed = dense(fs.passed, rows) > 0
         scores = np.zeros((n, fs.n_modules), dtype=np.float32)
-        if few(rows):
-            program = student_values(fs, rows, "program_row")
-        else:
-            program = fs.student_info["program_row"].to_numpy(np.int64)[rows]
         has_program = program >= 0
         if fs.program_required.nnz and has_program.any():
             required = dense(fs.program_required, program[has_program]) > 0

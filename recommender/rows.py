@@ -39,14 +39,13 @@ def row_entries(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray
     return matrix.indices[start:end], matrix.data[start:end]
 
 
-def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, dtype: np.dtype | type | None = None) -> np.ndarray:
-    """(len(rows), n_columns) ``matrix[rows].toarray()`` (duplicate entries added in stored order), in
-    ``dtype`` (default the matrix's)."""
+def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), n_columns) ``matrix[rows].toarray()`` (duplicate entries added in stored order)."""
     out = np.zeros((len(rows), matrix.shape[1]), dtype=matrix.dtype)
     for position, row in enumerate(np.asarray(rows, np.int64).tolist()):
         columns, values = row_entries(matrix, row)
         np.add.at(out[position], columns, values)
-    return out if dtype is None else out.astype(dtype, copy=False)
+    return out
 
 
 def segments(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,15 +75,6 @@ def row_times(columns: np.ndarray, weights: np.ndarray, matrix: sp.csr_matrix) -
     if len(positions):
         products = np.asarray(weights, dtype)[owner] * matrix.data[positions].astype(dtype, copy=False)
         np.add.at(out, matrix.indices[positions], products)
-    return out
-
-
-def rows_times(query: sp.csr_matrix, rows: np.ndarray, matrix: sp.csr_matrix) -> np.ndarray:
-    """(len(rows), n_columns) ``(query[rows] @ matrix).toarray()`` (see :func:`row_times`)."""
-    dtype = np.result_type(query.dtype, matrix.dtype)
-    out = np.empty((len(rows), matrix.shape[1]), dtype=dtype)
-    for position, row in enumerate(np.asarray(rows, np.int64).tolist()):
-        out[position] = row_times(*row_entries(query, row), matrix)
     return out
 
 

@@ -182,6 +182,20 @@ class SequenceComponent:
             self._next_combined = combined
         return combined
 
+    def _one_per_peer(self, query: np.ndarray, source: np.ndarray, shared: np.ndarray) -> np.ndarray:
+        """Positions of the source terms kept, one per (query student, peer): the one sharing the most
+        modules, the first in case of ties. ``source`` ascending per query (sources are ordered by
+        student, then term: each peer's are contiguous), ``shared`` their counts."""
+        if len(source) == 0:
+            return np.zeros(0, np.int64)
+        peer = self.source_student_[source]
+        new_group = np.ones(len(source), dtype=bool)
+        new_group[1:] = (query[1:] != query[:-1]) | (peer[1:] != peer[:-1])
+        starts = np.flatnonzero(new_group)
+        best = np.maximum.reduceat(shared, starts)
+        at_best = shared == np.repeat(best, np.diff(np.append(starts, len(source))))
+        return np.minimum.reduceat(np.where(at_best, np.arange(len(source)), len(source)), starts)
+
     def _evidence_few(self, student_rows: np.ndarray, module_rows: np.ndarray) -> PeerEvidenceBatch:
         """:meth:`_evidence_chunk` for a few students (a live answer), one at a time from their rows
         (recommender.rows): the same peers and counts without the batch's sparse products."""
@@ -204,20 +218,11 @@ class SequenceComponent:
             _, at = row_segments(by_module, last_modules[last_weights != 0])
             sources, counts = np.unique(by_module.indices[at], return_counts=True)
             shared = counts.astype(np.result_type(last_weights.dtype, by_module.dtype))
-            # Kept: source terms sharing enough, of another student; one per peer (the one sharing the
-            # most, the first in case of ties: sources are ordered by student, then term).
+            # Kept: source terms sharing enough, of another student; one per peer.
             keep = shared >= np.asarray(min_shared, shared.dtype)
             keep &= self.source_student_[sources] != row
             sources, shared = sources[keep].astype(np.int64), shared[keep]
-            if len(sources):
-                peer = self.source_student_[sources]
-                new_group = np.ones(len(sources), dtype=bool)
-                new_group[1:] = peer[1:] != peer[:-1]
-                starts = np.flatnonzero(new_group)
-                best = np.maximum.reduceat(shared, starts)
-                at_best = shared == np.repeat(best, np.diff(np.append(starts, len(sources))))
-                first = np.minimum.reduceat(np.where(at_best, np.arange(len(sources)), len(sources)), starts)
-                sources = sources[first]
+            sources = sources[self._one_per_peer(np.zeros(len(sources), np.int64), sources, shared)]
             fields[0][position] = len(sources)
             # Both counts at once (took + PASSED_SHIFT * passed, whole numbers: exact in any order).
             _, at = row_segments(combined, sources)
@@ -255,15 +260,8 @@ class SequenceComponent:
         peers.sort_indices()
         source, shared = peers.indices.astype(np.int64), peers.data
         query = np.repeat(np.arange(n, dtype=np.int64), np.diff(peers.indptr))
-        if len(source):
-            peer = self.source_student_[source]
-            new_group = np.ones(len(source), dtype=bool)
-            new_group[1:] = (query[1:] != query[:-1]) | (peer[1:] != peer[:-1])
-            starts = np.flatnonzero(new_group)
-            best = np.maximum.reduceat(shared, starts)
-            at_best = shared == np.repeat(best, np.diff(np.append(starts, len(source))))
-            first = np.minimum.reduceat(np.where(at_best, np.arange(len(source)), len(source)), starts)
-            source, query = source[first], query[first]
+        first = self._one_per_peer(query, source, shared)
+        source, query = source[first], query[first]
         chosen = sp.csr_matrix(
             (np.ones(len(source), np.float64), (query, source)), shape=(n, self.source_took_.shape[0])
         )
