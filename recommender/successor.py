@@ -10,7 +10,7 @@ Recall@10 wins (:meth:`SuccessorComponent.choose_decay`).
 
 from __future__ import annotations
 
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +22,9 @@ from recommender.base import TermContext
 from recommender.ranking import top_k
 from recommender.rows import few, row_entries, row_times
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # An entry of ``fs.recent`` at least this large is a module of the student's newest term (weight 1).
 NEWEST = 0.999
 DECAYS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.8, 1.0)
@@ -29,6 +32,19 @@ DECAYS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.8, 1.0)
 MAX_CHOICE_STUDENTS = 5_000
 MAX_DECAY_LEARNERS = 40_000
 """Learners whose steps estimate the shares while the decay is chosen (a sample of larger logs)."""
+
+
+NOTHING_FOLLOWS = "no learner has enrolments in two different terms: nothing follows anything"
+
+
+def successor_shares(
+    history: pd.DataFrame, n_students: int, n_modules: int, decay: float, term_rank: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """(n_modules, n_modules) csr float32: ``successors[a, b] / takers[a]`` of
+    :func:`features.sequence.successor_matrix`, the decayed share of learners who took ``b`` after ``a``."""
+    successors, takers = successor_matrix(history, n_students, n_modules, decay=decay, term_rank=term_rank)
+    inverse = np.where(takers > 0, 1.0 / np.maximum(takers, 1.0), 0.0).astype(np.float32)
+    return sp.csr_matrix(sp.diags(inverse) @ successors, dtype=np.float32)
 
 
 def newest_modules(fs: FeatureSet, student_rows: np.ndarray) -> sp.csr_matrix:
@@ -142,11 +158,10 @@ class SuccessorComponent:
         target_keys = target_rows.astype(np.int64) * fs.n_modules + target_columns
         recall: dict[str, float] = {}
         for decay in DECAYS:
-            successors, takers = successor_matrix(
-                earlier, fs.n_students, fs.n_modules, decay=decay, term_rank=rank[~newest].astype(np.int32)
+            share = successor_shares(
+                earlier, fs.n_students, fs.n_modules, decay, term_rank=rank[~newest].astype(np.int32)
             )
-            inverse = np.where(takers > 0, 1.0 / np.maximum(takers, 1.0), 0.0).astype(np.float32)
-            scores = np.asarray((query @ (sp.diags(inverse) @ successors)).toarray(), dtype=np.float32)
+            scores = np.asarray((query @ share).toarray(), dtype=np.float32)
             scores[before.nonzero()] = -np.inf
             columns, values = top_k(scores, 10)
             listed = np.arange(len(candidates), dtype=np.int64)[:, None] * fs.n_modules + columns
@@ -160,20 +175,14 @@ class SuccessorComponent:
             self.decay_, self.decay_recall_ = self.choose_decay(fs)
         else:
             self.decay_, self.decay_recall_ = float(self.decay), {}
-        successors, takers = successor_matrix(fs.history, fs.n_students, fs.n_modules, decay=self.decay_)
-        inverse = np.where(takers > 0, 1.0 / np.maximum(takers, 1.0), 0.0).astype(np.float32)
-        self.share_ = sp.csr_matrix(sp.diags(inverse) @ successors, dtype=np.float32)
+        self.share_ = successor_shares(fs.history, fs.n_students, fs.n_modules, self.decay_)
         if self.smoothing > 0 and self.share_.nnz:
             neighbours = successor_neighbours(self.share_, self.neighbours)
             self.share_ = sp.csr_matrix(
                 (1.0 - self.smoothing) * self.share_ + self.smoothing * (neighbours @ self.share_),
                 dtype=np.float32,
             )
-        self.abstain_reason_ = (
-            None
-            if self.share_.nnz
-            else "no learner has enrolments in two different terms: nothing follows anything"
-        )
+        self.abstain_reason_ = None if self.share_.nnz else NOTHING_FOLLOWS
         return self
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
@@ -225,14 +234,8 @@ class HistorySuccessorComponent:
         self.decay = decay
 
     def fit(self, fs: FeatureSet) -> Self:
-        successors, takers = successor_matrix(fs.history, fs.n_students, fs.n_modules, decay=self.decay)
-        inverse = np.where(takers > 0, 1.0 / np.maximum(takers, 1.0), 0.0).astype(np.float32)
-        self.share_ = sp.csr_matrix(sp.diags(inverse) @ successors, dtype=np.float32)
-        self.abstain_reason_ = (
-            None
-            if self.share_.nnz
-            else "no learner has enrolments in two different terms: nothing follows anything"
-        )
+        self.share_ = successor_shares(fs.history, fs.n_students, fs.n_modules, self.decay)
+        self.abstain_reason_ = None if self.share_.nnz else NOTHING_FOLLOWS
         return self
 
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
