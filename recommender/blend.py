@@ -30,6 +30,18 @@ MAX_BINS = 255
 """Bins per component of :class:`BoostedBlend` (HistGradientBoosting's own maximum)."""
 
 
+def _moments(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation over the pairs (zeros without pairs)."""
+    if len(scores) == 0:
+        return np.zeros(scores.shape[1]), np.zeros(scores.shape[1])
+    return scores.mean(axis=0), scores.std(axis=0)
+
+
+def _rising(monotone: np.ndarray | None, n_components: int) -> np.ndarray:
+    """(n_components,) bool: the columns a blend must keep non-decreasing (none when None)."""
+    return np.zeros(n_components, bool) if monotone is None else np.asarray(monotone) > 0
+
+
 class LinearBlend:
     """Learned: ``mean_``, ``scale_``, ``weights_`` (n_components,) float64 and ``intercept_``.
 
@@ -52,9 +64,8 @@ class LinearBlend:
         """``scores`` (n_pairs, n_components) raw component scores; ``taken`` (n_pairs,) bool labels;
         ``monotone`` (n_components,) +1 where the weight may not be negative (all free when None)."""
         scores = np.asarray(scores, dtype=np.float64)
-        rising = np.zeros(scores.shape[1], bool) if monotone is None else np.asarray(monotone) > 0
-        self.mean_ = scores.mean(axis=0) if len(scores) else np.zeros(scores.shape[1])
-        scale = scores.std(axis=0) if len(scores) else np.zeros(scores.shape[1])
+        rising = _rising(monotone, scores.shape[1])
+        self.mean_, scale = _moments(scores)
         self.active_ = scale > 1e-9
         self.scale_ = np.where(self.active_, scale, 1.0)
         self.weights_ = np.zeros(scores.shape[1])
@@ -147,9 +158,8 @@ class AdditiveBlend:
         ``monotone`` (n_components,) +1 where ``f_c`` must be non-decreasing (all free when None)."""
         scores = np.asarray(scores, dtype=np.float64)
         n_components = scores.shape[1]
-        rising = np.zeros(n_components, bool) if monotone is None else np.asarray(monotone) > 0
-        self.mean_ = scores.mean(axis=0) if len(scores) else np.zeros(n_components)
-        scale = scores.std(axis=0) if len(scores) else np.zeros(n_components)
+        rising = _rising(monotone, n_components)
+        self.mean_, scale = _moments(scores)
         self.scale_ = np.where(scale > 1e-9, scale, 1.0)
         self.knots_ = [np.zeros(1) for _ in range(n_components)]
         self.values_ = [np.zeros(1) for _ in range(n_components)]
