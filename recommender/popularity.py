@@ -8,7 +8,7 @@ import numpy as np
 
 from features.featureset import FeatureSet
 from recommender.base import TermContext
-from recommender.rows import few, student_values
+from recommender.rows import student_values
 
 
 class PopularityComponent:
@@ -34,11 +34,7 @@ class PopularityComponent:
         rows = np.asarray(student_rows, dtype=np.int64)
         table = fs.popularity
         n_programs_plus_none, n_stages = table.shape[0], table.shape[1]
-        if few(rows):  # a live answer: the student's cells, not the columns (recommender.rows)
-            program, stage = student_values(fs, rows, "program_row"), student_values(fs, rows, "stage")
-        else:
-            program = fs.student_info["program_row"].to_numpy(dtype=np.int64)[rows]
-            stage = fs.student_info["stage"].to_numpy(dtype=np.int64)[rows]
+        program, stage = student_values(fs, rows, "program_row"), student_values(fs, rows, "stage")
         program = np.where(program >= 0, program, n_programs_plus_none - 1)
         stage = np.clip(stage, 0, max(n_stages - 1, 0))
         if n_stages == 0:
@@ -70,10 +66,7 @@ class ColdStartComponent(PopularityComponent):
     def score(self, fs: FeatureSet, student_rows: np.ndarray, context: TermContext) -> np.ndarray:
         """(n, n_modules) float32: popularity on newcomers' rows, zeros elsewhere."""
         rows = np.asarray(student_rows, dtype=np.int64)
-        if few(rows):  # a live answer: the student's cell, not the column (recommender.rows)
-            newcomer = student_values(fs, rows, "n_terms") == 0
-        else:
-            newcomer = fs.student_info["n_terms"].to_numpy()[rows] == 0
+        newcomer = student_values(fs, rows, "n_terms") == 0
         scores = np.zeros((len(rows), fs.n_modules), dtype=np.float32)
         if newcomer.any():
             scores[newcomer] = super().score(fs, rows[newcomer], context)

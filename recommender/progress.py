@@ -90,10 +90,8 @@ class ProgressComponent:
             self._prepare(fs)
         rows = np.asarray(student_rows, np.int64)
         n = len(rows)
-        if few(rows):  # a live answer reads the students' rows and cells (recommender.rows)
-            dense, program = dense_rows, student_values(fs, rows, "program_row")
-        else:
-            dense, program = _batch_rows, fs.student_info["program_row"].to_numpy(np.int64)[rows]
+        dense = dense_rows if few(rows) else _batch_rows  # a live answer reads the students' rows
+        program = student_values(fs, rows, "program_row")
         passed = dense(fs.passed, rows) > 0
         scores = np.zeros((n, fs.n_modules), dtype=np.float32)
         has_program = program >= 0

@@ -26,11 +26,14 @@ def few(student_rows: np.ndarray) -> bool:
 
 
 def student_values(fs: FeatureSet, rows: np.ndarray, column: str, dtype: type = np.int64) -> np.ndarray:
-    """``fs.student_info[column].to_numpy(dtype)[rows]`` for a few rows, read cell by cell (a pandas
-    column lookup costs several times a cell's)."""
+    """``fs.student_info[column].to_numpy(dtype)[rows]``; for a few rows (:func:`few`) read cell by cell
+    (a pandas column lookup costs several times a cell's)."""
     frame = fs.student_info
+    rows = np.asarray(rows, np.int64)
+    if not few(rows):
+        return frame[column].to_numpy(dtype)[rows]
     at = int(frame.columns.get_loc(column))  # type: ignore[arg-type]  # a unique column: its position
-    return np.array([frame.iat[row, at] for row in np.asarray(rows, np.int64).tolist()], dtype=dtype)
+    return np.array([frame.iat[row, at] for row in rows.tolist()], dtype=dtype)
 
 
 def row_entries(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
