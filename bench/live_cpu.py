@@ -137,15 +137,9 @@ class Worker:
         self.process.wait()
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    return {
-        "min": round(min(values), 3),
-        "median": round(statistics.median(values), 3),
-        "max": round(max(values), 3),
-    }
-
-
 def main() -> None:
+    from bench.service import spread  # the driver's only: the answering processes import lazily
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--baseline", type=Path, help="the tree to compare with (main's code)")
     parser.add_argument("--passes", type=int, default=3)
