@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     metrics_access: Literal["open", "token", "off"] = "open"
     # Service processes `pathways serve` starts (uvicorn workers).
     workers: int = Field(default=1, ge=1, le=64)
+    # Database connections each service process keeps open (and as many more while busy, closed again
+    # when done). Fewer than the requests a process serves at once opens a connection for the rest: on a
+    # database server each costs a new server process and its cold caches (bench/README.md, run 12).
+    database_pool_size: int = Field(default=10, ge=1, le=200)
     # A model that fails to load is tried again after this many seconds, doubling up to the maximum.
     model_retry_base_s: float = Field(default=1.0, gt=0.0)
     model_retry_max_s: float = Field(default=60.0, gt=0.0)
