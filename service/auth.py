@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from records.db import HotRead
 from records.schema import Student, User, UserSession
 from records.users import as_utc, hash_token, token_expires_at, utc_now
 from service.errors import Forbidden, NotFound, RateLimited
@@ -297,7 +298,7 @@ def checked_student(principal: Principal, student: StudentT | None, student_id: 
 
 
 # The token's user and the asked-for student in one round trip (the hottest route asks for both).
-_USER_BY_TOKEN_HASH_WITH_STUDENT = (
+_USER_BY_TOKEN_HASH_WITH_STUDENT = HotRead(
     select(
         User.id,
         User.name,
@@ -322,9 +323,10 @@ def authenticate_with_student(
     if not token:
         return None, None
     parameters = {"token_hash": hash_token(token), "student_id": student_id}
-    row = session.connection().execute(_USER_BY_TOKEN_HASH_WITH_STUDENT, parameters).first()
-    if row is None:
+    rows = _USER_BY_TOKEN_HASH_WITH_STUDENT.rows(session, parameters)
+    if not rows:
         return None, None
+    row = rows[0]
     expires_at = token_expires_at(row.token_issued_at or row.created_at, token_ttl)
     if expires_at is not None and expires_at <= utc_now():
         return None, None

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, literal, null, select, true, union_all
 from sqlalchemy.orm import Session
 
-from records.db import current_batch
+from records.db import HotRead, current_batch
 from records.decisions import Decision
 from records.schema import Feedback, Flag, Module, Promotion, Recommendation, RecommendationBatch, Review
 from service import handlers
@@ -160,7 +160,7 @@ class StoredLists:
         """What a live answer takes from the stored rows: the current batch (of the promoted model, as
         :func:`records.db.current_batch` finds it) and, by module id, the student's recommendation id and
         flags in it, in one read of those columns only; (None, {}) when the student has no rows there."""
-        rows = session.connection().execute(_CURRENT_STUDENT_FLAGS, {"student_id": student_id}).all()
+        rows = _CURRENT_STUDENT_FLAGS.rows(session, {"student_id": student_id})
         if not rows:
             return None, {}
         first = rows[0]
@@ -197,7 +197,7 @@ class StoredLists:
         for the batch's term."""
         list_rows: list[Any] = []
         decisions: list[Any] = []
-        for row in session.connection().execute(_CURRENT_ROWS_AND_DECISIONS, {"student_id": student_id}):
+        for row in _CURRENT_ROWS_AND_DECISIONS.rows(session, {"student_id": student_id}):
             (list_rows if row[_PART] == "list" else decisions).append(row)
         if not list_rows:
             return None, [], []
@@ -347,15 +347,17 @@ _CURRENT_STUDENT_ROWS = (
     .order_by(Recommendation.rank, Flag.id)
 )
 # The recommendation ids and flags of the same rows only (a live answer merges them into its own items).
-_CURRENT_STUDENT_FLAGS = _CURRENT_STUDENT_ROWS.with_only_columns(
-    Recommendation.id,
-    Recommendation.module_id,
-    Flag.kind,
-    Flag.reason,
-    RecommendationBatch.id.label("batch_id"),
-    RecommendationBatch.model_version,
-    RecommendationBatch.target_term,
-    RecommendationBatch.k.label("batch_k"),
+_CURRENT_STUDENT_FLAGS = HotRead(
+    _CURRENT_STUDENT_ROWS.with_only_columns(
+        Recommendation.id,
+        Recommendation.module_id,
+        Flag.kind,
+        Flag.reason,
+        RecommendationBatch.id.label("batch_id"),
+        RecommendationBatch.model_version,
+        RecommendationBatch.target_term,
+        RecommendationBatch.k.label("batch_k"),
+    )
 )
 
 # The same rows and, in the same statement, all the student's reviews and feedback (padded to the rows'
@@ -388,8 +390,12 @@ _PART, _ID, _RANK, _FLAG_ID = (
 """Positions in a row of the hot read (by position: a row's attributes cost more there)."""
 
 _REVIEWS, _FEEDBACK = reviews_and_feedback(true(), true())
-_CURRENT_ROWS_AND_DECISIONS = union_all(
-    _CURRENT_LIST_PART, _padded(_REVIEWS, Review.target_term), _padded(_FEEDBACK, Feedback.target_term)
+_CURRENT_ROWS_AND_DECISIONS = HotRead(
+    union_all(
+        _CURRENT_LIST_PART,
+        _padded(_REVIEWS, Review.target_term),
+        _padded(_FEEDBACK, Feedback.target_term),
+    )
 )
 
 
