@@ -15,6 +15,9 @@ worker, and measures:
 3. ``--passes`` passes of: ``/healthz``, then the default list ``GET /v1/students/{id}/recommendations``
    over the shuffled students of the batch (each wrk thread walks its own share: distinct students until
    the list wraps), each for ``--duration`` seconds, and the ratio of their requests/s within the pass;
+   with each phase the workers' CPU milliseconds per request, and the ratio of /healthz's to the
+   default list's (``cpu_ratio``: the throughput ratio the workers' own work allows, which what else
+   runs on a shared machine does not move);
 4. live scoring for ``--duration`` seconds each: an occupation what-if (a different occupation per
    student) and another k (``k=15``, beyond the batch's), over distinct students;
 5. resident memory (VmRSS) of every worker after start, after the default-list passes and at the end.
@@ -367,20 +370,33 @@ def main() -> None:
                     f"bench: {path} answered {status} {body.get('source')!r}, expected {expected}"
                 )
         equal = check_equals_export(settings.database_url, port, token, ids[: arguments.check_students])
+
+        def phase(paths: list[str]) -> dict[str, Any]:
+            """One load phase, with the workers' CPU per request (their CPU clocks, not the wall's:
+            what other work on a shared machine takes from them does not count)."""
+            before = sum(cpu_s(pid) or 0.0 for pid in pids)
+            result = load(paths, port, token, arguments.connections, arguments.duration)
+            used = sum(cpu_s(pid) or 0.0 for pid in pids) - before
+            result["worker_cpu_ms_per_request"] = round(1000 * used / max(result["requests"], 1), 3)
+            return result
+
         passes = []
         for _ in range(arguments.passes):
-            health = load(["/healthz"], port, token, arguments.connections, arguments.duration)
-            default = load(default_paths, port, token, arguments.connections, arguments.duration)
+            health = phase(["/healthz"])
+            default = phase(default_paths)
             passes.append(
                 {
                     "healthz": health,
                     "default_list": default,
                     "ratio": round(default["requests_per_s"] / health["requests_per_s"], 3),
+                    "cpu_ratio": round(
+                        health["worker_cpu_ms_per_request"] / default["worker_cpu_ms_per_request"], 3
+                    ),
                 }
             )
         rss_after_default = [resident_mb(pid) for pid in pids]
-        what_if = load(what_if_paths, port, token, arguments.connections, arguments.duration)
-        other_k = load(other_k_paths, port, token, arguments.connections, arguments.duration)
+        what_if = phase(what_if_paths)
+        other_k = phase(other_k_paths)
         rss_end = [resident_mb(pid) for pid in pids]
     finally:
         server.terminate()
@@ -402,6 +418,7 @@ def main() -> None:
                 "worker_rss_mb": {"start": rss_start, "after_default": rss_after_default, "end": rss_end},
                 "passes": passes,
                 "default_list_ratio": spread([p["ratio"] for p in passes]),
+                "default_list_cpu_ratio": spread([p["cpu_ratio"] for p in passes]),
                 "default_list_p99_ms": spread([p["default_list"]["p99_ms"] for p in passes]),
                 "live_what_if": what_if,
                 "live_other_k": other_k,
