@@ -9,6 +9,7 @@ import logging
 import math
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -108,14 +109,15 @@ def create_app(
             holder.refresh()
         app.state.engine = engine
         app.state.sessions = sessions
-        # A read waits for a database server (not SQLite in this process): the hottest route then
-        # reads in a worker thread rather than on the event loop.
-        app.state.reads_block = engine.dialect.name != "sqlite" and not os.environ.get("NOHOP")
         # Sessions of routes that only read (the default list and live scoring). On a database server
-        # without a transaction: no BEGIN before the first read, no ROLLBACK when the session closes
-        # (on the event loop), two round trips fewer per request; each read sees what is committed. Their
-        # own pool, whose connections stay in autocommit: switching a shared pool's connection to it and
-        # back on every checkout cost more CPU than the default list's read itself.
+        # without a transaction: no BEGIN before the first read, no ROLLBACK when the session closes, two
+        # round trips fewer per request; each read sees what is committed. Their own pool, whose
+        # connections stay in autocommit: switching a shared pool's connection to it and back on every
+        # checkout cost more CPU than the default list's read itself. And their own threads, one per
+        # pooled connection, lighter to hand work to than the general thread pool (no cancel scope, no
+        # capacity limiter): a read there waits for the server while the event loop serves other
+        # requests. On SQLite (reads in this process, CPU only) they read on the event loop.
+        on_server = engine.dialect.name != "sqlite"
         read_engine = (
             make_engine(
                 settings.database_url,
@@ -123,10 +125,15 @@ def create_app(
                 isolation_level="AUTOCOMMIT",
                 pool_reset_on_return=None,
             )
-            if app.state.reads_block
+            if on_server
             else None
         )
         app.state.read_sessions = session_factory(read_engine) if read_engine is not None else sessions
+        app.state.read_threads = (
+            ThreadPoolExecutor(settings.database_pool_size, thread_name_prefix="pathways-reads")
+            if on_server
+            else None
+        )
         app.state.holder = holder
         app.state.live = Recommendations(stored, live)
         access.last_use.start(sessions)
@@ -137,6 +144,8 @@ def create_app(
             if poller is not None:
                 poller.stop()
             access.last_use.stop()
+            if app.state.read_threads is not None:
+                app.state.read_threads.shutdown(wait=True, cancel_futures=True)
             if read_engine is not None:
                 dispose_engine(read_engine)
             dispose_engine(engine)

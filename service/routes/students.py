@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import handlers
@@ -139,23 +140,38 @@ async def _recommendations(
     k: int,
     occupation: str | None,
 ) -> Response:
-    # The hottest route: token with student, then the stored list, then the decisions, three quick
-    # indexed reads; live scoring (tens of milliseconds of CPU) only for other questions. The session,
-    # access rules and recommender come straight from app.state, not as dependencies: resolving each
-    # costs about as much as a read. The session only reads (outside a transaction on a database server).
+    # The hottest route: token with student, then the stored list with its decisions, two quick indexed
+    # reads; live scoring (tens of milliseconds of CPU) only for other questions. The sessions, access
+    # rules and recommender come straight from app.state, not as dependencies: resolving each costs about
+    # as much as a read. The sessions only read (outside a transaction on a database server).
     state = request.app.state
     access: Access = state.access
     live: Recommendations = state.live
-    with state.read_sessions() as session:
-        user, student, result = await _stored_first(
-            state.reads_block, session, credentials, access, live, student_id, term, k, occupation
-        )
-        if result is None:
-            if live.holder.current is not None:
-                # Only a question the stored batch does not answer costs model scoring: that is what
-                # is limited (without a model, every answer is read from the stored batch).
-                access.allow_live_scoring(user)
-            result = await run_in_threadpool(live.recommend, session, student, term, k, occupation, True)
+
+    def stored() -> tuple[Principal, StudentRef, bytes | RecommendationList | None]:
+        with state.read_sessions() as session:
+            user, student = principal_and_student(session, credentials, access, student_id)
+            return user, student, live.batch_answer(session, student, term, k, occupation)
+
+    # On the event loop when the reads only take CPU (SQLite: a thread hop would cost more than it
+    # frees); on the read threads when each read waits for a database server, so that the loop serves
+    # other requests meanwhile. Session opened and closed there too: the loop touches no connection.
+    read_threads: ThreadPoolExecutor | None = state.read_threads
+    if read_threads is None:
+        user, student, result = stored()
+    else:
+        user, student, result = await asyncio.get_running_loop().run_in_executor(read_threads, stored)
+    if result is None:
+        if live.holder.current is not None:
+            # Only a question the stored batch does not answer costs model scoring: that is what
+            # is limited (without a model, every answer is read from the stored batch).
+            access.allow_live_scoring(user)
+
+        def scored() -> RecommendationList:
+            with state.read_sessions() as session:
+                return live.recommend(session, student, term, k, occupation, True)
+
+        result = await run_in_threadpool(scored)
     if isinstance(result, bytes):
         source, body = "batch", result
     elif result.source == "batch":
@@ -164,31 +180,6 @@ async def _recommendations(
         source, body = result.source, recommendations_out(result).model_dump_json().encode("utf-8")
     state.metrics.lists_served.labels(source=source).inc()
     return Response(body, media_type="application/json")
-
-
-async def _stored_first(
-    reads_block: bool,
-    session: Session,
-    credentials: HTTPAuthorizationCredentials | None,
-    access: Access,
-    live: Recommendations,
-    student_id: str,
-    term: str | None,
-    k: int,
-    occupation: str | None,
-) -> tuple[Principal, StudentRef, bytes | RecommendationList | None]:
-    """The caller, the student and their stored list when it answers (else None): the answer's JSON
-    when no decision touches it (see :meth:`service.answers.Recommendations.batch_answer`).
-
-    On the event loop when the reads only take CPU (SQLite: a thread hop would cost more than it
-    frees); in a worker thread when each read waits for a database server (``reads_block``), so that
-    the loop serves other requests meanwhile."""
-
-    def read() -> tuple[Principal, StudentRef, bytes | RecommendationList | None]:
-        user, student = principal_and_student(session, credentials, access, student_id)
-        return user, student, live.batch_answer(session, student, term, k, occupation)
-
-    return await run_in_threadpool(read) if reads_block else read()
 
 
 @router.get(
