@@ -61,6 +61,7 @@ def create_app(
     model_check_interval_s: float = 2.0,
     context_ttl_s: float = 60.0,
     wait_for_model_s: float = 0.0,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The Pathways HTTP app: JSON API under /v1, pages, health and metrics.
 
@@ -69,7 +70,9 @@ def create_app(
     background thread that then checks every ``model_check_interval_s`` seconds for a newer
     promotion and retries a failed load with back-off; start-up waits up to ``wait_for_model_s``
     for that first load (0: not at all). A zero interval means no thread: the holder checks on the
-    requests themselves (tests). Term contexts (offerings, seats) are cached ``context_ttl_s`` seconds;
+    requests themselves (tests). ``freeze_heap``: after each model load the process's objects are kept
+    out of the garbage collector's full collections (:func:`service.model_holder.freeze_heap`; the
+    service's worker processes). Term contexts (offerings, seats) are cached ``context_ttl_s`` seconds;
     a student's own exclusions and decisions are always read fresh.
     """
     settings = settings or get_settings()
@@ -96,6 +99,7 @@ def create_app(
             check_interval_s=model_check_interval_s,
             retry_base_s=settings.model_retry_base_s,
             retry_max_s=settings.model_retry_max_s,
+            freeze_heap=freeze_heap,
         )
         stored = StoredLists(settings.fail_risk_threshold)
         live = LiveRecommender(holder, engine, settings, stored, context_ttl_s=context_ttl_s)
@@ -323,4 +327,4 @@ def app_from_environment() -> FastAPI:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(settings.log_level.upper())
-    return create_app(settings)
+    return create_app(settings, freeze_heap=True)

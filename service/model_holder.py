@@ -11,6 +11,7 @@ again).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -27,6 +28,16 @@ log = logging.getLogger(__name__)
 
 ModelLoader = Callable[[Path, str | None], Any]
 """(artifact folder, checksum recorded in the registry) -> a loaded model; raises when unusable."""
+
+
+def freeze_heap() -> None:
+    """Collect what is garbage, then keep every object alive now out of the collector's sight until the
+    next call (``gc.freeze``): a served model's few hundred thousand objects live until the next swap, and
+    a full collection walking them took 170-240 ms on the medium model, a pause for every request the
+    process holds. Unfrozen first, so the objects of the model swapped out are collected then."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def load_hybrid(artifact_dir: Path, checksum: str | None) -> Any:
@@ -101,8 +112,10 @@ class ModelHolder:
         on_swap: Callable[[LoadedModel], None] | None = None,
         retry_base_s: float = 1.0,
         retry_max_s: float = 60.0,
+        freeze_heap: bool = False,
     ) -> None:
         self._sessions = sessions
+        self.freeze_heap = freeze_heap
         self._artifacts_dir = artifacts_dir
         self._loader = loader
         self._check_interval_s = check_interval_s
@@ -226,6 +239,8 @@ class ModelHolder:
             except Exception:
                 log.exception("model holder: preparing %s failed; it will prepare lazily", version)
         self._current = loaded
+        if self.freeze_heap:
+            freeze_heap()
         self._failed.pop(version, None)
         self.swaps += 1
         self.last_error = None

@@ -4,6 +4,7 @@ PostgreSQL, a real model fitted on the tiny institution, the holder's background
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 from typing import Any
@@ -74,9 +75,12 @@ def test_promoting_the_failed_version_again_loads_it_at_once(
     away = settings.artifacts_dir.parent / "v1-away"
     shutil.move(folder, away)
     admin = auth(live_world.tokens["admin"])
-    app = create_app(settings, model_check_interval_s=0.1, wait_for_model_s=30)
+    # As a worker process of `pathways serve` makes it: the heap frozen after each load.
+    app = create_app(settings, model_check_interval_s=0.1, wait_for_model_s=30, freeze_heap=True)
+    gc.unfreeze()
     with TestClient(app) as client:
         assert client.get("/readyz").json()["model"]["retry_in_s"] > 500
+        assert gc.get_freeze_count() == 0  # nothing loaded yet
         shutil.move(away, folder)
         time.sleep(0.5)
         assert client.get("/readyz").status_code == 503  # still waiting out the back-off
@@ -85,3 +89,5 @@ def test_promoting_the_failed_version_again_loads_it_at_once(
         assert promoted.json()["version"] == "v1"
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["model"]["state"] == "loaded"
+        assert gc.get_freeze_count() > 0
+    gc.unfreeze()
