@@ -33,7 +33,7 @@ ModelLoader = Callable[[Path, str | None], Any]
 def freeze_heap() -> None:
     """Collect what is garbage, then keep every object alive now out of the collector's sight until the
     next call (``gc.freeze``): a served model's few hundred thousand objects live until the next swap, and
-    a full collection walking them took 170-240 ms on the medium model, a pause for every request the
+    a full collection walking them took about 150 ms on the medium model, a pause for every request the
     process holds. Unfrozen first, so the objects of the model swapped out are collected then."""
     gc.unfreeze()
     gc.collect()
