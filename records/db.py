@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -339,8 +340,9 @@ class HotRead:
 
     :meth:`rows` binds parameters and processes results with SQLAlchemy's own processors for the dialect,
     so the values are the ones ``session.execute`` gives (JSON decoded, SQLite's datetimes parsed); each
-    row is a named tuple of the select's column names. For selects only: it neither begins nor ends a
-    transaction beyond what the session's connection already does.
+    row is a named tuple of the select's column names. An error is raised as SQLAlchemy raises it
+    (``DBAPIError`` and its kin, the connection invalidated when it was lost). For selects only: it
+    neither begins nor ends a transaction beyond what the session's connection already does.
     """
 
     def __init__(self, statement: Any) -> None:
@@ -354,13 +356,24 @@ class HotRead:
         compiled = self._by_dialect.get(key)
         if compiled is None:
             compiled = self._by_dialect[key] = _CompiledRead(self.statement, dialect)
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        dbapi_error = dialect.loaded_dbapi.Error
+        cursor = dbapi_connection.cursor()
         try:
             cursor.execute(compiled.sql, compiled.bind(parameters))
-            raw = cursor.fetchall()
-            return compiled.result(raw, cursor)
+            return compiled.result(cursor.fetchall(), cursor)
+        except dbapi_error as exc:
+            # As SQLAlchemy's own execution: a lost connection is dropped from the pool, and the error is
+            # SQLAlchemy's (OperationalError and its kin), which the service answers with a 503.
+            lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+            if lost:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                compiled.sql, None, exc, dbapi_error, connection_invalidated=lost, dialect=dialect
+            ) from exc
         finally:
-            cursor.close()
+            with contextlib.suppress(dbapi_error):
+                cursor.close()
 
 
 class _CompiledRead:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine, bindparam, literal, select, union_all
+import pytest
+from sqlalchemy import Engine, bindparam, literal, select, text, union_all
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from records.db import HotRead, session_scope
+from records.db import HotRead, make_engine, session_factory, session_scope, upgrade
 from records.schema import ModelVersion, Module, Recommendation, RecommendationBatch, Student, User
 
 WHEN = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
@@ -107,3 +109,41 @@ def test_hot_read_binds_a_parameter_used_in_every_part(engine: Engine) -> None:
     with session_scope(engine) as session:
         rows = HotRead(both).rows(session, {"student_id": "S1"})
     assert sorted(rows) == [("rows", "M1"), ("rows", "M2"), ("users", "ana")]
+
+
+def test_hot_read_raises_as_sqlalchemy_does(engine: Engine) -> None:
+    """A statement the database refuses raises SQLAlchemy's error (the service answers those), not the
+    driver's; the session's connection stays usable on SQLite and in autocommit."""
+    missing = HotRead(select(literal(1).label("one")).select_from(text("no_such_table")))
+    reads = (
+        engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name != "sqlite" else engine
+    )
+    with session_scope(reads) as session:
+        with pytest.raises(DBAPIError, match="no_such_table") as raised:
+            missing.rows(session, {})
+        assert not raised.value.connection_invalidated
+        assert HotRead(USERS).rows(session, {"student_id": "S404"}) == []
+
+
+@pytest.mark.postgres
+def test_hot_read_drops_a_lost_connection(postgres_url: str) -> None:
+    """The server ends the connection (a restart, an administrator): the read raises an OperationalError
+    with the connection invalidated (the service answers 503), and the next session reads on a new one."""
+    upgrade(postgres_url)
+    engine = make_engine(postgres_url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as probe:
+            probe.execute(text("SELECT 1"))
+        sessions = session_factory(engine)  # as the service's read sessions: closed, never committed
+        with sessions() as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with engine.connect() as admin:  # a second pooled connection ends the first
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(OperationalError) as raised:
+                HotRead(USERS).rows(session, {"student_id": "S1"})
+            assert raised.value.connection_invalidated
+        with sessions() as session:
+            assert HotRead(USERS).rows(session, {"student_id": "S1"}) == []
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()
