@@ -54,6 +54,12 @@ class Recommendations:
         stored list (see :meth:`service.stored.StoredLists.default_answer`)."""
         return self.stored.default_answer(session, student.id, term, k, occupation)
 
+    def _profiled(self, occupation: str) -> bool:
+        """Whether the loaded model holds the occupation's competency profile (then it is known, and a
+        what-if needs no read to say so)."""
+        loaded = self.holder.current
+        return loaded is not None and occupation in loaded.model.fs_.occupations
+
     def recommend(
         self,
         session: Session,
@@ -68,7 +74,11 @@ class Recommendations:
         Without a loaded model (still loading, or failing to load) the stored list answers any
         question it can come near (another k), with a note; otherwise Unavailable with the reason.
         """
-        if occupation is not None and session.get(Occupation, occupation) is None:
+        if (
+            occupation is not None
+            and not self._profiled(occupation)
+            and session.get(Occupation, occupation) is None
+        ):
             raise Invalid(f"no occupation with id {occupation!r}", ("query", "occupation"))
         if term is not None and session.get(Term, term) is None:
             raise Invalid(f"no term with code {term!r}", ("query", "term"))
