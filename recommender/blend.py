@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # dominate the sum.
 CLIP = 6.0
 MAX_BINS = 255
+TIE_BREAK = 1e-3
+"""The base blend's share in a blend shrunk all the way to its winner (:class:`ServedBlend`)."""
 """Bins per component of :class:`BoostedBlend` (HistGradientBoosting's own maximum)."""
 
 
@@ -349,6 +351,11 @@ class ServedBlend:
     With a ``partner`` the shrink is shared: ``shrink / 2`` on the z-score of each of the two (with
     ``shrink`` 1, the order of their z-scores' sum). ``risk_penalty``: the fit-versus-risk penalty its lists
     are served with (None: the model's own, ``HybridRecommender._served_risk_penalty``).
+
+    With ``shrink`` 1 the base blend keeps a weight of TIE_BREAK: it orders what the winner leaves tied. A
+    student the winner knows nothing of (a newcomer, to a component that reads the history) gets the
+    blend's order instead of an arbitrary one; anyone else the winner's, but where its scores are within
+    about TIE_BREAK of each other in z-score.
     """
 
     def __init__(
@@ -371,13 +378,15 @@ class ServedBlend:
         self.shrink = float(shrink) if winner is not None else 0.0
         self.partner = partner if self.winner is not None else None
         self.risk_penalty = risk_penalty
-        weights = (1.0 - self.shrink) * np.asarray(base.weights_, dtype=np.float64)
+        # What the arithmetic shrinks by: shrink 1 keeps the base blend as the winner's tie-break.
+        self.mix_ = min(self.shrink, 1.0 - TIE_BREAK)
+        weights = (1.0 - self.mix_) * np.asarray(base.weights_, dtype=np.float64)
         toward = self._shrunk_toward()
         for column in toward:
-            weights[column] += self.shrink / len(toward)
+            weights[column] += self.mix_ / len(toward)
         weights[list(self.left_out)] = 0.0
         self.weights_ = weights
-        self.intercept_ = float((1.0 - self.shrink) * base.intercept_)
+        self.intercept_ = float((1.0 - self.mix_) * base.intercept_)
         self.mean_ = base.mean_
         self.scale_ = base.scale_
 
@@ -396,14 +405,15 @@ class ServedBlend:
         that blends sharing a base compute it once (a zero-weight column still gives zeros)."""
         if self.weights_[column] == 0:
             return np.zeros_like(scores, dtype=np.float32)
-        if self.shrink:
-            value = value * np.float32(1.0 - self.shrink)
+        mix = getattr(self, "mix_", self.shrink)  # a blend saved before the tie-break has none
+        if mix:
+            value = value * np.float32(1.0 - mix)
         toward = self._shrunk_toward()
         if column in toward:
             standard = (np.asarray(scores, np.float32) - np.float32(self.mean_[column])) / np.float32(
                 self.scale_[column]
             )
-            value = value + np.float32(self.shrink / len(toward)) * standard
+            value = value + np.float32(mix / len(toward)) * standard
         return value.astype(np.float32, copy=False)
 
     def _shrunk_toward(self) -> tuple[int, ...]:

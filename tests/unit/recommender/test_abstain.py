@@ -9,7 +9,7 @@ import pytest
 
 from features.sequence import successor_matrix
 from recommender.base import TermContext
-from recommender.blend import AdditiveBlend, ServedBlend
+from recommender.blend import TIE_BREAK, AdditiveBlend, ServedBlend
 from recommender.collaborative import CollaborativeComponent
 from recommender.competency_gap import CompetencyGapComponent
 from recommender.popularity import PopularityComponent
@@ -132,16 +132,37 @@ def test_successor_scores_what_followed_the_newest_modules() -> None:
     assert not first.any()
 
 
-def test_served_blend_with_full_shrink_orders_as_the_winner_alone() -> None:
+def test_served_blend_with_full_shrink_orders_as_the_winner_and_breaks_its_ties_by_the_blend() -> None:
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(400, 3))
     # Component 1 carries the signal; the blend weighs all three.
     taken = scores[:, 1] + 0.3 * rng.normal(size=400) > 0.5
     base = AdditiveBlend().fit(scores, taken)
     served = ServedBlend(base, winner=1, shrink=1.0)
-    total = sum(served.contribution(c, scores[:, c].astype(np.float32)) for c in range(3))
-    np.testing.assert_array_equal(np.argsort(-total, kind="stable"), np.argsort(-scores[:, 1], kind="stable"))
-    np.testing.assert_allclose(served.weights_, [0.0, 1.0, 0.0])
+    assert served.shrink == 1.0
+    np.testing.assert_allclose(
+        served.weights_, TIE_BREAK * np.asarray(base.weights_) + [0.0, 1.0 - TIE_BREAK, 0.0]
+    )
+
+    def total(of: np.ndarray) -> np.ndarray:
+        return sum(served.contribution(c, of[:, c].astype(np.float32)) for c in range(3))
+
+    def blend_total(of: np.ndarray) -> np.ndarray:
+        return sum(base.contribution(c, of[:, c].astype(np.float32)) for c in range(3))
+
+    # The winner's order, but where its scores are within TIE_BREAK (in z-score) of each other.
+    winner_z = (scores[:, 1] - base.mean_[1]) / base.scale_[1]
+    order = np.argsort(-total(scores), kind="stable")
+    gaps = -np.diff(winner_z[order])
+    spread = float(np.ptp(blend_total(scores)))
+    assert (gaps >= -2 * TIE_BREAK * spread).all()
+    assert np.mean(gaps >= 0) > 0.95
+    # A student the winner says nothing about (its scores all equal): the blend's order.
+    tied = scores.copy()
+    tied[:, 1] = 0.0
+    np.testing.assert_array_equal(
+        np.argsort(-total(tied), kind="stable"), np.argsort(-blend_total(tied), kind="stable")
+    )
     left_out = ServedBlend(base, left_out=(0,))
     assert left_out.weights_[0] == 0 and not left_out.contribution(0, scores[:, 0]).any()
     with pytest.raises(ValueError, match="shrink"):
@@ -154,10 +175,16 @@ def test_served_blend_with_a_partner_orders_by_the_two_z_scores() -> None:
     taken = scores[:, 1] / 3.0 + scores[:, 2] / 0.5 + 0.3 * rng.normal(size=400) > 0.5
     base = AdditiveBlend().fit(scores, taken)
     served = ServedBlend(base, winner=1, shrink=1.0, partner=2)
-    np.testing.assert_allclose(served.weights_, [0.0, 0.5, 0.5])
+    mix = 1.0 - TIE_BREAK  # the blend keeps TIE_BREAK to order the two's ties
+    np.testing.assert_allclose(
+        served.weights_, TIE_BREAK * np.asarray(base.weights_) + [0.0, mix / 2, mix / 2]
+    )
     total = sum(served.contribution(c, scores[:, c].astype(np.float32)) for c in range(3))
+    blend_total = sum(base.contribution(c, scores[:, c].astype(np.float32)) for c in range(3))
     z = (scores - base.mean_) / base.scale_
-    np.testing.assert_allclose(total, 0.5 * (z[:, 1] + z[:, 2]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        total, mix / 2 * (z[:, 1] + z[:, 2]) + TIE_BREAK * blend_total, rtol=1e-5, atol=1e-5
+    )
     # Half way: half the blend, a quarter on each of the two.
     half = ServedBlend(base, winner=1, shrink=0.5, partner=2)
     np.testing.assert_allclose(half.weights_, 0.5 * np.asarray(base.weights_) + [0.0, 0.25, 0.25])
