@@ -43,6 +43,7 @@ from recommender.progress import ProgressComponent
 from recommender.ranking import best_places, top_k
 from recommender.rerank import module_similarity, rerank
 from recommender.risk import RiskComponent
+from recommender.rows import student_values
 from recommender.selection import (
     SHRINK_GRID,
     Selection,
@@ -96,6 +97,8 @@ FIT_ORDER: tuple[str, ...] = (
 SINGLE_RANKERS = tuple(name for name in COMPONENT_NAMES if name != "risk")
 SELECTION_K = 10
 MAX_SELECTION_STUDENTS = 5_000
+MIN_JUDGED_STUDENTS = 20
+"""Fewer validation students with a history than this: the selection judges every student's list."""
 MODEL_FILE = "hybrid.joblib"
 RISK_PENALTY = 3.0
 """Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
@@ -113,6 +116,21 @@ def abstentions(components: dict[str, Any]) -> dict[str, str]:
         if reason:
             found[name] = str(reason)
     return found
+
+
+def judged_students(past: FeatureSet, rows: np.ndarray) -> np.ndarray:
+    """(n,) bool over validation students ``rows`` (past rows): those whose lists choose what is served.
+    The students with enrolments before ``past``'s cutoff (``n_terms`` > 0), when at least
+    MIN_JUDGED_STUDENTS of ``rows`` are; every student otherwise. Newcomers still teach the blend.
+
+    Judged beside the others, newcomers made the prior (popularity) look like the best single component
+    and the blend look better than it is for the students served in the next term, who (as the test
+    term's in the evaluation) may hold far fewer newcomers than a cohort's first term. What a newcomer is
+    served does not hang on the choice: shrunk toward a component that reads the history (a newcomer's
+    candidates all tied), the order is the blend's (:class:`recommender.blend.ServedBlend` keeps the
+    blend to break the winner's ties)."""
+    judged = student_values(past, rows, "n_terms") > 0
+    return judged if judged.sum() >= MIN_JUDGED_STUDENTS else np.ones(len(rows), dtype=bool)
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:
@@ -595,9 +613,11 @@ class HybridRecommender:
                 # Every held-out blend (kind x fold) is learned at once on the pool's threads.
                 held_out: dict[tuple[str, int], Future[Blend]] = {}
                 fold_rows: list[tuple[np.ndarray, sp.csr_matrix]] = []
+                judged = judged_students(past, rows)
                 for f, fold in enumerate((check, ~check)):
                     positions = np.flatnonzero(fold)[: MAX_SELECTION_STUDENTS // 2]
                     held = np.isin(pairs[:, 0], rows[positions])
+                    positions = positions[judged[positions]]
                     fold_rows.append((rows[positions], sp.csr_matrix(taken[positions])))
                     for kind in kinds:
                         held_out[kind, f] = pool.submit(
@@ -633,6 +653,11 @@ class HybridRecommender:
                         grids[self.blend_kind_],
                     )
                 selection.blends = {kind: choice.blend for kind, choice in by_kind.items()}
+                if not judged.all():
+                    selection.note = (
+                        f"judged on the {selection.n_students} held-out validation students with enrolments;"
+                        f" {int((~judged).sum())} newcomers taught the blend only"
+                    )
                 if "risk" not in abstained_past:
                     self._choose_risk_penalty(
                         past, past_components, folds_of[self.blend_kind_], past_left_out, context, selection

@@ -93,14 +93,19 @@ def test_record_set_imports_trains_evaluates_exports_and_serves(
         # The plain successor baseline is reported beside the others.
         assert "ndcg@10" in models["successor"] and "recall@10" in models["successor"]
         assert evaluation["eligibility_violations"] == 0
-        # Never served worse than the best single component on the held-out validation students, but for
-        # the allowance the noise of those students gives a simpler choice (at most half a standard error).
+        # Never served worse than the best single component as it can be served (shrunk all the way to it:
+        # its order, the blend ordering its ties) on the held-out validation students, but for the allowance
+        # the noise of those students gives a simpler choice (at most half a standard error).
         selection = evaluation["selection"]
         if selection["best_single"] is not None:
-            best = selection["singles"][selection["best_single"]]
+            best = selection["grid"]["1 no re-rank"]
             assert 0.0 <= selection["tolerance"] < 0.5 * best, selection
             assert selection["served"] >= best - selection["tolerance"] - 1e-9, selection
         assert set(evaluation["comparison"]) == {"ndcg@10", "recall@10"}
+        # Issue 17's floor on every record set: on the test term the hybrid is never below the best single
+        # component (successor included), by either metric.
+        for metric, compared in evaluation["comparison"].items():
+            assert compared["ratio"] >= 1.0, (metric, compared, selection)
 
         with session_scope(engine) as session:
             versions = list_versions(session)

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from features.featureset import FeatureSet
 from recommender.base import RankedLists
+from recommender.blend import TIE_BREAK
 from recommender.eligibility import eligible_mask
 from recommender.hybrid import COMPONENT_NAMES, HybridRecommender
 from tests.unit.recommender.conftest import (
@@ -245,9 +246,12 @@ def test_a_fit_with_a_recipe_serves_the_recipes_choices_without_cross_fitting(wo
     )
     assert paired.selection_.winner == "sequence+popularity"
     assert paired.blend_.partner == COMPONENT_NAMES.index("popularity")
-    assert paired.scored_names == ("sequence", "popularity")
-    halves = [0.5 if name in {"sequence", "popularity"} else 0.0 for name in COMPONENT_NAMES]
-    np.testing.assert_allclose(paired.blend_.weights_, halves)
+    # The two's z-scores, the blend breaking their ties (recommender.blend.TIE_BREAK).
+    halves = [(1 - TIE_BREAK) / 2 if name in {"sequence", "popularity"} else 0.0 for name in COMPONENT_NAMES]
+    np.testing.assert_allclose(
+        paired.blend_.weights_, TIE_BREAK * np.asarray(paired.base_blend_.weights_) + halves
+    )
+    assert {"sequence", "popularity"} <= set(paired.scored_names)
 
 
 def test_collaborative_baseline_list_equals_its_full_score_ranking(model: HybridRecommender) -> None:
