@@ -130,14 +130,15 @@ def run(size: str, seed: int) -> dict[str, dict[str, float]]:
     story = online_story(size, seed)
     shares = successor_shares(story)
 
-    module_index = np.array([int(str(m)[2:]) - 1 for m in fs.modules.ids])  # fs module row -> story module
+    story_module = {module_id: index for index, module_id in enumerate(story.module_ids.tolist())}
+    module_index = np.array([story_module[str(m)] for m in fs.modules.ids])  # fs module row -> story module
     story_to_row = np.full(len(story.topic), -1, np.int64)
     story_to_row[module_index] = np.arange(len(module_index))
     students = fs.students.ids[test.student_rows]
     learner = np.array([int(str(s)[1:]) - 1 for s in students])
 
     history = current.enrollments[current.enrollments["student_id"].isin(students)].copy()
-    history["module"] = [int(str(m)[2:]) - 1 for m in history["module_id"].astype(str)]
+    history["module"] = [story_module[m] for m in history["module_id"].astype(str)]
     history = history.sort_values(["student_id", "enrolled_on"], kind="stable")
     last = history.groupby("student_id", observed=True).tail(1).set_index("student_id")
     position = pd.Series(np.arange(len(students)), index=pd.Index(students.astype(str)))

@@ -244,8 +244,9 @@ def _simulate(
 class OnlineStory:
     """What ``generate_online(size, seed)`` drew but did not write: the catalogue's structure and each
     learner's preferred topic, for benchmarks that ask how well any model could do (bench.online_ceiling).
-    Module ``i`` is ``OM{i + 1:05d}``, learner ``j`` is ``L{j + 1:06d}``."""
+    Module ``i`` is ``module_ids[i]``, learner ``j`` is ``L{j + 1:06d}``."""
 
+    module_ids: np.ndarray  # object: the id of each module (ids in random order: module_numbers)
     topic: np.ndarray  # int64 per module
     position: np.ndarray  # int64 place in its topic, 0 = entry module
     successors: np.ndarray  # int64 (modules, 3): next, skip, cross (-1 none)
@@ -262,6 +263,7 @@ def online_story(size: str = "small", seed: int = 7) -> OnlineStory:
     catalogue = _catalogue(spec.modules, rng)
     _, _, preferred = _simulate(spec, catalogue, rng, None)
     return OnlineStory(
+        module_ids=_module_ids(module_numbers(spec.modules, seed)),
         topic=catalogue.topic,
         position=catalogue.position,
         successors=catalogue.successors,
@@ -272,9 +274,21 @@ def online_story(size: str = "small", seed: int = 7) -> OnlineStory:
     )
 
 
-def _module_table(catalogue: _Catalogue, rng: np.random.Generator) -> pd.DataFrame:
+def module_numbers(modules: int, seed: int) -> np.ndarray:
+    """(modules,) int64: the number in each module's id and code, a permutation of 1..modules drawn apart
+    from the story (the same story whatever the numbers). The catalogue is built in topic order, each
+    module's next step beside it; numbered in that order, a model that fills ties in id order would read
+    the story off the ids, which a real catalogue's codes do not tell."""
+    return np.random.default_rng([seed, 1]).permutation(modules).astype(np.int64) + 1
+
+
+def _module_ids(numbers: np.ndarray) -> np.ndarray:
+    return np.asarray([f"OM{number:05d}" for number in numbers.tolist()], dtype=object)
+
+
+def _module_table(catalogue: _Catalogue, rng: np.random.Generator, numbers: np.ndarray) -> pd.DataFrame:
     modules = len(catalogue.topic)
-    ids = np.asarray([f"OM{i + 1:05d}" for i in range(modules)], dtype=object)
+    ids = _module_ids(numbers)
     topic_names = [
         TOPICS[t % len(TOPICS)] + (f" {t // len(TOPICS) + 1}" if t >= len(TOPICS) else "")
         for t in range(len(catalogue.topic_size))
@@ -293,7 +307,7 @@ def _module_table(catalogue: _Catalogue, rng: np.random.Generator) -> pd.DataFra
     return pd.DataFrame(
         {
             "id": ids,
-            "code": [f"OC{i + 1:05d}" for i in range(modules)],
+            "code": [f"OC{number:05d}" for number in numbers.tolist()],
             "title": some(titles, 0.85),
             "description": some(descriptions, 0.5),
             "track": some(np.where(catalogue.level >= 3, "academic", "vocational"), 0.5),
@@ -364,7 +378,7 @@ def generate_online(
     rng = np.random.default_rng(seed)
     catalogue = _catalogue(spec.modules, rng)
     (learner, module, day, status, grade), last_day, _ = _simulate(spec, catalogue, rng, progress)
-    modules = _module_table(catalogue, rng)
+    modules = _module_table(catalogue, rng, module_numbers(spec.modules, seed))
     module_ids = modules["id"].to_numpy()
     competencies, module_competencies = _competency_tables(catalogue, module_ids, rng)
     learner_ids = np.asarray([f"L{i + 1:06d}" for i in range(spec.learners)], dtype=object)
