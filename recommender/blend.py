@@ -356,6 +356,10 @@ class ServedBlend:
     student the winner knows nothing of (a newcomer, to a component that reads the history) gets the
     blend's order instead of an arbitrary one; anyone else the winner's, but where its scores are within
     about TIE_BREAK of each other in z-score.
+
+    ``newcomers_unshrunk``: the shrink was chosen on students with enrolments only, and a newcomer (no
+    enrolment yet) is served :meth:`for_newcomers`, the blend as learned (the same left-out components
+    and risk penalty, no shrink).
     """
 
     def __init__(
@@ -367,6 +371,7 @@ class ServedBlend:
         shrink: float = 0.0,
         partner: int | None = None,
         risk_penalty: float | None = None,
+        newcomers_unshrunk: bool = False,
     ) -> None:
         if not 0.0 <= shrink <= 1.0:
             raise ValueError(f"shrink must be in [0, 1], not {shrink}")
@@ -378,6 +383,7 @@ class ServedBlend:
         self.shrink = float(shrink) if winner is not None else 0.0
         self.partner = partner if self.winner is not None else None
         self.risk_penalty = risk_penalty
+        self.newcomers_unshrunk = newcomers_unshrunk and self.winner is not None
         # What the arithmetic shrinks by: shrink 1 keeps the base blend as the winner's tie-break.
         self.mix_ = min(self.shrink, 1.0 - TIE_BREAK)
         weights = (1.0 - self.mix_) * np.asarray(base.weights_, dtype=np.float64)
@@ -389,6 +395,12 @@ class ServedBlend:
         self.intercept_ = float((1.0 - self.mix_) * base.intercept_)
         self.mean_ = base.mean_
         self.scale_ = base.scale_
+
+    def for_newcomers(self) -> ServedBlend | None:
+        """The blend newcomers are served when it is not this one (``newcomers_unshrunk``), else None."""
+        if not getattr(self, "newcomers_unshrunk", False):  # a blend saved before it has none
+            return None
+        return ServedBlend(self.base, left_out=self.left_out, risk_penalty=self.risk_penalty)
 
     def standardise(self, column: int, scores: np.ndarray) -> np.ndarray:
         """As the base blend sees the component (z-scores over its training pairs)."""

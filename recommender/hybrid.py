@@ -118,6 +118,12 @@ def abstentions(components: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def _newcomer_blends(blends: Sequence[Any]) -> list[ServedBlend]:
+    """The blends newcomers are served instead of ``blends``' own (ServedBlend.for_newcomers)."""
+    found = [blend.for_newcomers() for blend in blends if isinstance(blend, ServedBlend)]
+    return [blend for blend in found if blend is not None]
+
+
 def judged_students(past: FeatureSet, rows: np.ndarray) -> np.ndarray:
     """(n,) bool over validation students ``rows`` (past rows): those whose lists choose what is served.
     The students with enrolments before ``past``'s cutoff (``n_terms`` > 0), when at least
@@ -125,10 +131,9 @@ def judged_students(past: FeatureSet, rows: np.ndarray) -> np.ndarray:
 
     Judged beside the others, newcomers made the prior (popularity) look like the best single component
     and the blend look better than it is for the students served in the next term, who (as the test
-    term's in the evaluation) may hold far fewer newcomers than a cohort's first term. What a newcomer is
-    served does not hang on the choice: shrunk toward a component that reads the history (a newcomer's
-    candidates all tied), the order is the blend's (:class:`recommender.blend.ServedBlend` keeps the
-    blend to break the winner's ties)."""
+    term's in the evaluation) may hold far fewer newcomers than a cohort's first term. The choice is then
+    not theirs: newcomers are served the blend as learned (``Selection.newcomers_blend``,
+    :class:`recommender.blend.ServedBlend` ``newcomers_unshrunk``)."""
     judged = student_values(past, rows, "n_terms") > 0
     return judged if judged.sum() >= MIN_JUDGED_STUDENTS else np.ones(len(rows), dtype=bool)
 
@@ -352,7 +357,8 @@ class HybridRecommender:
         return self._scored_names([self.blend_])
 
     def _scored_names(self, blends: Sequence[Any]) -> tuple[str, ...]:
-        """Matrix components any of ``blends`` uses (non-zero weight)."""
+        """Matrix components any of ``blends`` uses (non-zero weight), newcomers' blends included."""
+        blends = [*blends, *_newcomer_blends(blends)]
         return tuple(
             name
             for name in MATRIX_COMPONENTS
@@ -654,9 +660,10 @@ class HybridRecommender:
                     )
                 selection.blends = {kind: choice.blend for kind, choice in by_kind.items()}
                 if not judged.all():
+                    selection.newcomers_blend = True
                     selection.note = (
                         f"judged on the {selection.n_students} held-out validation students with enrolments;"
-                        f" {int((~judged).sum())} newcomers taught the blend only"
+                        f" {int((~judged).sum())} newcomers taught the blend and are served it unshrunk"
                     )
                 if "risk" not in abstained_past:
                     self._choose_risk_penalty(
@@ -702,6 +709,7 @@ class HybridRecommender:
                 if selection.partner is not None and selection.shrink > 0
                 else None
             ),
+            newcomers_unshrunk=getattr(selection, "newcomers_blend", False),
         )
         log.info(
             "fit: served weights %s, intercept %.3f, collaborative=%s, selection %s",
@@ -1133,12 +1141,25 @@ class HybridRecommender:
         """(n, n_modules) float32 final blend score of every module (risk included), no eligibility."""
         rows = np.asarray(student_rows, np.int64)
         occupation_row = self.occupation_row(occupation)
-        total = np.full((len(rows), self.fs_.n_modules), self.blend_.intercept_, dtype=np.float32)
         raw = self._raw_scores(rows, context, occupation_row, self.component_names)
-        for name in self.component_names:
-            total += self.blend_.contribution(self._column(name), raw[name])
-        total += self._served_risk_penalty() * raw["risk"]
+
+        def total_by(blend: Any) -> np.ndarray:
+            total = np.full((len(rows), self.fs_.n_modules), self.blend_.intercept_, dtype=np.float32)
+            for name in self.component_names:
+                total += blend.contribution(self._column(name), raw[name])
+            total += self._served_risk_penalty(blend) * raw["risk"]
+            return total
+
+        total = total_by(self.blend_)
+        newcomers_blend = self.blend_.for_newcomers() if isinstance(self.blend_, ServedBlend) else None
+        newcomer = self._newcomers(rows) if newcomers_blend is not None else None
+        if newcomer is not None and newcomer.any():
+            total[newcomer] = total_by(newcomers_blend)[newcomer]
         return total
+
+    def _newcomers(self, rows: np.ndarray) -> np.ndarray:
+        """(n,) bool: the students of ``rows`` without an enrolment (``n_terms`` 0)."""
+        return student_values(self.fs_, rows, "n_terms") == 0
 
     def recommend(
         self,
@@ -1193,24 +1214,52 @@ class HybridRecommender:
             local = np.arange(len(chunk_rows))[:, None]
             # Variants shrunk from one learned blend share its terms at the pairs: computed once.
             base_terms: dict[tuple[int, str], np.ndarray] = {}
+            newcomer: np.ndarray | None = None
             for (module_rows, scores, contributions), blend, (_, reranked) in zip(
                 outputs, blends, variants, strict=True
             ):
+                # Newcomers may be served the blend unshrunk (ServedBlend.newcomers_unshrunk); their sums
+                # keep the served intercept, so every list is intercept + its contributions.
+                newcomers_blend = blend.for_newcomers() if isinstance(blend, ServedBlend) else None
+                if newcomers_blend is not None and newcomer is None:
+                    newcomer = self._newcomers(chunk_rows)
+                by_row = newcomers_blend is not None and newcomer is not None and bool(newcomer.any())
+
                 pair_total = np.full(len(pair_rows), blend.intercept_, np.float32)
                 for name in scored:
                     pair_total += self._pair_contribution(blend, name, raw_at_pairs[name], base_terms)
+                if by_row:
+                    assert newcomer is not None and newcomers_blend is not None
+                    at_newcomer = newcomer[pair_rows]
+                    newcomer_total = np.full(int(at_newcomer.sum()), blend.intercept_, np.float32)
+                    for name in scored:
+                        newcomer_total += newcomers_blend.contribution(
+                            self._column(name), raw_at_pairs[name][at_newcomer]
+                        )
+                    pair_total[at_newcomer] = newcomer_total
                 total = np.full((len(chunk_rows), self.fs_.n_modules), -np.inf, np.float32)
                 total[pair_rows, pair_modules] = pair_total
                 width = max(k, self.k_candidates)
                 candidates, candidate_scores = top_k(total, width)
                 risk_raw = np.zeros(candidates.shape, np.float32)
                 risk_penalty = self._served_risk_penalty(blend)
-                if blend.weights_[risk_column] != 0 or risk_penalty != 0:
+                newcomer_penalty = self._served_risk_penalty(newcomers_blend) if by_row else risk_penalty
+                newcomers_need_risk = (
+                    by_row
+                    and newcomers_blend is not None
+                    and (newcomers_blend.weights_[risk_column] != 0 or newcomer_penalty != 0)
+                )
+                if blend.weights_[risk_column] != 0 or risk_penalty != 0 or newcomers_need_risk:
                     risk_raw = self._risk_at_candidates(
                         risk, chunk_rows, candidates, pair_codes, risk_at_pairs
                     )
                 # risk_raw is -fail probability: the penalty lowers risky candidates in the final score.
                 risk_contribution = blend.contribution(risk_column, risk_raw) + risk_penalty * risk_raw
+                if by_row:
+                    assert newcomer is not None and newcomers_blend is not None
+                    risk_contribution[newcomer] = (
+                        newcomers_blend.contribution(risk_column, risk_raw) + newcomer_penalty * risk_raw
+                    )[newcomer]
                 candidate_scores = np.where(candidates >= 0, candidate_scores + risk_contribution, -np.inf)
                 if reranked and getattr(self, "rerank_", True):
                     positions = self._rerank(chunk_rows, candidates, candidate_scores, k)
@@ -1226,7 +1275,11 @@ class HybridRecommender:
                 safe_modules = np.where(chosen >= 0, chosen, 0)
                 for name in scored:
                     column = self._column(name)
-                    values = blend.contribution(column, raw[name][local, safe_modules])
+                    at_chosen = raw[name][local, safe_modules]
+                    values = blend.contribution(column, at_chosen)
+                    if by_row:
+                        assert newcomer is not None and newcomers_blend is not None
+                        values[newcomer] = newcomers_blend.contribution(column, at_chosen)[newcomer]
                     contributions[part, :, column] = np.where(chosen >= 0, values, 0.0)
                 contributions[part, :, risk_column] = np.where(
                     chosen >= 0, np.take_along_axis(risk_contribution, safe, axis=1), 0.0

@@ -131,7 +131,9 @@ class Selection:
     allowed to be (:func:`choose_by_evidence`); ``grid`` every combination tried; ``blends`` each kind of
     blend tried with its metric as learned (the better kind is served, shrunk as ``shrink`` says);
     ``risk_penalty`` the fit-versus-risk penalty chosen for the served point (None: not chosen, the model's
-    configured one) and ``risk_penalties`` each penalty tried with the served point's metric.
+    configured one) and ``risk_penalties`` each penalty tried with the served point's metric;
+    ``newcomers_blend``: the choice was judged on students with enrolments only, and newcomers are served
+    the blend as learned (``recommender.blend.ServedBlend.newcomers_unshrunk``).
     """
 
     metric: str = SELECTION_METRIC
@@ -149,6 +151,7 @@ class Selection:
     blends: dict[str, float | None] = field(default_factory=dict)
     risk_penalty: float | None = None
     risk_penalties: dict[str, float] = field(default_factory=dict)
+    newcomers_blend: bool = False
     note: str = ""
 
     @property
@@ -179,5 +182,6 @@ class Selection:
             "blends": dict(self.blends),
             "risk_penalty": self.risk_penalty,
             "risk_penalties": dict(self.risk_penalties),
+            "newcomers_blend": self.newcomers_blend,
             "note": self.note,
         }

@@ -103,12 +103,15 @@ def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
         )
     selection = evaluation.get("selection") or {}
     if selection:
+        newcomers = (
+            " with enrolments (newcomers: the blend, unshrunk)" if selection.get("newcomers_blend") else ""
+        )
         console.print(
             f"served: {selection.get('winner')} (shrink {selection.get('shrink')} toward "
             f"{selection.get('best_single')}"
             f"{' and ' + selection['partner'] if selection.get('partner') else ''}), chosen on "
             f"{selection.get('n_students')} held-out "
-            "validation students",
+            f"validation students{newcomers}",
             markup=False,
             highlight=False,
         )

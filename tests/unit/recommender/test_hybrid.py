@@ -288,6 +288,8 @@ def test_variants_scored_in_one_pass_equal_their_own_lists(model: HybridRecommen
         (None, False),
         (ServedBlend(probe.base_blend_, winner=sequence, shrink=0.5), True),
         (ServedBlend(probe.base_blend_, winner=sequence, shrink=1.0), False),
+        # Judged without newcomers: they are served the blend unshrunk.
+        (ServedBlend(probe.base_blend_, winner=sequence, shrink=1.0, newcomers_unshrunk=True), True),
         # The two best singles together (a partner), as the selection scores them.
         (
             ServedBlend(
@@ -311,6 +313,62 @@ def test_variants_scored_in_one_pass_equal_their_own_lists(model: HybridRecommen
         assert shared.intercept == alone.intercept
     # The variants differ: shrinking all the way to sequence changes some list.
     assert not np.array_equal(together[0].module_rows, together[3].module_rows)
+
+
+def test_newcomers_are_served_the_blend_unshrunk_when_the_shrink_was_judged_without_them(
+    model: HybridRecommender,
+) -> None:
+    """A served blend shrunk toward one component with ``newcomers_unshrunk``: students with enrolments get
+    the shrunk blend's lists, newcomers the blend's as learned; every score still decomposes."""
+    import copy
+
+    from recommender.blend import ServedBlend
+
+    fs = model.fs_
+    rows = np.arange(fs.n_students)
+    context = closed_x0(fs)
+    newcomer = fs.student_info["n_terms"].to_numpy() == 0
+    assert newcomer.any() and (~newcomer).any()
+
+    def served_by(blend: ServedBlend) -> HybridRecommender:
+        probe = copy.copy(model)
+        probe.risk_penalty = 0.5
+        probe.blend_ = blend
+        return probe
+
+    learned = served_by(ServedBlend(model.base_blend_))
+    # A winner that serves the newcomer otherwise than the blend does, or the test shows nothing.
+    winner = next(
+        column
+        for column, name in enumerate(COMPONENT_NAMES)
+        if name != "risk"
+        and not np.array_equal(
+            served_by(ServedBlend(model.base_blend_, winner=column, shrink=1.0))
+            .recommend(rows[newcomer], context, k=4)
+            .module_rows,
+            learned.recommend(rows[newcomer], context, k=4).module_rows,
+        )
+    )
+    shrunk = served_by(ServedBlend(model.base_blend_, winner=winner, shrink=1.0))
+    both = served_by(ServedBlend(model.base_blend_, winner=winner, shrink=1.0, newcomers_unshrunk=True))
+    assert both.blend_.newcomers_unshrunk
+    for rerank in (True, False):
+        lists = both.recommend(rows, context, k=4, rerank=rerank)
+        by_shrunk = shrunk.recommend(rows, context, k=4, rerank=rerank)
+        by_learned = learned.recommend(rows, context, k=4, rerank=rerank)
+        np.testing.assert_array_equal(lists.module_rows[~newcomer], by_shrunk.module_rows[~newcomer])
+        np.testing.assert_array_equal(lists.module_rows[newcomer], by_learned.module_rows[newcomer])
+        filled = lists.module_rows >= 0
+        total = lists.intercept + lists.contributions.sum(axis=2)
+        np.testing.assert_allclose(total[filled], lists.scores[filled], rtol=1e-4, atol=1e-4)
+    # The planner's scores too: a newcomer's order is the learned blend's.
+    first = int(np.flatnonzero(newcomer)[0])
+    np.testing.assert_array_equal(
+        np.argsort(-both.blended_scores(np.array([first]), context)[0], kind="stable"),
+        np.argsort(-learned.blended_scores(np.array([first]), context)[0], kind="stable"),
+    )
+    # Without a winner there is nothing to keep newcomers from.
+    assert not ServedBlend(model.base_blend_, newcomers_unshrunk=True).newcomers_unshrunk
 
 
 def test_without_risk_metrics_the_served_model_is_the_same(world: World) -> None:
