@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 # dominate the sum.
 CLIP = 6.0
 MAX_BINS = 255
+"""Bins per component of :class:`BoostedBlend` (HistGradientBoosting's own maximum)."""
 TIE_BREAK = 1e-3
 """The base blend's share in a blend shrunk all the way to its winner (:class:`ServedBlend`)."""
-"""Bins per component of :class:`BoostedBlend` (HistGradientBoosting's own maximum)."""
 
 
 def _moments(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -709,7 +709,7 @@ class HybridRecommender:
                 if selection.partner is not None and selection.shrink > 0
                 else None
             ),
-            newcomers_unshrunk=getattr(selection, "newcomers_blend", False),
+            newcomers_unshrunk=selection.newcomers_blend,
         )
         log.info(
             "fit: served weights %s, intercept %.3f, collaborative=%s, selection %s",
@@ -1142,24 +1142,32 @@ class HybridRecommender:
         rows = np.asarray(student_rows, np.int64)
         occupation_row = self.occupation_row(occupation)
         raw = self._raw_scores(rows, context, occupation_row, self.component_names)
+        intercept = self.blend_.intercept_  # newcomers' sums keep it too (see recommend_variants)
 
-        def total_by(blend: Any) -> np.ndarray:
-            total = np.full((len(rows), self.fs_.n_modules), self.blend_.intercept_, dtype=np.float32)
+        def total_by(blend: Any, scores: dict[str, np.ndarray]) -> np.ndarray:
+            total = np.full(scores["risk"].shape, intercept, dtype=np.float32)
             for name in self.component_names:
-                total += blend.contribution(self._column(name), raw[name])
-            total += self._served_risk_penalty(blend) * raw["risk"]
-            return total
+                total += blend.contribution(self._column(name), scores[name])
+            return total + self._served_risk_penalty(blend) * scores["risk"]
 
-        total = total_by(self.blend_)
-        newcomers_blend = self.blend_.for_newcomers() if isinstance(self.blend_, ServedBlend) else None
-        newcomer = self._newcomers(rows) if newcomers_blend is not None else None
-        if newcomer is not None and newcomer.any():
-            total[newcomer] = total_by(newcomers_blend)[newcomer]
+        total = total_by(self.blend_, raw)
+        split = self._newcomer_split(self.blend_, rows)
+        if split is not None:
+            newcomers_blend, newcomer = split
+            total[newcomer] = total_by(
+                newcomers_blend, {name: values[newcomer] for name, values in raw.items()}
+            )
         return total
 
-    def _newcomers(self, rows: np.ndarray) -> np.ndarray:
-        """(n,) bool: the students of ``rows`` without an enrolment (``n_terms`` 0)."""
-        return student_values(self.fs_, rows, "n_terms") == 0
+    def _newcomer_split(self, blend: Any, rows: np.ndarray) -> tuple[ServedBlend, np.ndarray] | None:
+        """The blend the newcomers among ``rows`` are served instead of ``blend`` and (n,) bool which rows
+        they are (no enrolment: ``n_terms`` 0), when ``blend`` serves them another one
+        (``ServedBlend.newcomers_unshrunk``) and there are some; else None."""
+        newcomers_blend = blend.for_newcomers() if isinstance(blend, ServedBlend) else None
+        if newcomers_blend is None:
+            return None
+        newcomer = student_values(self.fs_, rows, "n_terms") == 0
+        return (newcomers_blend, newcomer) if newcomer.any() else None
 
     def recommend(
         self,
@@ -1214,22 +1222,17 @@ class HybridRecommender:
             local = np.arange(len(chunk_rows))[:, None]
             # Variants shrunk from one learned blend share its terms at the pairs: computed once.
             base_terms: dict[tuple[int, str], np.ndarray] = {}
-            newcomer: np.ndarray | None = None
             for (module_rows, scores, contributions), blend, (_, reranked) in zip(
                 outputs, blends, variants, strict=True
             ):
                 # Newcomers may be served the blend unshrunk (ServedBlend.newcomers_unshrunk); their sums
                 # keep the served intercept, so every list is intercept + its contributions.
-                newcomers_blend = blend.for_newcomers() if isinstance(blend, ServedBlend) else None
-                if newcomers_blend is not None and newcomer is None:
-                    newcomer = self._newcomers(chunk_rows)
-                by_row = newcomers_blend is not None and newcomer is not None and bool(newcomer.any())
-
+                split = self._newcomer_split(blend, chunk_rows)
                 pair_total = np.full(len(pair_rows), blend.intercept_, np.float32)
                 for name in scored:
                     pair_total += self._pair_contribution(blend, name, raw_at_pairs[name], base_terms)
-                if by_row:
-                    assert newcomer is not None and newcomers_blend is not None
+                if split is not None:
+                    newcomers_blend, newcomer = split
                     at_newcomer = newcomer[pair_rows]
                     newcomer_total = np.full(int(at_newcomer.sum()), blend.intercept_, np.float32)
                     for name in scored:
@@ -1242,24 +1245,22 @@ class HybridRecommender:
                 width = max(k, self.k_candidates)
                 candidates, candidate_scores = top_k(total, width)
                 risk_raw = np.zeros(candidates.shape, np.float32)
-                risk_penalty = self._served_risk_penalty(blend)
-                newcomer_penalty = self._served_risk_penalty(newcomers_blend) if by_row else risk_penalty
-                newcomers_need_risk = (
-                    by_row
-                    and newcomers_blend is not None
-                    and (newcomers_blend.weights_[risk_column] != 0 or newcomer_penalty != 0)
-                )
-                if blend.weights_[risk_column] != 0 or risk_penalty != 0 or newcomers_need_risk:
+                served = [blend] if split is None else [blend, split[0]]
+                penalties = [self._served_risk_penalty(one) for one in served]
+                if any(
+                    one.weights_[risk_column] != 0 or p != 0 for one, p in zip(served, penalties, strict=True)
+                ):
                     risk_raw = self._risk_at_candidates(
                         risk, chunk_rows, candidates, pair_codes, risk_at_pairs
                     )
                 # risk_raw is -fail probability: the penalty lowers risky candidates in the final score.
-                risk_contribution = blend.contribution(risk_column, risk_raw) + risk_penalty * risk_raw
-                if by_row:
-                    assert newcomer is not None and newcomers_blend is not None
+                risk_contribution = blend.contribution(risk_column, risk_raw) + penalties[0] * risk_raw
+                if split is not None:
+                    newcomers_blend, newcomer = split
+                    at_risk = risk_raw[newcomer]
                     risk_contribution[newcomer] = (
-                        newcomers_blend.contribution(risk_column, risk_raw) + newcomer_penalty * risk_raw
-                    )[newcomer]
+                        newcomers_blend.contribution(risk_column, at_risk) + penalties[1] * at_risk
+                    )
                 candidate_scores = np.where(candidates >= 0, candidate_scores + risk_contribution, -np.inf)
                 if reranked and getattr(self, "rerank_", True):
                     positions = self._rerank(chunk_rows, candidates, candidate_scores, k)
@@ -1277,9 +1278,9 @@ class HybridRecommender:
                     column = self._column(name)
                     at_chosen = raw[name][local, safe_modules]
                     values = blend.contribution(column, at_chosen)
-                    if by_row:
-                        assert newcomer is not None and newcomers_blend is not None
-                        values[newcomer] = newcomers_blend.contribution(column, at_chosen)[newcomer]
+                    if split is not None:
+                        newcomers_blend, newcomer = split
+                        values[newcomer] = newcomers_blend.contribution(column, at_chosen[newcomer])
                     contributions[part, :, column] = np.where(chosen >= 0, values, 0.0)
                 contributions[part, :, risk_column] = np.where(
                     chosen >= 0, np.take_along_axis(risk_contribution, safe, axis=1), 0.0

@@ -115,7 +115,7 @@ class ModelHolder:
         freeze_heap: bool = False,
     ) -> None:
         self._sessions = sessions
-        self.freeze_heap = freeze_heap
+        self._freeze_heap = freeze_heap
         self._artifacts_dir = artifacts_dir
         self._loader = loader
         self._check_interval_s = check_interval_s
@@ -239,7 +239,7 @@ class ModelHolder:
             except Exception:
                 log.exception("model holder: preparing %s failed; it will prepare lazily", version)
         self._current = loaded
-        if self.freeze_heap:
+        if self._freeze_heap:
             freeze_heap()
         self._failed.pop(version, None)
         self.swaps += 1
