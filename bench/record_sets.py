@@ -63,6 +63,10 @@ def run_set(name: str, size: str, seed: int, options: dict[str, Any]) -> dict[st
         "ratio": {metric: values.get("ratio") for metric, values in comparison.items()},
         "best_single": {metric: values.get("best_single") for metric, values in comparison.items()},
         "hybrid": {metric: values.get("hybrid") for metric, values in comparison.items()},
+        "difference": {
+            metric: (values.get("difference"), values.get("standard_error"))
+            for metric, values in comparison.items()
+        },
         "served": {
             "winner": selection.get("winner"),
             "blends": selection.get("blends"),

@@ -94,9 +94,11 @@ def print_evaluation(evaluation: dict[str, Any], console: Console) -> None:
         console.print(f"abstains: {name}: {reason}", markup=False, highlight=False)
     for metric, c in (evaluation.get("comparison") or {}).items():
         ratio = c.get("ratio")
+        difference, error = c.get("difference"), c.get("standard_error")
+        by = "" if difference is None or error is None else f", {difference:+.4f} ± {error:.4f} per student"
         console.print(
             f"{metric}: hybrid {_number(c.get('hybrid'))} vs best single {c.get('best_single')} "
-            f"{_number(c.get('best_value'))} ({'–' if ratio is None else f'{ratio:.3f}x'}); "
+            f"{_number(c.get('best_value'))} ({'–' if ratio is None else f'{ratio:.3f}x'}{by}); "
             f"winner {c.get('winner')}",
             markup=False,
             highlight=False,

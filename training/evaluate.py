@@ -33,6 +33,7 @@ from features.featureset import FeatureSet
 from recommender.base import RankedLists, TermContext
 from recommender.eligibility import eligible_mask, prerequisite_index
 from recommender.hybrid import HybridRecommender, limited_pool
+from recommender.selection import paired_margin
 from records.frames import Frames, TermState
 from training.metrics import (
     brier_score,
@@ -503,10 +504,12 @@ def evaluate_candidate(
     lists_by_model = {"hybrid": lists}
     abstained = dict(getattr(model, "abstained_", {}))
 
-    def baseline(name: str) -> tuple[dict[str, Any], RankedLists]:
+    per_student_of: dict[str, pd.DataFrame] = {"hybrid": per_student}
+
+    def baseline(name: str) -> tuple[dict[str, Any], RankedLists, pd.DataFrame]:
         baseline_lists = model.rank_by(name, test.student_rows, context, k=MAX_K)
-        metrics, _ = list_metrics(baseline_lists, test, fs, context, risk, min_group_size)
-        return metrics, baseline_lists
+        metrics, baseline_per_student = list_metrics(baseline_lists, test, fs, context, risk, min_group_size)
+        return metrics, baseline_lists, baseline_per_student
 
     with limited_pool(max(threads, 1)) as pool:
         baselines = {
@@ -518,7 +521,7 @@ def evaluate_candidate(
             if name in abstained and name in model.component_names:
                 models[name] = {"abstained": abstained[name]}
             elif name in baselines:
-                models[name], lists_by_model[name] = baselines[name].result()
+                models[name], lists_by_model[name], per_student_of[name] = baselines[name].result()
         models["promoted"] = dict(promoted) if promoted is not None else None
         lists_by_model["hybrid_without_rerank"] = without_rerank
 
@@ -550,16 +553,25 @@ def evaluate_candidate(
             "risk_penalty": model.served_risk_penalty,
         },
         "abstained": abstained,
-        "comparison": compare_with_singles(models),
+        "comparison": compare_with_singles(models, per_student_of),
         "selection": selection.as_dict() if selection is not None else None,
         "notes": notes,
     }
 
 
-def compare_with_singles(models: Mapping[str, Any]) -> dict[str, Any]:
+def compare_with_singles(
+    models: Mapping[str, Any], per_student: Mapping[str, pd.DataFrame] | None = None
+) -> dict[str, Any]:
     """The hybrid against the best single component per metric of COMPARED_METRICS on the test term:
-    ``{metric: {"best_single", "best_value", "hybrid", "ratio", "winner"}}`` (``winner`` is ``hybrid``
-    when the hybrid is at least as good)."""
+    ``{metric: {"best_single", "best_value", "hybrid", "ratio", "winner", "difference",
+    "standard_error"}}`` (``winner`` is ``hybrid`` when the hybrid is at least as good).
+
+    ``per_student``: each model's per-student metric table (:func:`list_metrics`), the hybrid's and the
+    best single's over the same students; with them ``difference`` is hybrid minus best single, the mean
+    over the students, and ``standard_error`` its paired standard error: with a hundred test students a
+    ratio moves by a few percent from one draw of students to the next, and the two say whether a
+    shortfall is more than that (both None without the tables)."""
+    per_student = per_student or {}
     hybrid = models.get("hybrid") or {}
     comparison: dict[str, Any] = {}
     for metric in COMPARED_METRICS:
@@ -572,12 +584,20 @@ def compare_with_singles(models: Mapping[str, Any]) -> dict[str, Any]:
             continue
         best = max(singles, key=lambda name: singles[name])
         value = float(hybrid[metric])
+        difference: float | None = None
+        standard_error: float | None = None
+        if "hybrid" in per_student and best in per_student:
+            difference, standard_error = paired_margin(
+                per_student["hybrid"][metric].to_numpy(), per_student[best][metric].to_numpy()
+            )
         comparison[metric] = {
             "best_single": best,
             "best_value": singles[best],
             "hybrid": value,
             "ratio": value / singles[best] if singles[best] > 0 else None,
             "winner": "hybrid" if value >= singles[best] else best,
+            "difference": difference,
+            "standard_error": standard_error,
         }
     return comparison
 

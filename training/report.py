@@ -73,7 +73,16 @@ def _selection_table(evaluation: Mapping[str, Any]) -> str:
     if comparison:
         parts.append(
             _table(
-                ["metric", "hybrid", "best single", "its value", "hybrid / best", "winner"],
+                [
+                    "metric",
+                    "hybrid",
+                    "best single",
+                    "its value",
+                    "hybrid / best",
+                    "difference",
+                    "± s.e.",
+                    "winner",
+                ],
                 [
                     [
                         metric,
@@ -81,6 +90,8 @@ def _selection_table(evaluation: Mapping[str, Any]) -> str:
                         c.get("best_single"),
                         c.get("best_value"),
                         c.get("ratio"),
+                        c.get("difference"),
+                        c.get("standard_error"),
                         c.get("winner"),
                     ]
                     for metric, c in comparison.items()
