@@ -103,7 +103,8 @@ MODEL_FILE = "hybrid.joblib"
 RISK_PENALTY = 3.0
 """Default blend logits subtracted per unit of predicted fail probability (bench/README.md: risk)."""
 MIN_BOOSTED_POSITIVES = 500
-"""With ``blend="auto"``, the boosted blend is learned from at least this many positive pairs."""
+"""With ``blend="auto"``, the boosted blend is learned from at least this many positive pairs; with fewer,
+the linear blend is tried beside the additive one."""
 RISK_PAIR_BLOCK = 200_000
 """Candidate pairs whose risk is predicted at once (each block's pair features are a working set)."""
 
@@ -262,7 +263,7 @@ class HybridRecommender:
     once (bounds memory: about 8 float32 matrices of chunk_size × n_modules); ``blend`` 'boosted'
     (a GAM of step functions learned by gradient boosting, monotone in the ranking components),
     'additive' (piecewise-linear GAM), 'linear', or 'auto' (additive and, with enough positive pairs,
-    boosted, each cross-fitted on the validation split: the better is served; the kind is
+    boosted, else linear; each cross-fitted on the validation split: the better is served; the kind is
     ``blend_kind_``); ``blend_regularization`` the inverse L2 strength of
     the latter two;
     ``risk_levels`` fail-probability bounds of low/medium/high; ``plan_fail_threshold`` the fail
@@ -748,10 +749,12 @@ class HybridRecommender:
     def _blend_kinds(self, n_positive: int) -> tuple[str, ...]:
         """The kinds of blend the validation split chooses from: ``self.blend``, or for ``auto`` the
         piecewise-linear additive blend and, with at least MIN_BOOSTED_POSITIVES positive pairs, the
-        boosted one (a few dozen pairs give its trees too little to split on)."""
+        boosted one (a few dozen pairs give its trees too little to split on); with fewer, the linear
+        blend (one weight per component: a few hundred pairs may not carry the additive blend's knots;
+        bench/README.md, the record sets)."""
         if self.blend != "auto":
             return (self.blend,)
-        return ("additive", "boosted") if n_positive >= MIN_BOOSTED_POSITIVES else ("additive",)
+        return ("additive", "boosted") if n_positive >= MIN_BOOSTED_POSITIVES else ("additive", "linear")
 
     def _fit_blend(self, matrix: np.ndarray, taken: np.ndarray, kind: str) -> Blend:
         """A blend of ``kind`` learned on candidate pairs (``matrix`` (p, n_components) raw scores in
