@@ -476,6 +476,9 @@ _PERIOD = r"^(?P<year>\d{4})(?:-(?:(?P<month>\d{1,2})|[Qq](?P<quarter>[1-4])))?$
 FIRST_DATE = pd.Timestamp.min.ceil("D")
 LAST_DATE = pd.Timestamp.max.floor("D")
 DATE_RANGE_REASON = f"is outside the dates Pathways can hold ({FIRST_DATE:%Y-%m-%d} to {LAST_DATE:%Y-%m-%d})"
+WHOLE_MIN, WHOLE_MAX = -(2**31), 2**31 - 1
+"""The whole numbers an integer column holds (32 bits on PostgreSQL; the features read them as int32)."""
+WHOLE_RANGE_REASON = f" is outside the whole numbers Pathways can hold ({WHOLE_MIN} to {WHOLE_MAX})"
 
 
 def _period_months(periods: pd.Series) -> pd.Series:
@@ -537,6 +540,8 @@ def _typed_column(
         if spec_field.kind == "int":
             fractional = finite & (values.to_numpy() != np.round(values.to_numpy()))
             rejections.rows(file, lines, fractional, column, lambda: "not a whole number: " + text.map(repr))
+            huge = finite & ((values.to_numpy() < WHOLE_MIN) | (values.to_numpy() > WHOLE_MAX))
+            rejections.rows(file, lines, huge, column, lambda: text.map(repr) + WHOLE_RANGE_REASON)
         numbers = values.to_numpy()
         for bound, outside, word in (
             (spec_field.minimum, lambda b: numbers < b, "below the minimum"),

@@ -49,6 +49,19 @@ def test_a_term_starting_in_2449_is_rejected_at_import_with_its_line(engine: Eng
     assert sum(table_counts(engine).values()) == 0
 
 
+def test_a_term_ordinal_beyond_32_bits_is_rejected_at_import_with_its_line(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Ordinals past 2**31 - 1 imported on SQLite once, then broke training (read as int32)."""
+    terms = "code,ordinal\n2020-1,1000000000\n2020-2,2147483647\n2021-1,3000000000\n"
+    problems = rejected(engine, write_csv_set(tmp_path / "set", with_files(terms__csv=terms)))
+    assert problems == [
+        "terms.csv:4 ordinal: '3000000000' is outside the whole numbers Pathways can hold"
+        " (-2147483648 to 2147483647)"
+    ]
+    assert sum(table_counts(engine).values()) == 0
+
+
 def test_dates_in_range_import_and_load_as_frames(engine: Engine, tmp_path: Path) -> None:
     """The limits are pandas' own: the earliest and latest accepted dates load without OutOfBounds."""
     terms = "code,ordinal,starts_on\n2020-1,1,1677-09-22\n2020-2,2,2020-09-01\n2021-1,3,2262-04-11\n"
