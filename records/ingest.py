@@ -895,7 +895,7 @@ def _validate(
     if prerequisites is not None:
         _reject_prerequisite_problems(connection, prerequisites, rejections)
     if enrollments is not None:
-        _fill_enrollment_status(connection, plan.frames, enrollments)
+        _fill_enrollment_status(connection, plan.frames, enrollments, report.notes)
     report.rejections.extend(rejections.items)
     return plan
 
@@ -1191,10 +1191,15 @@ def _reject_prerequisite_problems(
 
 
 def _fill_enrollment_status(
-    connection: Connection, frames: dict[str, pd.DataFrame], enrollments: pd.DataFrame
+    connection: Connection, frames: dict[str, pd.DataFrame], enrollments: pd.DataFrame, notes: list[str]
 ) -> None:
-    """Missing status: ``completed`` when the grade reaches the pass grade or is unknown, else ``failed``."""
-    if "status" in enrollments.columns and enrollments["status"].notna().all():
+    """Missing status: ``completed`` when the grade reaches the pass grade or is unknown, else ``failed``.
+    A given ``completed`` with a grade below the module's pass grade is kept, and noted: training counts
+    it as not passed (features.interactions.build_history), which is wrong where the institution passes
+    lower than the pass grade held (60 when modules.csv gives none)."""
+    given = enrollments["status"].notna() if "status" in enrollments.columns else None
+    graded = "grade" in enrollments.columns and enrollments["grade"].notna().any()
+    if given is not None and given.all() and not graded:
         return
     pass_grades = _read_table(connection, table_of(Module), ["id", "pass_grade"]).set_index("id")[
         "pass_grade"
@@ -1208,10 +1213,18 @@ def _fill_enrollment_status(
         enrollments["grade"] if "grade" in enrollments.columns else pd.Series(np.nan, index=enrollments.index)
     )
     derived = pd.Series(np.where(grade < threshold, "failed", "completed"), index=enrollments.index)
-    if "status" not in enrollments.columns:
+    if given is None:
         enrollments["status"] = derived
         return
     current = enrollments["status"]
+    below = int(((current == "completed") & (grade < threshold)).sum())
+    if below:
+        lowest = float(grade[(current == "completed") & (grade < threshold)].min())
+        notes.append(
+            f"enrollments.csv: {below} rows are completed with a grade below their module's pass grade "
+            f"(the lowest {lowest:g}; {DEFAULT_PASS_GRADE:g} where modules.csv gives none): training counts "
+            "them as not passed; if they passed, give modules.csv's pass_grade"
+        )
     enrollments["status"] = current.where(current.notna(), derived)
 
 

@@ -55,6 +55,36 @@ def test_letter_grades_become_percentages_and_codes_become_statuses(engine: Engi
     assert any(read in note and "5 pass/fail/withdrawal codes" in note for note in report.notes)
 
 
+def test_completed_rows_below_their_pass_grade_are_kept_and_named_in_a_note(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """An institution passing at 40 exports ``completed`` with 45: kept as given, and the note says that
+    training reads it against the pass grade held (60 without modules.csv's), and what to give."""
+    modules = "id,pass_grade\nM9,40\n"
+    log = (
+        "student_id,module_id,term,grade,status\n"
+        "L1,M1,2021-1,45,completed\n"
+        "L1,M2,2021-1,56,completed\n"
+        "L1,M9,2021-1,45,completed\n"
+        "L1,M3,2021-2,30,\n"
+    )
+    directory = write_csv_set(
+        tmp_path / "set", {"terms.csv": TERMS, "modules.csv": modules, "enrollments.csv": log}
+    )
+    report = import_directory(engine, directory, allow_uncatalogued=True)
+    assert stored(engine) == {
+        ("L1", "M1"): ("completed", 45.0),
+        ("L1", "M2"): ("completed", 56.0),
+        ("L1", "M9"): ("completed", 45.0),
+        ("L1", "M3"): ("failed", 30.0),
+    }
+    assert (
+        "enrollments.csv: 2 rows are completed with a grade below their module's pass grade (the lowest 45;"
+        " 60 where modules.csv gives none): training counts them as not passed; if they passed, give"
+        " modules.csv's pass_grade"
+    ) in report.notes
+
+
 def test_a_log_without_a_status_column_takes_statuses_from_the_codes(engine: Engine, tmp_path: Path) -> None:
     log = "student_id,module_id,term,grade\nL1,M1,2021-1,W\nL1,M2,2021-1,C\nL1,M3,2021-2,NC\n"
     directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
