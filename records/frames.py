@@ -198,9 +198,13 @@ def _ordinal_of(terms: pd.DataFrame, term_code: str) -> int | None:
 
 CLOSED_TERM_MAX_IN_PROGRESS = 0.05
 """A term with enrollments is closed when at most this share of them is still in progress, or at most
-twice the smallest term's share when that is higher (up to :data:`CLOSED_TERM_CEILING`): incompletes left
-open in old terms (``I`` grades never resolved) do not keep every term open."""
+twice the typical term's share (the lower quartile of the terms' shares) when that is higher (up to
+:data:`CLOSED_TERM_CEILING`): incompletes left open in old terms (``I`` grades never resolved) do not
+keep every term open, and one old term that happens to have fewer does not set the bar for the rest."""
 CLOSED_TERM_CEILING = 0.25
+OPEN_TERMS_EXPECTED = 2
+"""Open terms after the newest closed one that are usual (the running term, the next one's early
+enrolments); more are named in a warning."""
 
 
 def closed_term_position(shares: np.ndarray) -> int | None:
@@ -208,7 +212,8 @@ def closed_term_position(shares: np.ndarray) -> int | None:
     of each term's enrollments in progress (:data:`CLOSED_TERM_MAX_IN_PROGRESS`); None if none is."""
     if len(shares) == 0:
         return None
-    limit = max(CLOSED_TERM_MAX_IN_PROGRESS, min(2 * float(shares.min()), CLOSED_TERM_CEILING))
+    typical = float(np.quantile(shares, 0.25))
+    limit = max(CLOSED_TERM_MAX_IN_PROGRESS, min(2 * typical, CLOSED_TERM_CEILING))
     closed = np.flatnonzero(shares <= limit)
     return int(closed[-1]) if len(closed) else None
 
@@ -227,6 +232,17 @@ def newest_closed_term(engine: Engine) -> str | None:
         rows = connection.execute(statement).all()
     shares = np.asarray([float(open_rows) / count for _, open_rows, count in rows], dtype=np.float64)
     position = closed_term_position(shares)
+    newer = len(rows) - 1 - (-1 if position is None else position)
+    if newer > OPEN_TERMS_EXPECTED:
+        named = [f"{row[0]} {share:.0%}" for row, share in zip(rows[-newer:], shares[-newer:], strict=True)]
+        log.warning(
+            "terms: %d terms with enrollments after the newest closed one (%s) count as open, their shares "
+            "in progress %s: training learns up to %s",
+            newer,
+            "none" if position is None else rows[position][0],
+            ", ".join(named[:6]) + (", ..." if len(named) > 6 else ""),
+            "nothing" if position is None else rows[position][0],
+        )
     return None if position is None else str(rows[position][0])
 
 

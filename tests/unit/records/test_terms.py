@@ -105,7 +105,10 @@ def test_date_windows_name_calendar_windows_that_sort_in_time() -> None:
     [
         ([0.0, 0.0, 0.02, 0.7, 1.0], 2),  # a straggler within 5%: closed
         ([0.0, 0.0, 0.076, 0.74, 1.0], 1),  # 7.6% of a month still running: open
-        ([0.08, 0.09, 0.08, 0.08, 0.7, 1.0], 3),  # incompletes in every term: twice the least is the bar
+        ([0.08, 0.09, 0.08, 0.08, 0.7, 1.0], 3),  # incompletes in every term: twice the typical is the bar
+        # one old term with fewer incompletes does not set the bar for the rest (it had: cutoff at term 0)
+        ([0.03] + [0.1] * 12 + [0.9, 1.0], 12),
+        ([0.0, 0.0, 0.0, 0.12, 0.9, 1.0], 2),  # one term with more than the rest: open
         ([0.5, 1.0], None),  # half still running: more than the 25% a term may keep open
         ([0.0, 0.7, 1.0], 0),
         ([], None),
