@@ -4,7 +4,10 @@
 selects and keeps only what was known at the end of the cutoff term:
 
 - terms, enrollments and offerings of terms whose ordinal is <= the cutoff's (by ordinal, never by code);
-- students who entered in or before the cutoff term (unknown entry term: kept);
+- students who entered in or before the term after the cutoff, the target term (unknown entry term:
+  kept): the cohort starting in the target term is known at the cutoff and is scored, from its entry
+  alone, for its first term; ``as_of`` an earlier cutoff keeps those who entered by that cutoff only
+  (the time-ordered evaluation is unchanged);
 - goals set in or before the cutoff term (no ``set_term``: known from the start);
 - demand periods starting on or before the cutoff term's ``starts_on``; without a start date, periods
   of a year <= the year in the cutoff's code; without either, every period (and a note says so).
@@ -429,9 +432,13 @@ def _read_catalog(engine: Engine) -> dict[str, pd.DataFrame]:
     }
 
 
-def _read_timed(engine: Engine, cutoff_ordinal: int | None) -> dict[str, pd.DataFrame]:
-    """The time-dependent tables, pre-filtered in SQL to terms <= the cutoff (to save memory)."""
+def _read_timed(
+    engine: Engine, cutoff_ordinal: int | None, entrants_until: int | None = None
+) -> dict[str, pd.DataFrame]:
+    """The time-dependent tables, pre-filtered in SQL to terms <= the cutoff (to save memory); students
+    who entered up to ``entrants_until`` (default: the cutoff)."""
     limit = cutoff_ordinal if cutoff_ordinal is not None else np.iinfo(np.int32).max
+    entry_limit = limit if entrants_until is None else max(limit, entrants_until)
     entry_term = aliased(Term)
     students = _read(
         engine,
@@ -446,7 +453,7 @@ def _read_timed(engine: Engine, cutoff_ordinal: int | None) -> dict[str, pd.Data
             Student.status,
         )
         .outerjoin(entry_term, entry_term.code == Student.entry_term)
-        .where(or_(entry_term.ordinal.is_(None), entry_term.ordinal <= limit)),
+        .where(or_(entry_term.ordinal.is_(None), entry_term.ordinal <= entry_limit)),
     )
     _as_str(students, ["id"])
     _as_optional_str(students, ["entry_term"])
@@ -590,7 +597,20 @@ def _demand_cutoff(terms: pd.DataFrame, cutoff_term: str) -> tuple[pd.Timestamp 
     return None, (int(year.group(0)) if year else None)
 
 
-def _restrict(frames: Frames, cutoff_term: str | None, cutoff_ordinal: int | None) -> Frames:
+def _target_ordinal(terms: pd.DataFrame, cutoff_ordinal: int | None) -> int | None:
+    """The ordinal of the term after the cutoff (None: no cutoff, or no term after it)."""
+    if cutoff_ordinal is None:
+        return None
+    later = terms["ordinal"].to_numpy(np.int64)
+    later = later[later > cutoff_ordinal]
+    return int(later.min()) if len(later) else None
+
+
+def _restrict(
+    frames: Frames, cutoff_term: str | None, cutoff_ordinal: int | None, entrants_until: int | None = None
+) -> Frames:
+    """``frames`` as of ``cutoff_ordinal``; students who entered up to ``entrants_until`` (the target
+    term's ordinal; default the cutoff's) are kept, without anything after the cutoff."""
     notes: list[str] = []
     if cutoff_ordinal is None:
         limit = np.iinfo(np.int32).max
@@ -600,7 +620,8 @@ def _restrict(frames: Frames, cutoff_term: str | None, cutoff_ordinal: int | Non
 
     terms = frames.terms.loc[frames.terms["ordinal"] <= limit].reset_index(drop=True)
 
-    students = frames.students.loc[frames.students["entry_ordinal"] <= limit]
+    entry_limit = limit if entrants_until is None else max(limit, entrants_until)
+    students = frames.students.loc[frames.students["entry_ordinal"] <= entry_limit]
     students = students.sort_values("id", ignore_index=True)
     for column in ("program_id", "entry_route", "advisor_id", "status"):
         students[column] = students[column].cat.remove_unused_categories()
@@ -681,8 +702,9 @@ def _recategorise(frame: pd.DataFrame, column: str, categories: pd.Index, table:
     return frame
 
 
-def load_frames(engine: Engine, cutoff_term: str | None = None) -> Frames:
-    """Read the records as of ``cutoff_term`` (None: the newest closed term).
+def load_frames(engine: Engine, cutoff_term: str | None = None, *, entrants: bool = True) -> Frames:
+    """Read the records as of ``cutoff_term`` (None: the newest closed term); ``entrants``: with the
+    students who enter in the term after it (as ``Frames.as_of`` does not: False gives its frames).
 
     Raises ValueError when ``cutoff_term`` is not in the term table. Empty tables give empty frames
     with the documented columns; ``notes`` says what could not be filtered.
@@ -696,10 +718,11 @@ def load_frames(engine: Engine, cutoff_term: str | None = None) -> Frames:
         if cutoff_ordinal is None:
             raise ValueError(f"unknown cutoff term {cutoff_term!r}: not in the term table")
     catalog = _read_catalog(engine)
-    timed = _read_timed(engine, cutoff_ordinal)
+    entrants_until = _target_ordinal(terms, cutoff_ordinal) if entrants else None
+    timed = _read_timed(engine, cutoff_ordinal, entrants_until)
     tables: dict[str, Any] = {**catalog, **timed}
     raw = Frames(cutoff_term=cutoff_term, cutoff_ordinal=cutoff_ordinal, terms=terms, **tables)
-    frames = _restrict(raw, cutoff_term, cutoff_ordinal)
+    frames = _restrict(raw, cutoff_term, cutoff_ordinal, entrants_until)
     log.info(
         "frames as of %s: %d students, %d modules, %d enrollments",
         cutoff_term,
@@ -872,8 +895,11 @@ _DEFAULTS: dict[tuple[str, str], Any] = {
 }
 
 
-def frames_from_tables(tables: dict[str, pd.DataFrame], cutoff_term: str | None = None) -> Frames:
-    """Frames from in-memory tables named like the Frames fields, with the database's columns.
+def frames_from_tables(
+    tables: dict[str, pd.DataFrame], cutoff_term: str | None = None, *, entrants: bool = True
+) -> Frames:
+    """Frames from in-memory tables named like the Frames fields, with the database's columns
+    (``entrants`` as in :func:`load_frames`).
 
     Term references are codes (``enrollments.term_code``, ``students.entry_term``, ``goals.set_term``,
     ``offerings.term_code``), resolved through ``tables['terms']`` (``code``, ``ordinal``, optional
@@ -1039,7 +1065,9 @@ def frames_from_tables(tables: dict[str, pd.DataFrame], cutoff_term: str | None 
         enrollments=enrollments,
         goals=goals,
     )
-    return _restrict(raw, cutoff_term, cutoff_ordinal)
+    return _restrict(
+        raw, cutoff_term, cutoff_ordinal, _target_ordinal(terms, cutoff_ordinal) if entrants else None
+    )
 
 
 def _closed_term_in_memory(enrollments: pd.DataFrame, terms: pd.DataFrame) -> str:

@@ -91,8 +91,9 @@ class LiveRecommender:
         fs = model.fs_
         if student.id not in fs.students:
             raise Unavailable(
-                f"student {student.id!r} joined after model {loaded.version} was trained; "
-                "recommendations follow the next training run"
+                f"student {student.id!r} is not in the records of model {loaded.version} (as of"
+                f" {fs.cutoff_term}): recommendations follow the first training run after the student is"
+                " imported whose target term is at least the student's entry term"
             )
         if occupation is not None and occupation not in fs.occupations:
             raise Invalid(
@@ -212,8 +213,9 @@ class LiveRecommender:
         fs = model.fs_
         if student.id not in fs.students:
             raise Unavailable(
-                f"student {student.id!r} joined after model {loaded.version} was trained; "
-                "a pathway follows the next training run"
+                f"student {student.id!r} is not in the records of model {loaded.version} (as of"
+                f" {fs.cutoff_term}): a pathway follows the first training run after the student is"
+                " imported whose target term is at least the student's entry term"
             )
         if occupation is not None and occupation not in fs.occupations:
             raise Invalid(

@@ -122,7 +122,8 @@ def batch_students(fs: FeatureSet, within_terms: int) -> BatchStudents:
 
     Recently enrolled: their newest enrolment (any status) lies in one of the last ``within_terms`` terms
     up to the cutoff (the terms just before the target term), or they have no enrolment at all and
-    their entry term is one of those terms, later, or unknown (new entrants, cold start). A recorded
+    their entry term is one of those terms, the target term, or unknown (new entrants, cold start: the
+    frames hold those entering in the target term, ``records.frames.load_frames``). A recorded
     status is often stale (an interaction log makes every learner ``active``; students who left years
     ago stay ``active``): the window keeps the nightly batch to learners who are really there. Anyone
     left out still gets a live list from the service. ``within_terms`` 0 (or records with fewer terms

@@ -126,7 +126,9 @@ def test_load_frames_cuts_off_at_the_newest_closed_term(small_engine: Engine) ->
     frames = load_frames(small_engine)
     assert frames.cutoff_term == CUTOFF and frames.cutoff_ordinal == 3
     assert frames.terms["code"].tolist() == ["2024-1", "2024-2", "2025-1"]
-    assert frames.students["id"].tolist() == ["S1", "S2", "S3"]  # S4 enters in 2025-2
+    # S4 enters in 2025-2, the target term: known at the cutoff, with no records yet.
+    assert frames.students["id"].tolist() == ["S1", "S2", "S3", "S4"]
+    assert load_frames(small_engine, entrants=False).students["id"].tolist() == ["S1", "S2", "S3"]
     assert len(frames.enrollments) == 8 and frames.enrollments["term_ordinal"].max() == 3
     assert frames.enrollments["status"].dtype == "category"
     assert frames.enrollments["student_id"].dtype == "category"
@@ -134,7 +136,7 @@ def test_load_frames_cuts_off_at_the_newest_closed_term(small_engine: Engine) ->
     assert frames.goals["occupation_id"].tolist() == ["O1"]  # S1's O2 goal is set in 2025-2
     assert frames.demand["period"].tolist() == ["2024", "2024"]  # the 2026 period starts later
     assert frames.offerings["term_code"].tolist() == ["2024-1", "2024-2", "2025-1"]
-    assert frames.student_attributes["student_id"].astype(str).tolist() == ["S1"]
+    assert frames.student_attributes["student_id"].astype(str).tolist() == ["S1", "S4"]
 
 
 def test_load_frames_equals_the_same_tables_in_memory(small_engine: Engine) -> None:
@@ -145,7 +147,7 @@ def test_as_of_equals_load_frames_of_the_earlier_term(small_engine: Engine) -> N
     latest = load_frames(small_engine, "2025-2")
     assert len(latest.enrollments) == 11
     for term in ("2024-1", "2024-2", "2025-1"):
-        assert_frames_equal(latest.as_of(term), load_frames(small_engine, term))
+        assert_frames_equal(latest.as_of(term), load_frames(small_engine, term, entrants=False))
     with pytest.raises(ValueError, match="not among the terms"):
         load_frames(small_engine, "2024-1").as_of("2025-1")
 
@@ -156,10 +158,11 @@ def test_unknown_cutoff_is_a_clear_error(small_engine: Engine) -> None:
 
 
 def test_feature_set_does_not_leak_later_terms(small_engine: Engine) -> None:
-    """The leak test: features as of T are identical with and without every record after T."""
-    with_later = build_feature_set(load_frames(small_engine, "2024-2"))
+    """The leak test: features as of T are identical with and without every record after T (without the
+    next term's entrants, whom the served model knows from their entry alone)."""
+    with_later = build_feature_set(load_frames(small_engine, "2024-2", entrants=False))
     delete_after(small_engine, "2024-2")
-    without_later = build_feature_set(load_frames(small_engine, "2024-2"))
+    without_later = build_feature_set(load_frames(small_engine, "2024-2", entrants=False))
     assert with_later.n_students == 2 and with_later.history["term_ordinal"].max() == 2
     assert_feature_sets_equal(with_later, without_later)
 
@@ -233,7 +236,7 @@ def test_term_context_aligns_state_with_the_feature_set(small_engine: Engine) ->
     # M3 has capacity 2 and S1 is enrolled: 1 seat left; the others are unlimited.
     assert context.seats_left.dtype == np.float32
     assert context.seats_left.tolist() == [np.inf, np.inf, 1.0, np.inf, np.inf]
-    assert context.excluded.shape == (3, 5) and context.excluded.dtype == np.float32
+    assert context.excluded.shape == (4, 5) and context.excluded.dtype == np.float32
     excluded = {
         (fs.students.id(r), fs.modules.id(c)) for r, c in zip(*context.excluded.nonzero(), strict=True)
     }
@@ -242,7 +245,8 @@ def test_term_context_aligns_state_with_the_feature_set(small_engine: Engine) ->
         (fs.students.id(r), fs.modules.id(c))
         for r, c in zip(*context.extra_in_progress.nonzero(), strict=True)
     }
-    assert in_progress == {("S1", "M3"), ("S2", "M5")}  # S4 entered after the cutoff: not in the feature set
+    # S4 enters in the target term, where it is already enrolled in M1.
+    assert in_progress == {("S1", "M3"), ("S2", "M5"), ("S4", "M1")}
 
 
 @pytest.fixture
@@ -259,11 +263,11 @@ def test_generated_institution_feature_set_does_not_leak_later_terms(tiny_engine
     terms = load_frames(tiny_engine).terms["code"].tolist()
     middle = terms[len(terms) // 2]
     later = load_frames(tiny_engine, terms[-1])
-    with_later = build_feature_set(load_frames(tiny_engine, middle))
+    with_later = build_feature_set(load_frames(tiny_engine, middle, entrants=False))
     assert len(later.enrollments) > len(load_frames(tiny_engine, middle).enrollments) > 0
     assert len(later.demand) > len(load_frames(tiny_engine, middle).demand)
     delete_after(tiny_engine, middle)
-    without_later = build_feature_set(load_frames(tiny_engine, middle))
+    without_later = build_feature_set(load_frames(tiny_engine, middle, entrants=False))
     assert without_later.interactions.nnz > 0 and without_later.module_competency.nnz > 0
     assert_feature_sets_equal(with_later, without_later)
     assert_feature_sets_equal(with_later, build_feature_set(later.as_of(middle)))

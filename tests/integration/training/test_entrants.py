@@ -1,0 +1,68 @@
+"""Students who start in the target term: known at the cutoff from their entry alone, scored by the nightly
+job for their first term, and answered by the service; those who start later wait for their term."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from records.db import session_scope
+from records.ingest import import_tables
+from records.schema import Recommendation, RecommendationBatch
+from records.users import add_user
+from service.app import create_app
+from training.pipeline import run_nightly
+
+from .conftest import FAST_MODEL, job_settings
+
+
+def test_the_target_terms_entrants_are_scored_and_served(
+    engine: Engine, database_url: str, tiny_tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    tables = {name: frame.copy() for name, frame in tiny_tables.items()}
+    first = tables["students.csv"].iloc[0]
+    entrants = pd.DataFrame(
+        {
+            "id": ["NEW-1", "NEW-2"],
+            "program_id": [first["program_id"]] * 2,
+            "entry_term": ["2026-1", "2026-2"],  # the target term (2025-2 is the newest closed), and after it
+            "entry_route": ["general", "general"],
+            "status": ["active", "active"],
+        }
+    )
+    tables["students.csv"] = pd.concat([tables["students.csv"], entrants], ignore_index=True)
+    import_tables(engine, tables)
+    settings = job_settings(database_url, tmp_path)
+
+    result = run_nightly(settings, engine=engine, model_options=FAST_MODEL)
+
+    assert result.promoted, result.gate_reason
+    with session_scope(engine) as session:
+        batch = session.scalars(select(RecommendationBatch).order_by(RecommendationBatch.id.desc())).first()
+        assert batch is not None and batch.target_term == "2026-1"
+        listed = {
+            student: session.scalar(
+                select(Recommendation.id)
+                .where(Recommendation.batch_id == batch.id, Recommendation.student_id == student)
+                .limit(1)
+            )
+            for student in ("NEW-1", "NEW-2")
+        }
+    assert listed["NEW-1"] is not None, "the target term's entrant has a stored list"
+    assert listed["NEW-2"] is None, "a later entrant is not scored for a term before it starts"
+
+    with session_scope(engine) as session:
+        _, admin = add_user(session, "entrants-admin", "admin")
+    with TestClient(create_app(settings, model_check_interval_s=0)) as client:
+        headers = {"Authorization": f"Bearer {admin}"}
+        answer = client.get("/v1/students/NEW-1/recommendations", headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["source"] == "batch" and len(answer.json()["items"]) == 10
+        what_if = client.get("/v1/students/NEW-1/recommendations?k=12", headers=headers)
+        assert what_if.status_code == 200 and what_if.json()["source"] == "live"
+        later = client.get("/v1/students/NEW-2/recommendations", headers=headers)
+        assert later.status_code == 503, later.text
+        assert "is not in the records of model" in later.json()["detail"]
