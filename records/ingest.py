@@ -1009,6 +1009,19 @@ def _plan_terms(
             keys[code] = natural_term_key(code)
         except TermCodeError as error:
             unorderable[code] = str(error)
+    stored_codes = set(existing["code"])
+    stored_unorderable = sorted(code for code in unorderable if code in stored_codes)
+    if stored_unorderable:
+        # The database's terms were ordered by a terms.csv: a new code cannot be placed among them.
+        shown = ", ".join(map(repr, stored_unorderable[:3]))
+        for code in new_codes:
+            unorderable.setdefault(
+                code,
+                f"cannot place the new term {code!r} among the database's terms, whose codes ({shown})"
+                " tell no time: give terms.csv with the new terms and their ordinals",
+            )
+    unorderable = {code: reason for code, reason in unorderable.items() if code not in stored_codes}
+    unorderable.update(_same_time_codes(keys, new_codes))
     if unorderable:
         _reject_unorderable_terms(frames, unorderable, rejections)
         return None, ("code", "ordinal")
@@ -1128,6 +1141,26 @@ def _keep_latest_repeat(plan: _Plan, placed: np.ndarray, notes: list[str]) -> No
         f"{file}: {int(drop.sum())} repeated enrolments of a module within one derived term "
         "were left out (the latest of each is kept)"
     )
+
+
+def _same_time_codes(keys: dict[str, tuple[int, int]], new_codes: list[str]) -> dict[str, str]:
+    """New term codes that name the same time as another code (``2020-2`` and ``Spring 2020`` are both
+    (2020, 2)): code -> the reason its lines are rejected (mixed spellings cannot be ordered safely)."""
+    by_key: dict[tuple[int, int], list[str]] = {}
+    for code, key in keys.items():
+        by_key.setdefault(key, []).append(code)
+    new = set(new_codes)
+    reasons: dict[str, str] = {}
+    for (year, part), codes in by_key.items():
+        if len(codes) < 2 or not new.intersection(codes):
+            continue
+        named = " and ".join(map(repr, sorted(codes)[:3]))
+        for code in new.intersection(codes):
+            reasons[code] = (
+                f"term codes {named} name the same time (year {year}, part {part}): spell each term one "
+                "way, or give terms.csv with an ordinal per code"
+            )
+    return reasons
 
 
 def _reject_unorderable_terms(

@@ -319,6 +319,44 @@ def test_unorderable_term_codes_are_rejected_with_their_lines(engine: Engine) ->
     assert table_counts(engine)["term"] == 0
 
 
+def test_two_spellings_of_one_time_are_rejected_with_their_lines(engine: Engine) -> None:
+    """``Spring 2020`` and ``2020-2`` are both (2020, 2): which comes first cannot be told."""
+    tables = {
+        "enrollments.csv": pd.DataFrame(
+            {
+                "student_id": ["S1", "S1", "S1"],
+                "module_id": ["M1", "M2", "M3"],
+                "term": ["2020-1", "Spring 2020", "2020-2"],
+            }
+        )
+    }
+    with pytest.raises(ImportRejected) as caught:
+        import_tables(engine, tables, allow_uncatalogued=True)
+    assert [(r.line, r.column) for r in caught.value.rejections] == [(3, "term"), (4, "term")]
+    assert caught.value.rejections[0].reason == (
+        "term codes '2020-2' and 'Spring 2020' name the same time (year 2020, part 2): spell each term one "
+        "way, or give terms.csv with an ordinal per code"
+    )
+    assert table_counts(engine)["term"] == 0
+
+
+def test_a_new_term_among_stored_codes_that_tell_no_time_is_rejected_with_its_line(engine: Engine) -> None:
+    """Terms first ordered by a terms.csv of their own (``Michaelmas``, ``Hilary``); a later log naming a
+    new code cannot be placed among them: its lines say so (it failed on the database's foreign key)."""
+    terms = pd.DataFrame({"code": ["Michaelmas", "Hilary", "Trinity"], "ordinal": [1, 2, 3]})
+    log = pd.DataFrame({"student_id": ["S1"], "module_id": ["M1"], "term": ["Hilary"]})
+    import_tables(engine, {"terms.csv": terms, "enrollments.csv": log}, allow_uncatalogued=True)
+    later = pd.DataFrame(
+        {"student_id": ["S1", "S1"], "module_id": ["M2", "M3"], "term": ["Trinity", "2020-1"]}
+    )
+    with pytest.raises(ImportRejected) as caught:
+        import_tables(engine, {"enrollments.csv": later}, allow_uncatalogued=True)
+    [rejection] = caught.value.rejections
+    assert (rejection.file, rejection.line, rejection.column) == ("enrollments.csv", 3, "term")
+    assert rejection.reason.startswith("cannot place the new term '2020-1' among the database's terms")
+    assert table_counts(engine)["term"] == 3
+
+
 def test_no_terms_csv_creates_terms_and_extra_columns_are_noted(engine: Engine, tmp_path: Path) -> None:
     files = {name: text for name, text in FILES.items() if name != "terms.csv"}
     files["modules.csv"] = FILES["modules.csv"].replace("pass_grade\n", "pass_grade,colour\n", 1)
