@@ -100,6 +100,12 @@ class LiveRecommender:
                 f"occupation {occupation!r} has no competency profile in model {loaded.version}",
                 ("query", "occupation"),
             )
+        if term is not None and term in self._past_terms(fs):
+            raise Invalid(
+                f"term {term!r} is not after model {loaded.version}'s records (as of {fs.cutoff_term}):"
+                " recommendations are for the terms to come",
+                ("query", "term"),
+            )
         excluded = handlers.excluded_for(session, student.id)
         row = fs.students.row(student.id)
         context = self._student_context(session, loaded, term, student.id, row, excluded)
@@ -121,8 +127,25 @@ class LiveRecommender:
                 lambda decision: advisor_item(session, decision),
                 k=k,
             ),
-            notes=list(getattr(fs, "missing", [])),
+            notes=self._short_list_note(lists, k, context.target_term) + list(getattr(fs, "missing", [])),
         )
+
+    @staticmethod
+    def _past_terms(fs: Any) -> frozenset[str]:
+        """The codes of the terms up to the model's cutoff (the records it learned from)."""
+        return frozenset(fs.terms["code"].astype(str))
+
+    @staticmethod
+    def _short_list_note(lists: Any, k: int, term: str | None) -> list[str]:
+        """A note when fewer than ``k`` modules are eligible (none when the list is full)."""
+        found = int((np.asarray(lists.module_rows)[0] >= 0).sum()) if len(lists.module_rows) else 0
+        if found >= k:
+            return []
+        where = f"in {term}" if term else "next term"
+        return [
+            f"only {found} of the {k} asked for: no other module is open to you {where} (passed or taken,"
+            " not offered, full, prerequisites not met, or set aside)"
+        ]
 
     def _model_items(
         self, loaded: LoadedModel, lists: Any, index: int, explanations: list[Any]

@@ -9,9 +9,10 @@ import pandas as pd
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from records.db import session_scope
+from records.db import make_engine, session_scope
 from records.ingest import import_tables
 from records.schema import Recommendation, RecommendationBatch
+from records.settings import Settings
 from records.users import add_user
 from service.app import create_app
 from training.pipeline import run_nightly
@@ -66,3 +67,25 @@ def test_the_target_terms_entrants_are_scored_and_served(
         later = client.get("/v1/students/NEW-2/recommendations", headers=headers)
         assert later.status_code == 503, later.text
         assert "is not in the records of model" in later.json()["detail"]
+
+
+def test_a_past_term_is_refused_and_a_short_list_says_why(trained_copy: tuple[str, Settings]) -> None:
+    url, settings = trained_copy
+    engine = make_engine(url)
+    with session_scope(engine) as session:
+        _, admin = add_user(session, "short-admin", "admin")
+        student = session.scalar(
+            select(Recommendation.student_id).join(RecommendationBatch).order_by(Recommendation.id).limit(1)
+        )
+    engine.dispose()
+    headers = {"Authorization": f"Bearer {admin}"}
+    with TestClient(create_app(settings, model_check_interval_s=0)) as client:
+        past = client.get(f"/v1/students/{student}/recommendations?term=2025-1", headers=headers)
+        assert past.status_code == 422, past.text
+        assert past.json()["detail"][0]["loc"] == ["query", "term"]
+        assert "is not after model" in past.json()["detail"][0]["msg"]
+        many = client.get(f"/v1/students/{student}/recommendations?k=50", headers=headers)
+        assert many.status_code == 200, many.text
+        body = many.json()
+        assert body["source"] == "live" and 0 < len(body["items"]) < 50
+        assert body["notes"][0].startswith(f"only {len(body['items'])} of the 50 asked for: no other module")
