@@ -254,7 +254,7 @@ class LiveRecommender:
             occupation=occupation,
             model_version=loaded.version,
             terms=terms,
-            notes=self._plan_notes(plan, lambda module_id: self._named(fs, module_id)),
+            notes=self._unnamed_terms_note(terms) + self._plan_notes(plan, lambda m: self._named(fs, m)),
             skipped_risky=[self._summary(fs, fs.modules.row(m)) for m in plan.skipped_risky],
             changes=None
             if not getattr(plan, "changes", None)
@@ -281,6 +281,20 @@ class LiveRecommender:
         """``CODE Title`` of a module, for sentences (its id only when the catalog has neither)."""
         summary = self._summary(fs, fs.modules.row(module_id))
         return f"{summary.code or summary.id} {summary.title or ''}".strip()
+
+    @staticmethod
+    def _unnamed_terms_note(terms: list[PathwayTerm]) -> list[str]:
+        """A note when the plan runs past the terms the records list (those terms have no code)."""
+        unnamed = sum(term.term is None for term in terms)
+        if not unnamed:
+            return []
+        named = [term.term for term in terms if term.term is not None]
+        if not named:
+            return ["the records list no term after their last one: the plan's terms have no code"]
+        return [
+            f"the last {unnamed} of the {len(terms)} terms, after {named[-1]}, are not in the records yet:"
+            f" planned with {named[-1]}'s offerings"
+        ]
 
     @staticmethod
     def _plan_notes(plan: Any, named: Any = str) -> list[str]:

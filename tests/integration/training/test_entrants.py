@@ -64,6 +64,14 @@ def test_the_target_terms_entrants_are_scored_and_served(
         assert answer.json()["source"] == "batch" and len(answer.json()["items"]) == 10
         what_if = client.get("/v1/students/NEW-1/recommendations?k=12", headers=headers)
         assert what_if.status_code == 200 and what_if.json()["source"] == "live"
+        # The records list two terms after the cutoff (2026-1, 2026-2): the entrant's four-term plan says so.
+        plan = client.get("/v1/students/NEW-1/pathway?terms=4", headers=headers)
+        assert plan.status_code == 200, plan.text
+        assert [term["term"] for term in plan.json()["terms"]] == ["2026-1", "2026-2", None, None]
+        assert plan.json()["notes"][0] == (
+            "the last 2 of the 4 terms, after 2026-2, are not in the records yet:"
+            " planned with 2026-2's offerings"
+        )
         later = client.get("/v1/students/NEW-2/recommendations", headers=headers)
         assert later.status_code == 503, later.text
         assert "is not in the records of model" in later.json()["detail"]
