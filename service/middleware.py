@@ -99,7 +99,8 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            # The template without converters (``{student_id:path}`` reads ``{student_id}``).
+            template = getattr(route, "path_format", None) or getattr(route, "path", None) or "<unmatched>"
             elapsed = time.perf_counter() - started
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, template, str(status)).inc()

@@ -35,7 +35,7 @@ def get_modules(
     )
 
 
-@router.get("/modules/{module_id}", response_model=ModuleDetailOut, summary="One module in full")
+@router.get("/modules/{module_id:path}", response_model=ModuleDetailOut, summary="One module in full")
 def get_module(
     module_id: Annotated[str, Path(min_length=1, max_length=64, examples=["M0042"])],
     session: SessionDep,

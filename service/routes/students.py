@@ -115,7 +115,7 @@ async def get_recommendations(
 
 
 router.add_api_route(
-    "/{student_id}/recommendations",
+    "/{student_id:path}/recommendations",
     get_recommendations,
     methods=["GET"],
     response_model=RecommendationsOut,
@@ -183,7 +183,7 @@ async def _recommendations(
 
 
 @router.get(
-    "/{student_id}/pathway",
+    "/{student_id:path}/pathway",
     response_model=PathwayOut,
     responses=UNAVAILABLE,
     summary="A term-by-term plan over the next terms",
@@ -217,7 +217,7 @@ def get_pathway(
 
 
 @router.post(
-    "/{student_id}/feedback",
+    "/{student_id:path}/feedback",
     response_model=FeedbackOut,
     status_code=status.HTTP_201_CREATED,
     summary="The student accepts or dismisses a suggested module (201 new, 200 changed its earlier action)",

@@ -27,11 +27,12 @@ def test_the_target_terms_entrants_are_scored_and_served(
     first = tables["students.csv"].iloc[0]
     entrants = pd.DataFrame(
         {
-            "id": ["NEW-1", "NEW-2"],
-            "program_id": [first["program_id"]] * 2,
-            "entry_term": ["2026-1", "2026-2"],  # the target term (2025-2 is the newest closed), and after it
-            "entry_route": ["general", "general"],
-            "status": ["active", "active"],
+            "id": ["NEW-1", "NEW-2", "NEW/3 ü"],
+            "program_id": [first["program_id"]] * 3,
+            # the target term (2025-2 is the newest closed), after it, and the target term again
+            "entry_term": ["2026-1", "2026-2", "2026-1"],
+            "entry_route": ["general"] * 3,
+            "status": ["active"] * 3,
         }
     )
     tables["students.csv"] = pd.concat([tables["students.csv"], entrants], ignore_index=True)
@@ -72,6 +73,10 @@ def test_the_target_terms_entrants_are_scored_and_served(
             "the last 2 of the 4 terms, after 2026-2, are not in the records yet:"
             " planned with 2026-2's offerings"
         )
+        # An id with a slash (encoded, as clients send it) reaches its student.
+        slashed = client.get("/v1/students/NEW%2F3%20%C3%BC/recommendations", headers=headers)
+        assert slashed.status_code == 200, slashed.text
+        assert slashed.json()["student_id"] == "NEW/3 ü" and slashed.json()["source"] == "batch"
         later = client.get("/v1/students/NEW-2/recommendations", headers=headers)
         assert later.status_code == 503, later.text
         assert "is not in the records of model" in later.json()["detail"]
