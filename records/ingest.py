@@ -1083,6 +1083,19 @@ def _place_dated_enrollments(
     terms_file = plan.frames.get("terms.csv")
     stored = _read_table(connection, table_of(Term), ["code", "starts_on"])
     stored_are_windows = all(is_window_code(str(code), window) for code in stored["code"])
+    codes_stored = [str(code) for code in stored["code"]]
+    other = [
+        kind
+        for kind in TERM_WINDOWS
+        if kind != window and codes_stored and all(is_window_code(code, kind) for code in codes_stored)
+    ]
+    if terms_file is None and other:
+        # Placing dates in another kind's windows would put a week's rows in whichever month started last.
+        reason = (
+            f"the database's terms are {other[0]} windows: import dated rows with --term-window {other[0]}"
+        )
+        rejections.rows(file, lines, place, "enrolled_on", reason)
+        return
     if terms_file is not None:
         if "starts_on" not in terms_file.columns or terms_file["starts_on"].isna().any():
             rejections.rows(

@@ -111,6 +111,28 @@ def test_the_term_window_is_chosen_on_the_command_line(
     assert [code for code, _, _ in stored_terms(engine)] == codes
 
 
+def test_a_later_log_cut_in_another_window_is_rejected_with_its_lines(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Month terms stored, a week's cut asked for: its dates would land in whichever month started last."""
+    import_directory(
+        engine, write_csv_set(tmp_path / "a", {"enrollments.csv": DATED_LOG}), allow_uncatalogued=True
+    )
+    later = "student_id,module_id,enrolled_on,status\nL1,M3,2021-07-14,completed\n"
+    result = CliRunner().invoke(
+        app,
+        ["import", str(write_csv_set(tmp_path / "b", {"enrollments.csv": later})), "--allow-uncatalogued"]
+        + ["--term-window", "week"],
+        env={"PATHWAYS_DATABASE_URL": database_url},
+    )
+    assert result.exit_code != 0
+    assert (
+        "enrollments.csv:2 enrolled_on: the database's terms are month windows: import dated rows with"
+        " --term-window month"
+    ) in result.stderr
+    assert [code for code, _, _ in stored_terms(engine)][-1] == "2021-05"
+
+
 def test_a_log_with_terms_and_dates_keeps_its_terms(engine: Engine, tmp_path: Path) -> None:
     enrollments = (
         "student_id,module_id,term,status,grade,enrolled_on\n"
