@@ -71,7 +71,7 @@ def read_grade_codes(grade: pd.Series, status: pd.Series | None) -> GradeCodes:
     lettered = grade.str.contains(r"[A-Za-z]", regex=True).to_numpy(dtype=bool)
     if not lettered.any():
         return GradeCodes(grade, status, 0, 0)
-    codes = grade[lettered].str.strip().str.upper()
+    codes = grade[lettered].str.replace(r"\s+", "", regex=True).str.upper()  # "b +" reads as B+
     letter = codes.map(LETTER_GRADES)
     coded_status = codes.map(STATUS_CODES)
     is_letter, is_status = letter.notna(), coded_status.notna()

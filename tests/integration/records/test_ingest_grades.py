@@ -27,7 +27,7 @@ def test_letter_grades_become_percentages_and_codes_become_statuses(engine: Engi
     log = (
         "student_id,module_id,term,grade,status\n"
         "L1,M1,2021-1,A-,\n"
-        "L1,M2,2021-1, b+ ,\n"
+        "L1,M2,2021-1, b + ,\n"
         "L1,M3,2021-2,F,\n"
         "L1,M4,2021-2,D-,\n"
         "L2,M1,2021-1,P,\n"
