@@ -30,9 +30,10 @@ def print_import_report(console: Console, report: ImportReport, title: str = "Im
 
 
 def print_rejections(console: Console, rejections: list[Rejection], notes: list[str]) -> None:
-    """Every rejection as ``file:line column: reason`` (at most MAX_REJECTIONS_SHOWN, then a count)."""
+    """Every rejection as ``file:line column: reason`` (at most MAX_REJECTIONS_SHOWN, then a count), after
+    the notes of what was read (said as such: nothing they mention was written)."""
     for note in notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"note (read, not written): {note}", markup=False, highlight=False)
     for rejection in rejections[:MAX_REJECTIONS_SHOWN]:
         console.print(str(rejection), markup=False, highlight=False, soft_wrap=True)
     hidden = len(rejections) - MAX_REJECTIONS_SHOWN

@@ -17,7 +17,7 @@ def test_rejections_are_capped_with_a_count_of_the_rest() -> None:
     ]
     print_rejections(Console(file=out, width=200), rejections, ["absent: goals.csv"])
     lines = out.getvalue().splitlines()
-    assert lines[0] == "note: absent: goals.csv"
+    assert lines[0] == "note (read, not written): absent: goals.csv"
     assert lines[1] == "enrollments.csv:2 grade: 140 is above the maximum 100"
     assert len(lines) == 1 + MAX_REJECTIONS_SHOWN + 1
     assert lines[-1] == f"... and {120 - MAX_REJECTIONS_SHOWN} more rejections"
