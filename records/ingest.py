@@ -976,6 +976,13 @@ def _plan_terms(
         rejections.rows(
             "terms.csv", terms["__line__"].to_numpy(), taken.to_numpy(), "ordinal", "ordinal used twice"
         )
+        if order == "ordinal" and "starts_on" in terms.columns:
+            _reject_terms_out_of_date_order(terms, rejections)
+        elif order == "starts_on" and terms["starts_on"].duplicated().any():
+            notes.append(
+                f"terms.csv: {int(terms['starts_on'].duplicated(keep=False).sum())} terms share a starts_on:"
+                " those are ordered by their rows (give ordinals to say otherwise)"
+            )
         others = existing[~existing["code"].isin(terms["code"])]
         clash = terms["ordinal"].isin(others["ordinal"]).to_numpy()
         rejections.rows(
@@ -1154,6 +1161,28 @@ def _keep_latest_repeat(plan: _Plan, placed: np.ndarray, notes: list[str]) -> No
         f"{file}: {int(drop.sum())} repeated enrolments of a module within one derived term "
         "were left out (the latest of each is kept)"
     )
+
+
+def _reject_terms_out_of_date_order(terms: pd.DataFrame, rejections: RejectionCollector) -> None:
+    """terms.csv rows whose ``starts_on`` is earlier than that of a term with a smaller ordinal (dated
+    rows are placed by the dates and terms ordered by the ordinals: the two must agree)."""
+    dated = terms[terms["starts_on"].notna()].sort_values("ordinal", kind="stable")
+    if len(dated) < 2:
+        return
+    starts = dated["starts_on"].to_numpy()
+    latest_before = np.maximum.accumulate(starts)[:-1]
+    wrong = np.concatenate([[False], starts[1:] < latest_before])
+    if not wrong.any():
+        return
+    reasons = pd.Series(
+        [
+            f"starts on {pd.Timestamp(start):%Y-%m-%d}, before a term with a smaller ordinal"
+            f" (starting {pd.Timestamp(before):%Y-%m-%d}): ordinals and dates must agree"
+            for start, before in zip(starts[1:], latest_before, strict=True)
+        ],
+        index=dated.index[1:],
+    ).reindex(dated.index, fill_value="")
+    rejections.rows("terms.csv", dated["__line__"].to_numpy(), wrong, "starts_on", reasons)
 
 
 def _same_time_codes(keys: dict[str, tuple[int, int]], new_codes: list[str]) -> dict[str, str]:

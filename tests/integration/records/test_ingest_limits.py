@@ -62,6 +62,18 @@ def test_a_term_ordinal_beyond_32_bits_is_rejected_at_import_with_its_line(
     assert sum(table_counts(engine).values()) == 0
 
 
+def test_terms_whose_dates_disagree_with_their_ordinals_are_rejected(engine: Engine, tmp_path: Path) -> None:
+    """Dated rows are placed by ``starts_on`` and terms ordered by ``ordinal``: a term starting before
+    an earlier-numbered one would put an October enrolment before an April one."""
+    terms = "code,ordinal,starts_on\n2020-1,1,2020-09-01\n2020-2,2,2020-03-01\n2021-1,3,2021-02-01\n"
+    problems = rejected(engine, write_csv_set(tmp_path / "set", with_files(terms__csv=terms)))
+    assert problems == [
+        "terms.csv:3 starts_on: starts on 2020-03-01, before a term with a smaller ordinal (starting"
+        " 2020-09-01): ordinals and dates must agree"
+    ]
+    assert sum(table_counts(engine).values()) == 0
+
+
 def test_dates_in_range_import_and_load_as_frames(engine: Engine, tmp_path: Path) -> None:
     """The limits are pandas' own: the earliest and latest accepted dates load without OutOfBounds."""
     terms = "code,ordinal,starts_on\n2020-1,1,1677-09-22\n2020-2,2,2020-09-01\n2021-1,3,2262-04-11\n"
