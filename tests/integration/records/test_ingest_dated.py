@@ -118,11 +118,13 @@ def test_a_later_log_cut_in_another_window_is_rejected_with_its_lines(
     import_directory(
         engine, write_csv_set(tmp_path / "a", {"enrollments.csv": DATED_LOG}), allow_uncatalogued=True
     )
-    later = "student_id,module_id,enrolled_on,status\nL1,M3,2021-07-14,completed\n"
+    later = write_csv_set(
+        tmp_path / "b",
+        {"enrollments.csv": "student_id,module_id,enrolled_on,status\nL1,M3,2021-07-14,completed\n"},
+    )
     result = CliRunner().invoke(
         app,
-        ["import", str(write_csv_set(tmp_path / "b", {"enrollments.csv": later})), "--allow-uncatalogued"]
-        + ["--term-window", "week"],
+        ["import", str(later), "--allow-uncatalogued", "--term-window", "week"],
         env={"PATHWAYS_DATABASE_URL": database_url},
     )
     assert result.exit_code != 0
