@@ -46,8 +46,11 @@ def train_with_progress(settings: Settings, console: Console, **options: Any) ->
 def print_run(result: RunResult, console: Console) -> None:
     status = "[green]promoted[/green]" if result.promoted else "[yellow]not promoted[/yellow]"
     console.print(f"model {result.version}: {status} — {result.gate_reason}", highlight=False)
+    target = (
+        result.target_term or f"the one after {result.cutoff_term} (not in the records: every module offered)"
+    )
     console.print(
-        f"data cutoff {result.cutoff_term}, target term {result.target_term}; "
+        f"data cutoff {result.cutoff_term}, target term {target}; "
         f"{result.n_students} students scored{left_out_note(result.n_not_recent, result.within_terms)}, "
         f"{result.n_recommendations} recommendations, "
         f"{result.n_flags} flags; {result.duration_s:.1f}s",
