@@ -1115,10 +1115,12 @@ def _place_dated_enrollments(
             return
         codes = _term_starting_before(dates, terms_file["code"], terms_file["starts_on"], "terms.csv")
         source = "the terms of terms.csv"
+        _note_dates_past_the_last_term(dates, terms_file["code"], terms_file["starts_on"], notes)
     elif not stored.empty and stored["starts_on"].notna().all() and not stored_are_windows:
         starts = pd.to_datetime(stored["starts_on"]).astype("datetime64[ns]")
         codes = _term_starting_before(dates, stored["code"], starts, "the database")
         source = "the database's terms"
+        _note_dates_past_the_last_term(dates, stored["code"], starts, notes)
     else:
         codes, plan.derived_terms = date_windows(dates, window)
         source = (
@@ -1143,6 +1145,25 @@ def _term_starting_before(dates: pd.Series, codes: pd.Series, starts: pd.Series,
     reason = f"!the date is before the first term in {where} starts ({first})"
     picked = np.where(position >= 0, sorted_codes[np.maximum(position, 0)], reason)
     return pd.Series(picked, index=dates.index, dtype=object)
+
+
+def _note_dates_past_the_last_term(
+    dates: pd.Series, codes: pd.Series, starts: pd.Series, notes: list[str]
+) -> None:
+    """A note for dates later than the last term could last (its start plus the longest gap between two
+    terms' starts; a year with one term): they are placed in it all the same."""
+    order = np.argsort(starts.to_numpy(), kind="stable")
+    sorted_starts = pd.to_datetime(pd.Series(starts.to_numpy()[order]))
+    gaps = sorted_starts.diff().dropna()
+    longest = gaps.max() if len(gaps) else pd.Timedelta(days=365)
+    end = sorted_starts.iloc[-1] + longest
+    late = int((pd.to_datetime(dates) >= end).sum())
+    if late:
+        last = str(codes.to_numpy()[order][-1])
+        notes.append(
+            f"enrollments.csv: {late} rows are dated on or after {end:%Y-%m-%d}, later than the last term"
+            f" ({last}) could last: placed in {last}; give the later terms in terms.csv with their starts_on"
+        )
 
 
 def _keep_latest_repeat(plan: _Plan, placed: np.ndarray, notes: list[str]) -> None:

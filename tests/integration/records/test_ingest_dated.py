@@ -157,9 +157,16 @@ def test_dates_without_terms_are_placed_in_the_terms_of_terms_csv(engine: Engine
         "S1,M1,,completed,72,2020-02-01\n"  # the first day of 2020-1
         "S1,M2,,completed,70,2020-12-24\n"  # within 2020-2
         "S3,M1,,completed,90,2021-06-30\n"  # after the last start: the last term
+        "S3,M2,,completed,80,2024-05-01\n"  # years after it: the last term all the same, with a note
         "S2,M1,2020-1,completed,60,\n"
     )
-    import_directory(engine, write_csv_set(tmp_path / "set", files))
+    report = import_directory(engine, write_csv_set(tmp_path / "set", files))
+    [late] = [note for note in report.notes if "later than the last term" in note]
+    assert late.startswith("enrollments.csv: 1 rows are dated on or after 2021-")
+    assert late.endswith(
+        "could last: placed in 2021-1; give the later terms in terms.csv with their starts_on"
+    )
+    assert ("S3", "M2", "2021-1", "2024-05-01") in stored_enrollments(engine)
     rows = stored_enrollments(engine)
     assert ("S1", "M1", "2020-1", "2020-02-01") in rows
     assert ("S1", "M2", "2020-2", "2020-12-24") in rows
