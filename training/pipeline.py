@@ -498,6 +498,8 @@ class _Run:
             )
             # What only the fits needed: the older feature sets and the evaluation model.
             del evaluation_model, fs_previous
+            # Without an evaluation (too few terms) the served model still says what abstained.
+            evaluation.setdefault("abstained", dict(getattr(model, "abstained_", {})))
         with self.step("artifacts"):
             self.artifact_path, checksum = registry.write_artifacts(
                 Path(settings.artifacts_dir), self.version, model.save

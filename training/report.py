@@ -126,7 +126,11 @@ def _plot_metric_comparison(evaluation: Mapping[str, Any], path: Path) -> None:
     axes.set_xticks([i + 0.4 - width / 2 for i in range(len(metrics))], metrics)
     axes.set_ylabel("value")
     axes.set_title("Hybrid and baselines on the test term")
-    axes.legend(fontsize="small")
+    if models:
+        axes.legend(fontsize="small")
+    else:
+        reason = evaluation.get("skipped") or "no model was evaluated"
+        axes.text(0.5, 0.5, str(reason), ha="center", va="center", wrap=True, transform=axes.transAxes)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)

@@ -16,6 +16,7 @@ from records.settings import Settings
 from records.users import add_user
 from service.app import create_app
 from training.pipeline import run_nightly
+from training.registry import list_versions
 
 from .conftest import FAST_MODEL, job_settings
 
@@ -102,3 +103,21 @@ def test_a_past_term_is_refused_and_a_short_list_says_why(trained_copy: tuple[st
         body = many.json()
         assert body["source"] == "live" and 0 < len(body["items"]) < 50
         assert body["notes"][0].startswith(f"only {len(body['items'])} of the 50 asked for: no other module")
+
+
+def test_a_model_promoted_without_an_evaluation_still_names_what_abstained(
+    engine: Engine, database_url: str, tiny_tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """Two terms of enrolments: too few to evaluate, enough to serve; ``models list`` says what abstained."""
+    tables = {name: frame.copy() for name, frame in tiny_tables.items()}
+    enrollments = tables["enrollments.csv"]
+    tables["enrollments.csv"] = enrollments[enrollments["term"].isin(["2025-1", "2025-2"])]
+    import_tables(engine, tables)
+
+    result = run_nightly(job_settings(database_url, tmp_path), engine=engine, model_options=FAST_MODEL)
+
+    assert result.promoted, result.gate_reason
+    assert result.evaluation.get("skipped"), result.evaluation
+    with session_scope(engine) as session:
+        [version] = list_versions(session)
+    assert version.abstained and "sequence" in version.abstained, version.abstained
