@@ -514,6 +514,8 @@ def period_start(periods: pd.Series) -> pd.Series:
 
 
 _DECIMAL_COMMA = r"^(-?\d+),(\d+)$"
+_THOUSANDS_GROUPED = r"\s*[-+]?\d{1,3}(?:\.\d{3})+\s*"
+_THOUSANDS_REASON = " in a file with decimal commas: its point may group thousands; write 1234 or 1,234"
 _TIME_OFFSET = r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 
@@ -627,6 +629,15 @@ def _validate_file(
             continue
         text = raw[spec_field.column]
         if decimal_comma and spec_field.kind == "float":
+            # Where the decimal mark is a comma, 1.234 may be a thousand and more: not read as either.
+            grouped = text.str.fullmatch(_THOUSANDS_GROUPED).fillna(False).to_numpy(dtype=bool)
+            rejections.rows(
+                spec.name,
+                lines,
+                grouped,
+                spec_field.column,
+                partial(_quoted_with, text, _THOUSANDS_REASON),
+            )
             text = text.str.replace(_DECIMAL_COMMA, r"\1.\2", regex=True)
         _reject_too_long(table, spec_field, text, spec.name, lines, rejections, longest_line)
         values = _typed_column(
@@ -902,6 +913,10 @@ def _validate(
 
 def _suffixed(text: pd.Series, suffix: str) -> pd.Series:
     return text + suffix
+
+
+def _quoted_with(text: pd.Series, suffix: str) -> pd.Series:
+    return text.map(repr) + suffix
 
 
 def _unknown_id_reasons(values: pd.Series, entity: str, defining_file: str, hint: str) -> pd.Series:

@@ -121,6 +121,23 @@ def test_a_semicolon_separated_file_reads_decimal_commas(engine: Engine, tmp_pat
     assert "enrollments.csv: read as separated by ';'" in report.notes
 
 
+def test_a_point_grouping_thousands_in_a_decimal_comma_file_is_rejected(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Where the decimal mark is a comma, ``1.234`` is a thousand and more to some and 1.234 to others."""
+    occupations = "id;title\nO1;Nurses\n"
+    demand = (
+        "occupation_id;region;period;postings\nO1;north;2024;1.234\nO1;south;2024;1,5\nO1;east;2024;12.5\n"
+    )
+    directory = write_csv_set(tmp_path / "set", {"occupations.csv": occupations, "demand.csv": demand})
+    with pytest.raises(ImportRejected) as caught:
+        import_directory(engine, directory)
+    assert [str(r) for r in caught.value.rejections] == [
+        "demand.csv:2 postings: '1.234' in a file with decimal commas: its point may group thousands;"
+        " write 1234 or 1,234"
+    ]
+
+
 def test_a_missing_column_is_named_with_the_header_found(engine: Engine, tmp_path: Path) -> None:
     log = "learner,course,term\nL1,M1,2021-1\n"
     directory = write_csv_set(tmp_path / "set", {"terms.csv": TERMS, "enrollments.csv": log})
