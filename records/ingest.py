@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -899,7 +900,14 @@ def _validate(
                 frame["__line__"].to_numpy(),
                 unknown,
                 spec_field.column,
-                partial(_unknown_id_reasons, values, spec_field.refers_to, defining_file, hint),
+                partial(
+                    _unknown_id_reasons,
+                    values,
+                    spec_field.refers_to,
+                    defining_file,
+                    hint,
+                    known[spec_field.refers_to],
+                ),
             )
 
     prerequisites = plan.frames.get("prerequisites.csv")
@@ -919,12 +927,26 @@ def _quoted_with(text: pd.Series, suffix: str) -> pd.Series:
     return text.map(repr) + suffix
 
 
-def _unknown_id_reasons(values: pd.Series, entity: str, defining_file: str, hint: str) -> pd.Series:
-    return (
-        f"unknown {entity} "
-        + values.astype(str).map(repr)
-        + f" (not in {defining_file} nor in the database{hint})"
-    )
+def _unknown_id_reasons(
+    values: pd.Series, entity: str, defining_file: str, hint: str, known: pd.Index | None = None
+) -> pd.Series:
+    """Why each id is unknown; an id that matches a known one once both are in Unicode NFC form (``ü`` as
+    one code point or as ``u`` and a combining mark) says so: the two look the same and compare unequal."""
+    quoted = values.astype(str).map(repr)
+    reasons = f"unknown {entity} " + quoted + f" (not in {defining_file} nor in the database{hint})"
+    if known is None or not len(known):
+        return reasons
+    normal = {unicodedata.normalize("NFC", str(value)): str(value) for value in known}
+    reasons = reasons.astype(object)
+    for position in np.flatnonzero((values.notna() & ~values.isin(known)).to_numpy()):
+        text = str(values.iloc[position])
+        twin = normal.get(unicodedata.normalize("NFC", text))
+        if twin is not None and twin != text:
+            reasons.iloc[int(position)] = (
+                f"unknown {entity} {text!r}: the same text as {twin!r} in other Unicode code points"
+                " (save both files in one normal form, NFC)"
+            )
+    return reasons
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:

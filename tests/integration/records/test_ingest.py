@@ -242,6 +242,28 @@ def test_malformed_files_are_rejected_with_their_line(
     assert table_counts(engine) == before
 
 
+def test_an_id_spelt_in_other_unicode_code_points_is_named_as_such(engine: Engine) -> None:
+    """``Modül`` with ``ü`` as one code point in modules.csv and as ``u`` plus a combining mark elsewhere:
+    the two look alike, and the rejection says why they differ."""
+    composed, decomposed = "Mod\u00fcl-1", "Modu\u0308l-1"
+    tables = {
+        "modules.csv": pd.DataFrame({"id": [composed, "M2"]}),
+        "students.csv": pd.DataFrame({"id": ["S1"]}),
+        "terms.csv": pd.DataFrame({"code": ["2020-1"], "ordinal": [1]}),
+        "enrollments.csv": pd.DataFrame(
+            {"student_id": ["S1", "S1"], "module_id": ["M2", decomposed], "term": ["2020-1", "2020-1"]}
+        ),
+    }
+    with pytest.raises(ImportRejected) as caught:
+        import_tables(engine, tables)
+    [rejection] = caught.value.rejections
+    assert (rejection.file, rejection.line, rejection.column) == ("enrollments.csv", 3, "module_id")
+    assert rejection.reason == (
+        f"unknown module {decomposed!r}: the same text as {composed!r} in other Unicode code points"
+        " (save both files in one normal form, NFC)"
+    )
+
+
 def test_a_rejection_leaves_earlier_imports_intact(engine: Engine, tmp_path: Path) -> None:
     import_directory(engine, write_csv_set(tmp_path / "good"))
     checksum = contents_checksum(engine)
