@@ -15,7 +15,16 @@ from tests.unit.features.tables import CUTOFF, small_tables
 
 @pytest.fixture(scope="module")
 def fs() -> FeatureSet:
-    return build_feature_set(frames_from_tables(small_tables(), CUTOFF))
+    """The records as of the cutoff, by hand (without S4, who starts in the target term)."""
+    return build_feature_set(frames_from_tables(small_tables(), CUTOFF, entrants=False))
+
+
+def test_the_target_terms_entrant_is_a_student_without_history() -> None:
+    served = build_feature_set(frames_from_tables(small_tables(), CUTOFF))
+    assert served.students.ids.tolist() == ["S1", "S2", "S3", "S4"]
+    row = served.students.row("S4")
+    assert served.interactions[row].nnz == 0 and served.passed[row].nnz == 0
+    assert served.history["term_ordinal"].max() == 3  # nothing after the cutoff
 
 
 def assert_contract_shapes(fs: FeatureSet) -> None:

@@ -69,13 +69,13 @@ def _scored(fs: FeatureSet, within_terms: int) -> list[str]:
 def test_stale_active_students_are_left_out_and_recent_and_cold_start_ones_kept(fs: FeatureSet) -> None:
     assert fs.cutoff_term == CUTOFF
     students = batch_students(fs, 3)
-    # S1-S3 enrolled in the window; S6 never enrolled and its entry is unknown (cold start); S9's newest
-    # enrolment (a withdrawal) is the window's first term. S5 and S7 are stale; S8 graduated. (S4 enters
-    # after the cutoff: the records as of the cutoff do not hold it, so no model scores it.)
-    assert _scored(fs, 3) == ["S1", "S2", "S3", "S6", "S9"]
+    # S1-S3 enrolled in the window; S4 enters in the target term 2025-2 and S6's entry is unknown (cold
+    # start, both never enrolled); S9's newest enrolment (a withdrawal) is the window's first term. S5 and
+    # S7 are stale; S8 graduated.
+    assert _scored(fs, 3) == ["S1", "S2", "S3", "S4", "S6", "S9"]
     assert students.rows.dtype == np.int64 and np.all(np.diff(students.rows) > 0)
-    assert (students.n_active, students.n_not_recent, students.since_term) == (7, 2, "2024-1")
-    assert "5 of 7 active students: 2 left out" in students.describe()
+    assert (students.n_active, students.n_not_recent, students.since_term) == (8, 2, "2024-1")
+    assert "6 of 8 active students: 2 left out" in students.describe()
     assert left_out_note(students.n_not_recent, students.within_terms) == (
         " (2 active ones left out: no enrolment in the last 3 terms)"
     )
@@ -83,15 +83,15 @@ def test_stale_active_students_are_left_out_and_recent_and_cold_start_ones_kept(
 
 def test_the_window_moves_with_the_setting(fs: FeatureSet) -> None:
     # Two terms (2024-2, 2025-1): S9's 2024-1 is now too old.
-    assert _scored(fs, 2) == ["S1", "S2", "S3", "S6"]
+    assert _scored(fs, 2) == ["S1", "S2", "S3", "S4", "S6"]
     # Five terms reach back to 2023-1: S7 (entered 2022-2, never enrolled) and S5 (2022-1) stay out.
-    assert _scored(fs, 5) == ["S1", "S2", "S3", "S6", "S9"]
+    assert _scored(fs, 5) == ["S1", "S2", "S3", "S4", "S6", "S9"]
     # Six reach 2022-2, S7's entry term; S5's 2022-1 is still outside.
-    assert _scored(fs, 6) == ["S1", "S2", "S3", "S6", "S7", "S9"]
+    assert _scored(fs, 6) == ["S1", "S2", "S3", "S4", "S6", "S7", "S9"]
 
 
 def test_no_window_scores_every_active_student(fs: FeatureSet) -> None:
-    every_active = ["S1", "S2", "S3", "S5", "S6", "S7", "S9"]
+    every_active = ["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S9"]
     assert len(fs.terms) == 7  # 2022-1 .. 2025-1: a window of seven or more holds every term
     for within_terms in (0, 7, 12):
         students = batch_students(fs, within_terms)
