@@ -441,6 +441,12 @@ class RejectionCollector:
     def add(self, file: str, line: int | None, column: str | None, reason: str) -> None:
         self.items.append(Rejection(file, line, column, reason))
 
+    def lines_of(self, file: str, column: str) -> np.ndarray:
+        """The lines of ``file`` already rejected for ``column`` (those listed)."""
+        return np.asarray(
+            [r.line for r in self.items if r.file == file and r.column == column and r.line is not None], int
+        )
+
     def rows(
         self,
         file: str,
@@ -1119,7 +1125,11 @@ def _place_dated_enrollments(
         if "enrolled_on" in enrollments.columns
         else np.zeros(len(enrollments), dtype=bool)
     )
-    rejections.rows(file, lines, undated & ~dated, "term", "empty: a term or an enrolled_on date is required")
+    # A date that did not parse is rejected already, on its own column: not again as a missing term.
+    bad_date = np.isin(lines, rejections.lines_of(file, "enrolled_on"))
+    rejections.rows(
+        file, lines, undated & ~dated & ~bad_date, "term", "empty: a term or an enrolled_on date is required"
+    )
     place = undated & dated
     if not place.any():
         return

@@ -181,10 +181,12 @@ def test_undatable_rows_are_rejected_with_their_lines(engine: Engine, tmp_path: 
         "S1,M1,,completed,72,2019-12-31\n"  # before the first term starts (2020-02-01)
         "S1,M2,,completed,70,\n"  # neither term nor date
         "S2,M1,2020-1,completed,60,\n"
+        "S2,M2,,completed,60,2020-13-45\n"  # not a date: said once, on its own column
     )
     with pytest.raises(ImportRejected) as caught:
         import_directory(engine, write_csv_set(tmp_path / "set", files))
     assert [str(r) for r in caught.value.rejections] == [
+        "enrollments.csv:5 enrolled_on: not a date (YYYY-MM-DD): '2020-13-45'",
         "enrollments.csv:3 term: empty: a term or an enrolled_on date is required",
         "enrollments.csv:2 enrolled_on: the date is before the first term in terms.csv starts (2020-02-01)",
     ]
