@@ -550,7 +550,7 @@ def _typed_column(
             fractional = finite & (values.to_numpy() != np.round(values.to_numpy()))
             rejections.rows(file, lines, fractional, column, lambda: "not a whole number: " + text.map(repr))
             huge = finite & ((values.to_numpy() < WHOLE_MIN) | (values.to_numpy() > WHOLE_MAX))
-            rejections.rows(file, lines, huge, column, lambda: text.map(repr) + WHOLE_RANGE_REASON)
+            rejections.rows(file, lines, huge, column, partial(_quoted_with, text, WHOLE_RANGE_REASON))
         numbers = values.to_numpy()
         for bound, outside, word in (
             (spec_field.minimum, lambda b: numbers < b, "below the minimum"),
@@ -1136,18 +1136,21 @@ def _place_dated_enrollments(
     dates = enrollments.loc[place, "enrolled_on"]
     terms_file = plan.frames.get("terms.csv")
     stored = _read_table(connection, table_of(Term), ["code", "starts_on"])
-    stored_are_windows = all(is_window_code(str(code), window) for code in stored["code"])
-    codes_stored = [str(code) for code in stored["code"]]
-    other = [
-        kind
-        for kind in TERM_WINDOWS
-        if kind != window and codes_stored and all(is_window_code(code, kind) for code in codes_stored)
-    ]
-    if terms_file is None and other:
+    stored_codes = [str(code) for code in stored["code"]]
+    # The kinds' spellings exclude each other: at most one kind names every stored term.
+    stored_kind = next(
+        (
+            kind
+            for kind in TERM_WINDOWS
+            if stored_codes and all(is_window_code(c, kind) for c in stored_codes)
+        ),
+        None,
+    )
+    stored_are_windows = not stored_codes or stored_kind == window
+    if terms_file is None and stored_kind not in (None, window):
         # Placing dates in another kind's windows would put a week's rows in whichever month started last.
-        reason = (
-            f"the database's terms are {other[0]} windows: import dated rows with --term-window {other[0]}"
-        )
+        reason = f"the database's terms are {stored_kind} windows: import dated rows with --term-window"
+        reason += f" {stored_kind}"
         rejections.rows(file, lines, place, "enrolled_on", reason)
         return
     if terms_file is not None:
@@ -1360,13 +1363,13 @@ def _fill_enrollment_status(
         enrollments["status"] = derived
         return
     current = enrollments["status"]
-    below = int(((current == "completed") & (grade < threshold)).sum())
-    if below:
-        lowest = float(grade[(current == "completed") & (grade < threshold)].min())
+    below = (current == "completed") & (grade < threshold)
+    if below.any():
+        lowest = float(grade[below].min())
         notes.append(
-            f"enrollments.csv: {below} rows are completed with a grade below their module's pass grade "
-            f"(the lowest {lowest:g}; {DEFAULT_PASS_GRADE:g} where modules.csv gives none): training counts "
-            "them as not passed; if they passed, give modules.csv's pass_grade"
+            f"enrollments.csv: {int(below.sum())} rows are completed with a grade below their module's pass"
+            f" grade (the lowest {lowest:g}; {DEFAULT_PASS_GRADE:g} where modules.csv gives none): training"
+            " counts them as not passed; if they passed, give modules.csv's pass_grade"
         )
     enrollments["status"] = current.where(current.notna(), derived)
 

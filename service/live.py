@@ -46,6 +46,14 @@ def _at(values: Any, position: int) -> Any:
     return values[position] if values is not None and position < len(values) else None
 
 
+def _not_in_model(student_id: str, version: str, cutoff: str | None, what: str) -> Unavailable:
+    """Why a student the model's records do not hold gets no live answer yet, and when it will."""
+    return Unavailable(
+        f"student {student_id!r} is not in the records of model {version} (as of {cutoff}): {what} the first"
+        " training run after the student is imported whose target term is at least the student's entry term"
+    )
+
+
 class LiveRecommender:
     """Answers recommendation, pathway and eligibility questions by scoring with the held model."""
 
@@ -90,11 +98,7 @@ class LiveRecommender:
         model = loaded.model
         fs = model.fs_
         if student.id not in fs.students:
-            raise Unavailable(
-                f"student {student.id!r} is not in the records of model {loaded.version} (as of"
-                f" {fs.cutoff_term}): recommendations follow the first training run after the student is"
-                " imported whose target term is at least the student's entry term"
-            )
+            raise _not_in_model(student.id, loaded.version, fs.cutoff_term, "recommendations follow")
         if occupation is not None and occupation not in fs.occupations:
             raise Invalid(
                 f"occupation {occupation!r} has no competency profile in model {loaded.version}",
@@ -235,11 +239,7 @@ class LiveRecommender:
         model = loaded.model
         fs = model.fs_
         if student.id not in fs.students:
-            raise Unavailable(
-                f"student {student.id!r} is not in the records of model {loaded.version} (as of"
-                f" {fs.cutoff_term}): a pathway follows the first training run after the student is"
-                " imported whose target term is at least the student's entry term"
-            )
+            raise _not_in_model(student.id, loaded.version, fs.cutoff_term, "a pathway follows")
         if occupation is not None and occupation not in fs.occupations:
             raise Invalid(
                 f"occupation {occupation!r} has no competency profile in model {loaded.version}",

@@ -49,28 +49,30 @@ def test_a_term_starting_in_2449_is_rejected_at_import_with_its_line(engine: Eng
     assert sum(table_counts(engine).values()) == 0
 
 
-def test_a_term_ordinal_beyond_32_bits_is_rejected_at_import_with_its_line(
-    engine: Engine, tmp_path: Path
+@pytest.mark.parametrize(
+    ("terms", "problem"),
+    [
+        # Ordinals past 2**31 - 1 imported on SQLite once, then broke training (read as int32).
+        (
+            "code,ordinal\n2020-1,1000000000\n2020-2,2147483647\n2021-1,3000000000\n",
+            "terms.csv:4 ordinal: '3000000000' is outside the whole numbers Pathways can hold"
+            " (-2147483648 to 2147483647)",
+        ),
+        # Dated rows are placed by starts_on and terms ordered by ordinal: a term starting before an
+        # earlier-numbered one would put an October enrolment before an April one.
+        (
+            "code,ordinal,starts_on\n2020-1,1,2020-09-01\n2020-2,2,2020-03-01\n2021-1,3,2021-02-01\n",
+            "terms.csv:3 starts_on: starts on 2020-03-01, before a term with a smaller ordinal (starting"
+            " 2020-09-01): ordinals and dates must agree",
+        ),
+    ],
+    ids=["ordinal-beyond-32-bits", "dates-against-ordinals"],
+)
+def test_terms_training_could_not_use_are_rejected_with_their_line(
+    engine: Engine, tmp_path: Path, terms: str, problem: str
 ) -> None:
-    """Ordinals past 2**31 - 1 imported on SQLite once, then broke training (read as int32)."""
-    terms = "code,ordinal\n2020-1,1000000000\n2020-2,2147483647\n2021-1,3000000000\n"
     problems = rejected(engine, write_csv_set(tmp_path / "set", with_files(terms__csv=terms)))
-    assert problems == [
-        "terms.csv:4 ordinal: '3000000000' is outside the whole numbers Pathways can hold"
-        " (-2147483648 to 2147483647)"
-    ]
-    assert sum(table_counts(engine).values()) == 0
-
-
-def test_terms_whose_dates_disagree_with_their_ordinals_are_rejected(engine: Engine, tmp_path: Path) -> None:
-    """Dated rows are placed by ``starts_on`` and terms ordered by ``ordinal``: a term starting before
-    an earlier-numbered one would put an October enrolment before an April one."""
-    terms = "code,ordinal,starts_on\n2020-1,1,2020-09-01\n2020-2,2,2020-03-01\n2021-1,3,2021-02-01\n"
-    problems = rejected(engine, write_csv_set(tmp_path / "set", with_files(terms__csv=terms)))
-    assert problems == [
-        "terms.csv:3 starts_on: starts on 2020-03-01, before a term with a smaller ordinal (starting"
-        " 2020-09-01): ordinals and dates must agree"
-    ]
+    assert problems == [problem]
     assert sum(table_counts(engine).values()) == 0
 
 
